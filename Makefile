@@ -1,0 +1,131 @@
+# scalestack Makefile. `make help` lists the targets. Tool and Kubernetes versions are pinned in
+# hack/versions.env; tools install into ./bin, Kubernetes binaries into a cache outside the repo.
+include hack/versions.env
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+GO ?= go
+export PATH := $(CURDIR)/bin:/usr/local/go/bin:$(PATH)
+
+IMG ?= ghcr.io/scalestack/operator:dev
+APPS_IMG ?= ghcr.io/scalestack/apps:dev
+LOCALBIN := $(CURDIR)/bin
+CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUSTOMIZE := $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+LOCAL_DIR := $(CURDIR)/.local
+# kubectl: the one on PATH, else the one built with the local control plane.
+KUBECTL ?= $(shell command -v kubectl || echo "$$(hack/build-k8s-binaries.sh)/kubectl")
+KUBECONFIG_LOCAL := $(LOCAL_DIR)/cluster/kubeconfig
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from markers.
+	$(CONTROLLER_GEN) rbac:roleName=scalestack-manager crd paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	$(GO) fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: verify
+verify: generate manifests ## Regenerate code and manifests and fail if anything drifted.
+	@git diff --exit-code -- api config || { echo "generated files drifted: run 'make generate manifests' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: commit them" >&2; exit 1; }
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build (once, cached outside the repo) kube-apiserver, etcd, kwok and friends from Go modules.
+	@hack/build-k8s-binaries.sh >/dev/null
+
+##@ Test
+
+.PHONY: test
+test: ## Run every test tier that fits in CI: unit, envtest integration, e2e on the local control plane.
+	hack/test.sh
+
+.PHONY: test-unit
+test-unit: ## Pure unit tests only (no control plane).
+	$(GO) test ./api/... ./controllers/render/... ./internal/...
+
+.PHONY: update-golden
+update-golden: ## Rewrite the render golden files from the current code.
+	$(GO) test ./controllers/render/... -update
+
+##@ Run
+
+.PHONY: run
+run: ## Start the local control plane (if no cluster is configured), install the CRDs, run the operator and apply the sample.
+	hack/run.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
+	hack/local-cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane.
+	hack/local-cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## Show the local control plane's processes.
+	hack/local-cluster.sh status
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator binary into bin/manager.
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/manager .
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deploy (KUBECONFIG points at the cluster)
+
+.PHONY: install
+install: manifests $(KUSTOMIZE) ## Install the CRDs into the cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs (and with them every SocialPlatform) from the cluster.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests $(KUSTOMIZE) ## Deploy the operator to the cluster.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) ## Remove the operator from the cluster.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(LOCALBIN)/controller-gen $@
+
+$(GOLANGCI_LINT):
+	GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(LOCALBIN)/golangci-lint $@
+
+$(KUSTOMIZE):
+	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(LOCALBIN)/kustomize $@

@@ -1,0 +1,70 @@
+package v1alpha1
+
+// Condition types of a SocialPlatform. docs/conditions.md explains each with its reasons.
+const (
+	// ConditionReady is the summary: True when every component is ready and the last reconcile
+	// acted on the current generation.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while children are being created, rolled or scaled.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when something that was working is not: a component failed, a
+	// reconcile failed, or a required child is missing and cannot be made.
+	ConditionDegraded = "Degraded"
+
+	// ConditionAppsReady is True when every app Deployment is Available with all replicas updated.
+	ConditionAppsReady = "AppsReady"
+	// ConditionDatabaseReady is True when every shard's primary accepts writes and its replicas
+	// replicate with lag under the bound.
+	ConditionDatabaseReady = "DatabaseReady"
+	// ConditionCacheReady is True when Redis is up with the configured size.
+	ConditionCacheReady = "CacheReady"
+	// ConditionKafkaReady is True when the Kafka cluster and every topic are ready.
+	ConditionKafkaReady = "KafkaReady"
+	// ConditionMonitoringReady is True when the rules, scrape configs and dashboards exist.
+	ConditionMonitoringReady = "MonitoringReady"
+	// ConditionSLOHealthy is True when no service burns error budget faster than allowed and the
+	// autoscaler can read its metrics.
+	ConditionSLOHealthy = "SLOHealthy"
+)
+
+// Condition reasons. CamelCase words; docs/conditions.md lists where each appears.
+const (
+	// ReasonReconciled: the children match the spec and report ready.
+	ReasonReconciled = "Reconciled"
+	// ReasonAvailable: every workload of the component is available.
+	ReasonAvailable = "Available"
+	// ReasonCreating: children are being created for the first time.
+	ReasonCreating = "Creating"
+	// ReasonRollingOut: a workload runs fewer up-to-date ready replicas than asked for.
+	ReasonRollingOut = "RollingOut"
+	// ReasonUnavailable: a workload that was created has no ready replica.
+	ReasonUnavailable = "Unavailable"
+	// ReasonComponentsNotReady: Ready is False because the named components are not ready.
+	ReasonComponentsNotReady = "ComponentsNotReady"
+	// ReasonReconcileFailed: the last reconcile returned an error; the message has it.
+	ReasonReconcileFailed = "ReconcileFailed"
+	// ReasonPaused: spec.paused is true; the operator changes nothing.
+	ReasonPaused = "Paused"
+	// ReasonDeleting: the platform is being torn down.
+	ReasonDeleting = "Deleting"
+	// ReasonAsExpected: the negative polarity condition (Degraded) is False.
+	ReasonAsExpected = "AsExpected"
+	// ReasonStable: Progressing is False; nothing is changing.
+	ReasonStable = "Stable"
+	// ReasonNotImplemented: the component is declared but this operator version does not
+	// provision it yet.
+	ReasonNotImplemented = "NotImplemented"
+)
+
+// Event reasons, verb-style. docs/events.md lists them.
+const (
+	EventCreated          = "Created"
+	EventUpdated          = "Updated"
+	EventDeleted          = "Deleted"
+	EventReconcileFailed  = "ReconcileFailed"
+	EventBecameReady      = "BecameReady"
+	EventBecameNotReady   = "BecameNotReady"
+	EventPaused           = "Paused"
+	EventTearingDown      = "TearingDown"
+	EventTeardownComplete = "TeardownComplete"
+)

@@ -1,0 +1,110 @@
+package v1alpha1
+
+import "fmt"
+
+// Component is one of the app services the platform runs.
+type Component string
+
+// The app services, in the order they are reconciled and reported.
+const (
+	ComponentGateway Component = "gateway"
+	ComponentUser    Component = "user"
+	ComponentPost    Component = "post"
+	ComponentFeed    Component = "feed"
+	ComponentWorker  Component = "worker"
+)
+
+// AppComponents lists the app services in a stable order.
+var AppComponents = []Component{ComponentGateway, ComponentUser, ComponentPost, ComponentFeed, ComponentWorker}
+
+// Label keys and values on every child. Never Argo CD's tracking labels: Argo CD owns those.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+
+	// ManagedByValue marks objects this operator owns; the manager's cache selects on it.
+	ManagedByValue = "scalestack-operator"
+	// PartOfValue is the app.kubernetes.io/part-of value of every child.
+	PartOfValue = "scalestack"
+
+	// AnnotationConfigHash on a pod template is the hash of the configuration it runs with;
+	// a configuration change rolls the pods through it.
+	AnnotationConfigHash = "scalestack.dev/config-hash"
+
+	// Finalizer orders the teardown of a platform's children.
+	Finalizer = "scalestack.dev/teardown"
+)
+
+// Service returns the spec of one app service.
+func (a *AppsSpec) Service(c Component) ServiceSpec {
+	switch c {
+	case ComponentGateway:
+		return a.Gateway
+	case ComponentUser:
+		return a.User
+	case ComponentPost:
+		return a.Post
+	case ComponentFeed:
+		return a.Feed
+	case ComponentWorker:
+		return a.Worker
+	}
+	return ServiceSpec{}
+}
+
+// ComponentName is the name of an app service's Deployment, Service, ServiceAccount and
+// PodDisruptionBudget, e.g. "demo-gateway".
+func (sp *SocialPlatform) ComponentName(c Component) string {
+	return fmt.Sprintf("%s-%s", sp.Name, c)
+}
+
+// AppsConfigName is the ConfigMap holding the apps' shared configuration.
+func (sp *SocialPlatform) AppsConfigName() string { return sp.Name + "-apps-config" }
+
+// ShardMapName is the ConfigMap holding the shard map.
+func (sp *SocialPlatform) ShardMapName() string { return sp.Name + "-shard-map" }
+
+// DatabaseSecretName is the Secret holding the database passwords.
+func (sp *SocialPlatform) DatabaseSecretName() string { return sp.Name + "-db-credentials" }
+
+// ShardPrimaryName is the primary StatefulSet and Service of physical shard i.
+func (sp *SocialPlatform) ShardPrimaryName(i int32) string {
+	return fmt.Sprintf("%s-shard-%d-primary", sp.Name, i)
+}
+
+// ShardReplicasName is the replica StatefulSet and Service of physical shard i.
+func (sp *SocialPlatform) ShardReplicasName(i int32) string {
+	return fmt.Sprintf("%s-shard-%d-replicas", sp.Name, i)
+}
+
+// CacheName is the Redis StatefulSet and Service.
+func (sp *SocialPlatform) CacheName() string { return sp.Name + "-cache" }
+
+// KafkaName is the Strimzi Kafka cluster.
+func (sp *SocialPlatform) KafkaName() string { return sp.Name + "-kafka" }
+
+// GatewayURL is the in-cluster URL of the gateway.
+func (sp *SocialPlatform) GatewayURL() string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", sp.ComponentName(ComponentGateway), sp.Namespace, 80)
+}
+
+// SelectorLabels are the labels that select one component's pods. They never change after
+// creation (Deployment selectors are immutable).
+func (sp *SocialPlatform) SelectorLabels(component string) map[string]string {
+	return map[string]string{
+		LabelName:      "scalestack",
+		LabelInstance:  sp.Name,
+		LabelComponent: component,
+	}
+}
+
+// Labels are the labels of every child of one component.
+func (sp *SocialPlatform) Labels(component string) map[string]string {
+	l := sp.SelectorLabels(component)
+	l[LabelPartOf] = PartOfValue
+	l[LabelManagedBy] = ManagedByValue
+	return l
+}

@@ -1,0 +1,688 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SocialPlatform is one whole social-network stack: the apps (gateway, user, post, feed, worker),
+// MySQL-compatible shards with read replicas, a Redis cache, Kafka topics, monitoring and a CDN
+// origin, provisioned and kept healthy by the scalestack operator.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sp,categories=scalestack
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Shards",type=integer,JSONPath=`.spec.database.shards`
+// +kubebuilder:printcolumn:name="Apps",type=string,JSONPath=`.status.summary.apps`
+// +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.status.endpoints.gateway`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 30",message="metadata.name must be at most 30 characters: it prefixes the names of the platform's StatefulSets and Services"
+type SocialPlatform struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired platform.
+	// +required
+	Spec SocialPlatformSpec `json:"spec"`
+
+	// status is the platform as the operator last observed it.
+	// +optional
+	Status SocialPlatformStatus `json:"status,omitzero"`
+}
+
+// SocialPlatformList is a list of SocialPlatforms.
+//
+// +kubebuilder:object:root=true
+type SocialPlatformList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SocialPlatform `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SocialPlatform{}, &SocialPlatformList{})
+}
+
+// SocialPlatformSpec declares the whole stack.
+type SocialPlatformSpec struct {
+	// paused stops the operator from changing any child of this platform. Status is still
+	// reported. Use it for maintenance by hand; set it back to false to resume.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// apps configures the social network's own services.
+	// +required
+	Apps AppsSpec `json:"apps"`
+
+	// database configures the MySQL-compatible shards.
+	// +optional
+	Database DatabaseSpec `json:"database,omitzero"`
+
+	// cache configures the Redis cache.
+	// +required
+	Cache CacheSpec `json:"cache"`
+
+	// kafka configures the event log.
+	// +optional
+	Kafka KafkaSpec `json:"kafka,omitzero"`
+
+	// cdn configures the origin the CDN pulls static assets from.
+	// +optional
+	CDN CDNSpec `json:"cdn,omitzero"`
+
+	// slo declares the service level objectives and the autoscaler that defends them.
+	// +optional
+	SLO SLOSpec `json:"slo,omitzero"`
+
+	// observability configures tracing, alert rules and dashboards.
+	// +optional
+	Observability ObservabilitySpec `json:"observability,omitzero"`
+}
+
+// AppsSpec configures the gateway, user, post, feed and worker services. They ship as one image
+// holding several binaries.
+type AppsSpec struct {
+	// image is the apps image, e.g. ghcr.io/scalestack/apps:v0.1.0.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+
+	// imagePullPolicy is the pull policy of the apps containers.
+	// +optional
+	// +kubebuilder:default=IfNotPresent
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// gateway is the public HTTP API and CDN origin.
+	// +optional
+	Gateway ServiceSpec `json:"gateway,omitzero"`
+	// user serves signup, profiles and follows.
+	// +optional
+	User ServiceSpec `json:"user,omitzero"`
+	// post serves posts.
+	// +optional
+	Post ServiceSpec `json:"post,omitzero"`
+	// feed serves ranked timelines.
+	// +optional
+	Feed ServiceSpec `json:"feed,omitzero"`
+	// worker runs the Kafka consumers (recommendations, welcome email, timeline fan-out).
+	// +optional
+	Worker ServiceSpec `json:"worker,omitzero"`
+}
+
+// ServiceSpec sizes one service.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must be less than or equal to maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.minReplicas) || self.replicas >= self.minReplicas",message="replicas must be greater than or equal to minReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || !has(self.maxReplicas) || self.replicas <= self.maxReplicas",message="replicas must be less than or equal to maxReplicas"
+type ServiceSpec struct {
+	// replicas is the number of pods when autoscaling is off, and the starting point when it is
+	// on. Defaults to 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=500
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// minReplicas is the floor the autoscaler never scales below. Defaults to 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=500
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the ceiling the autoscaler never scales above. Defaults to 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=500
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+
+	// resources are the container's requests and limits. Defaults to a request of 100m CPU and
+	// 128Mi memory and a 512Mi memory limit.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// DatabaseEngine is the MySQL-compatible server the shards run.
+// +kubebuilder:validation:Enum=MariaDB;MySQL
+type DatabaseEngine string
+
+const (
+	// EngineMariaDB runs MariaDB (the default: its replication code is tested against real servers).
+	EngineMariaDB DatabaseEngine = "MariaDB"
+	// EngineMySQL runs MySQL 8.4.
+	EngineMySQL DatabaseEngine = "MySQL"
+)
+
+// DeletionPolicy says what happens to data when the SocialPlatform is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps PersistentVolumeClaims and Secrets after the platform is deleted.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete deletes PersistentVolumeClaims and Secrets with the platform.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// DatabaseSpec configures the shards.
+type DatabaseSpec struct {
+	// engine is the database server. Immutable.
+	// +optional
+	// +kubebuilder:default=MariaDB
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="engine is immutable: migrate to a new SocialPlatform to change it"
+	Engine DatabaseEngine `json:"engine,omitempty"`
+
+	// shards is the number of physical shards. It may grow (new shards take new users at once
+	// and no data moves) but never shrink.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="shards may grow but never shrink: removing a shard would drop its data"
+	Shards int32 `json:"shards,omitempty"`
+
+	// replicasPerShard is the number of read replicas of each shard's primary.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=5
+	ReplicasPerShard *int32 `json:"replicasPerShard,omitempty"`
+
+	// image overrides the database image chosen for the engine.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// storage is the volume of each database pod.
+	// +optional
+	Storage StorageSpec `json:"storage,omitzero"`
+
+	// resources are the database container's requests and limits.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// deletionPolicy says what happens to the shards' volumes and Secrets when the SocialPlatform
+	// is deleted: Retain (the default) keeps them, Delete removes them.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// archive moves cold posts out of the hot tables on a schedule.
+	// +optional
+	Archive *ArchiveSpec `json:"archive,omitempty"`
+}
+
+// StorageSpec is a persistent volume request.
+type StorageSpec struct {
+	// size of each volume. It may grow but never shrink. Defaults to 10Gi.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storage size must be greater than zero"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) >= 0",message="storage size may grow but never shrink"
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName is the StorageClass of the volumes; empty uses the cluster default.
+	// Immutable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storageClassName is immutable"
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// ArchiveSpec configures the archiver.
+type ArchiveSpec struct {
+	// olderThan is the age after which posts leave the hot tables, e.g. 2160h (90 days).
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	OlderThan metav1.Duration `json:"olderThan"`
+
+	// schedule is a cron expression, e.g. "30 3 * * *".
+	// +optional
+	// +kubebuilder:default="30 3 * * *"
+	// +kubebuilder:validation:MinLength=9
+	// +kubebuilder:validation:MaxLength=64
+	Schedule string `json:"schedule,omitempty"`
+}
+
+// EvictionPolicy is Redis' maxmemory-policy.
+// +kubebuilder:validation:Enum=allkeys-lru;allkeys-lfu;allkeys-random;volatile-lru;volatile-lfu;volatile-random;volatile-ttl;noeviction
+type EvictionPolicy string
+
+// CacheSpec configures Redis.
+type CacheSpec struct {
+	// size is the memory the cache holds: Redis maxmemory is derived from it, and the container's
+	// memory limit is set above it for Redis' own overhead. E.g. 1Gi.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('16Mi')) || quantity(string(self)) == quantity('16Mi')",message="cache size must be at least 16Mi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isLessThan(quantity('512Gi'))",message="cache size must be less than 512Gi"
+	Size resource.Quantity `json:"size"`
+
+	// evictionPolicy is what Redis evicts when full.
+	// +optional
+	// +kubebuilder:default=allkeys-lru
+	EvictionPolicy EvictionPolicy `json:"evictionPolicy,omitempty"`
+
+	// defaultTTL is the time-to-live of cached entries (jittered by the apps). Defaults to 10m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	DefaultTTL *metav1.Duration `json:"defaultTTL,omitempty"`
+
+	// image overrides the Redis image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+}
+
+// KafkaMode says who runs the Kafka cluster.
+// +kubebuilder:validation:Enum=Strimzi;External
+type KafkaMode string
+
+const (
+	// KafkaModeStrimzi creates a Kafka cluster and its topics through Strimzi's custom resources.
+	KafkaModeStrimzi KafkaMode = "Strimzi"
+	// KafkaModeExternal uses an existing cluster; the operator manages the topics through the
+	// Kafka admin API.
+	KafkaModeExternal KafkaMode = "External"
+)
+
+// KafkaSpec configures the event log.
+//
+// +kubebuilder:validation:XValidation:rule="self.mode != 'External' || (has(self.bootstrapServers) && size(self.bootstrapServers) > 0)",message="bootstrapServers is required when mode is External"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Strimzi' || !has(self.topics) || self.topics.all(t, !has(t.replicationFactor) || t.replicationFactor <= self.brokers)",message="a topic's replicationFactor must not exceed brokers"
+type KafkaSpec struct {
+	// mode is Strimzi (the operator creates the cluster through Strimzi) or External.
+	// +optional
+	// +kubebuilder:default=Strimzi
+	Mode KafkaMode `json:"mode,omitempty"`
+
+	// bootstrapServers of an External cluster, as host:port.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=260
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9.-]+:[0-9]{1,5}$`
+	// +listType=atomic
+	BootstrapServers []string `json:"bootstrapServers,omitempty"`
+
+	// brokers is the number of Kafka brokers in Strimzi mode.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=15
+	Brokers int32 `json:"brokers,omitempty"`
+
+	// storage is each broker's volume in Strimzi mode.
+	// +optional
+	Storage StorageSpec `json:"storage,omitzero"`
+
+	// topics tunes or adds topics. The topics the apps need (user-created, post-created,
+	// follow-created) always exist; list them here to change their settings.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	Topics []TopicSpec `json:"topics,omitempty"`
+}
+
+// TopicSpec is one Kafka topic.
+type TopicSpec struct {
+	// name of the topic: letters, digits, '.', '_' and '-'.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]+$`
+	// +kubebuilder:validation:XValidation:rule="!self.endsWith('.dlq')",message="topic names ending in .dlq are reserved for dead-letter twins: set deadLetter instead"
+	Name string `json:"name"`
+
+	// partitions of the topic. May grow, never shrink (Kafka cannot remove partitions).
+	// +optional
+	// +kubebuilder:default=6
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="partitions may grow but never shrink"
+	Partitions int32 `json:"partitions,omitempty"`
+
+	// replicationFactor of the topic. Immutable.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=5
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="replicationFactor is immutable"
+	ReplicationFactor *int32 `json:"replicationFactor,omitempty"`
+
+	// retention is how long messages are kept, e.g. 168h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Retention *metav1.Duration `json:"retention,omitempty"`
+
+	// deadLetter creates a "<name>.dlq" twin that receives messages the consumers gave up on.
+	// +optional
+	// +kubebuilder:default=true
+	DeadLetter *bool `json:"deadLetter,omitempty"`
+}
+
+// CDNSpec configures the origin a CDN pulls static assets from.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.originHost)",message="tlsSecretName requires originHost"
+type CDNSpec struct {
+	// originHost is the DNS name the CDN pulls from; an Ingress routes it to the gateway's static
+	// assets. Empty: no origin Ingress.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	OriginHost string `json:"originHost,omitempty"`
+
+	// ingressClassName of the origin Ingress.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	IngressClassName *string `json:"ingressClassName,omitempty"`
+
+	// tlsSecretName is a Secret holding the origin's certificate.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// assetMaxAge is the Cache-Control max-age of content-hashed assets. Defaults to 8760h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	AssetMaxAge *metav1.Duration `json:"assetMaxAge,omitempty"`
+}
+
+// SLOSpec declares the objectives per service and the autoscaler.
+type SLOSpec struct {
+	// availability is the objective for the share of requests that succeed, in percent, e.g.
+	// "99.9".
+	// +optional
+	// +kubebuilder:default="99.9"
+	// +kubebuilder:validation:Pattern=`^(9[0-9](\.[0-9]{1,3})?)$`
+	Availability string `json:"availability,omitempty"`
+
+	// latency is the objective for the share of requests faster than a threshold.
+	// +optional
+	Latency LatencyObjective `json:"latency,omitzero"`
+
+	// window is the period over which the error budget is computed, in days, e.g. 30d.
+	// +optional
+	// +kubebuilder:default="30d"
+	// +kubebuilder:validation:Pattern=`^([1-9]|[1-8][0-9]|90)d$`
+	Window string `json:"window,omitempty"`
+
+	// autoscaling scales the app Deployments on error-budget burn.
+	// +optional
+	Autoscaling AutoscalingSpec `json:"autoscaling,omitzero"`
+}
+
+// LatencyObjective is "percent of requests faster than threshold".
+type LatencyObjective struct {
+	// threshold, e.g. 300ms.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Threshold *metav1.Duration `json:"threshold,omitempty"`
+
+	// percent of requests that must be faster than threshold, e.g. "99".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(([5-9][0-9])(\.[0-9]{1,3})?)$`
+	Percent string `json:"percent,omitempty"`
+}
+
+// AutoscalingSpec configures the SLO-burn autoscaler.
+//
+// +kubebuilder:validation:XValidation:rule="!self.enabled || has(self.prometheusURL)",message="prometheusURL is required when autoscaling is enabled"
+type AutoscalingSpec struct {
+	// enabled turns the autoscaler on. While on, the operator leaves the app Deployments'
+	// replicas to the autoscaler.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// prometheusURL is where the autoscaler reads burn rates, e.g. http://prometheus.monitoring:9090.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'http' || url(self).getScheme() == 'https')",message="prometheusURL must be an http or https URL"
+	PrometheusURL string `json:"prometheusURL,omitempty"`
+
+	// interval between decisions. Defaults to 30s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// step is how many replicas one scale-down removes. Defaults to 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Step *int32 `json:"step,omitempty"`
+
+	// scaleUpCooldown is the least time between two scale-ups of a service. Defaults to 1m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	ScaleUpCooldown *metav1.Duration `json:"scaleUpCooldown,omitempty"`
+
+	// scaleDownStabilization is how long a service must burn no budget before it scales down.
+	// Defaults to 10m.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	ScaleDownStabilization *metav1.Duration `json:"scaleDownStabilization,omitempty"`
+}
+
+// ObservabilitySpec configures tracing, rules and dashboards.
+type ObservabilitySpec struct {
+	// tracing exports OpenTelemetry traces from every workload.
+	// +optional
+	Tracing TracingSpec `json:"tracing,omitzero"`
+
+	// ruleLabels are added to the generated PrometheusRule and ServiceMonitors so that a
+	// Prometheus' ruleSelector and serviceMonitorSelector (e.g. release: kube-prometheus-stack)
+	// pick them up.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	RuleLabels map[string]string `json:"ruleLabels,omitempty"`
+
+	// dashboards creates Grafana dashboard ConfigMaps. Defaults to true.
+	// +optional
+	Dashboards *bool `json:"dashboards,omitempty"`
+}
+
+// TracingSpec configures OpenTelemetry export.
+type TracingSpec struct {
+	// endpoint of an OTLP/HTTP collector, e.g. http://otel-collector.observability:4318. Empty
+	// turns tracing off.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self)",message="endpoint must be a URL"
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// samplingRatio is the share of traces kept, from "0" to "1", e.g. "0.1".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$`
+	SamplingRatio string `json:"samplingRatio,omitempty"`
+}
+
+// SocialPlatformStatus is what the operator observed.
+type SocialPlatformStatus struct {
+	// observedGeneration is the generation the last successful reconcile acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Progressing, Degraded and one per component. See docs/conditions.md.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=32
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// summary holds short counts for printer columns.
+	// +optional
+	Summary StatusSummary `json:"summary,omitzero"`
+
+	// services is the observed state of each app service.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Services []ServiceStatus `json:"services,omitempty"`
+
+	// shards is the observed state of each physical shard.
+	// +optional
+	// +listType=map
+	// +listMapKey=index
+	// +kubebuilder:validation:MaxItems=64
+	Shards []ShardStatus `json:"shards,omitempty"`
+
+	// kafka is the observed state of the event log.
+	// +optional
+	Kafka KafkaStatus `json:"kafka,omitzero"`
+
+	// slo is the observed error-budget burn and the autoscaler's decisions.
+	// +optional
+	SLO SLOStatus `json:"slo,omitzero"`
+
+	// endpoints are the addresses the platform serves.
+	// +optional
+	Endpoints Endpoints `json:"endpoints,omitzero"`
+}
+
+// StatusSummary holds short counts for printer columns.
+type StatusSummary struct {
+	// apps is "<ready services>/<services>", e.g. "5/5".
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Apps string `json:"apps,omitempty"`
+}
+
+// ServiceStatus is one app service as observed.
+type ServiceStatus struct {
+	// name of the service: gateway, user, post, feed or worker.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Name string `json:"name"`
+	// replicas the Deployment asks for.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// readyReplicas that pass their readiness probe.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// updatedReplicas that run the current pod template.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas"`
+	// desiredByAutoscaler is the autoscaler's last decision, when autoscaling is on.
+	// +optional
+	DesiredByAutoscaler *int32 `json:"desiredByAutoscaler,omitempty"`
+}
+
+// ShardStatus is one physical shard as observed.
+type ShardStatus struct {
+	// index of the physical shard.
+	// +required
+	Index int32 `json:"index"`
+	// logicalShards is the block of logical shards it owns, e.g. "0-127".
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	LogicalShards string `json:"logicalShards,omitempty"`
+	// primaryReady says the primary accepts writes.
+	// +optional
+	PrimaryReady bool `json:"primaryReady"`
+	// replicas is the number of read replicas asked for.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// readyReplicas replicate with lag under the bound.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+}
+
+// KafkaStatus is the event log as observed.
+type KafkaStatus struct {
+	// bootstrapServers the apps connect to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	BootstrapServers string `json:"bootstrapServers,omitempty"`
+	// topics and whether each is ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=160
+	Topics []TopicStatus `json:"topics,omitempty"`
+}
+
+// TopicStatus is one topic as observed.
+type TopicStatus struct {
+	// name of the topic.
+	// +required
+	// +kubebuilder:validation:MaxLength=249
+	Name string `json:"name"`
+	// ready says the topic exists with its declared settings.
+	// +optional
+	Ready bool `json:"ready"`
+}
+
+// SLOStatus is the error-budget burn per service and the autoscaler's decisions.
+type SLOStatus struct {
+	// services holds one entry per app service.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Services []ServiceSLOStatus `json:"services,omitempty"`
+}
+
+// ServiceSLOStatus is one service's burn and last scaling decision.
+type ServiceSLOStatus struct {
+	// name of the service.
+	// +required
+	// +kubebuilder:validation:MaxLength=32
+	Name string `json:"name"`
+	// burnRates by window (5m, 30m, 1h, 2h, 6h, 1d, 3d), formatted, e.g. {"1h": "14.2"}.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=8
+	BurnRates map[string]string `json:"burnRates,omitempty"`
+	// errorBudgetRemaining over the SLO window, in percent, e.g. "87.5".
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	ErrorBudgetRemaining string `json:"errorBudgetRemaining,omitempty"`
+	// lastDecision is the autoscaler's last decision for this service.
+	// +optional
+	LastDecision *ScalingDecision `json:"lastDecision,omitempty"`
+}
+
+// ScalingDecision is one autoscaler decision.
+type ScalingDecision struct {
+	// time of the decision.
+	// +required
+	Time metav1.Time `json:"time"`
+	// action: ScaleUp, ScaleDown or Hold.
+	// +required
+	// +kubebuilder:validation:Enum=ScaleUp;ScaleDown;Hold
+	Action string `json:"action"`
+	// from is the replica count before.
+	// +optional
+	From int32 `json:"from"`
+	// to is the replica count after.
+	// +optional
+	To int32 `json:"to"`
+	// reason is a CamelCase word, e.g. FastBurn, NoBurn, BottleneckDetected.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+	// message says why in words.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// Endpoints are the addresses the platform serves.
+type Endpoints struct {
+	// gateway is the in-cluster URL of the public API.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Gateway string `json:"gateway,omitempty"`
+	// cdnOrigin is the URL the CDN pulls static assets from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	CDNOrigin string `json:"cdnOrigin,omitempty"`
+}
