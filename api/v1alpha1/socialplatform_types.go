@@ -54,8 +54,8 @@ type SocialPlatformSpec struct {
 	Paused bool `json:"paused,omitempty"`
 
 	// apps configures the social network's own services.
-	// +required
-	Apps AppsSpec `json:"apps"`
+	// +optional
+	Apps AppsSpec `json:"apps,omitzero"`
 
 	// database configures the MySQL-compatible shards.
 	// +optional
@@ -85,11 +85,11 @@ type SocialPlatformSpec struct {
 // AppsSpec configures the gateway, user, post, feed and worker services. They ship as one image
 // holding several binaries.
 type AppsSpec struct {
-	// image is the apps image, e.g. ghcr.io/scalestack/apps:v0.1.0.
-	// +required
-	// +kubebuilder:validation:MinLength=1
+	// image is the apps image, e.g. ghcr.io/scalestack/apps:v0.1.0. Empty uses the operator's
+	// default (its --apps-image flag), which moves with operator upgrades.
+	// +optional
 	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image"`
+	Image string `json:"image,omitempty"`
 
 	// imagePullPolicy is the pull policy of the apps containers.
 	// +optional

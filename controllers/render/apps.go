@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 
@@ -112,9 +113,17 @@ func AppPodDisruptionBudget(sp *scalestackv1alpha1.SocialPlatform, c scalestackv
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(sp.SelectorLabels(string(c)))))
 }
 
-// AppDeployment runs one app service. configHash is the hash of the apps ConfigMap: a new hash
-// rolls the pods. When autoscaling is on, replicas are left out so that the autoscaler owns them.
-func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.Component, configHash string) *appsv1ac.DeploymentApplyConfiguration {
+// AppInputs are the facts AppDeployment needs besides the platform.
+type AppInputs struct {
+	// DefaultImage is the operator's apps image, used when spec.apps.image is empty.
+	DefaultImage string
+	// ConfigHash is the hash of the apps ConfigMap: a new hash rolls the pods.
+	ConfigHash string
+}
+
+// AppDeployment runs one app service. When autoscaling is on, replicas are left out so that the
+// autoscaler owns them.
+func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.Component, in AppInputs) *appsv1ac.DeploymentApplyConfiguration {
 	spec := sp.Spec.Apps.Service(c)
 	selector := sp.SelectorLabels(string(c))
 	pullPolicy := sp.Spec.Apps.ImagePullPolicy
@@ -124,14 +133,14 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 
 	container := corev1ac.Container().
 		WithName(string(c)).
-		WithImage(sp.Spec.Apps.Image).
+		WithImage(cmp.Or(sp.Spec.Apps.Image, in.DefaultImage)).
 		WithImagePullPolicy(pullPolicy).
 		WithCommand("/usr/local/bin/" + string(c)).
 		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(HTTPPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnvFrom(corev1ac.EnvFromSource().WithConfigMapRef(corev1ac.ConfigMapEnvSource().WithName(sp.AppsConfigName()))).
 		WithEnv(
-			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.name"))),
-			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("metadata.namespace"))),
+			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
+			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace"))),
 			// The Go runtime collects harder as it nears the container's memory limit instead of
 			// being OOM-killed.
 			corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValueFrom(corev1ac.EnvVarSource().WithResourceFieldRef(
@@ -179,7 +188,7 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 					WithMaxUnavailable(intstr.FromInt32(0)))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(sp.Labels(string(c))).
-				WithAnnotations(map[string]string{scalestackv1alpha1.AnnotationConfigHash: configHash}).
+				WithAnnotations(map[string]string{scalestackv1alpha1.AnnotationConfigHash: in.ConfigHash}).
 				WithSpec(pod)))
 	if !AutoscalingEnabled(sp) {
 		d.Spec.WithReplicas(Replicas(spec))

@@ -1,0 +1,24 @@
+package controllers
+
+import (
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+// CacheOptions limits the manager's cache to what the operator owns: SocialPlatforms, and
+// children carrying the managed-by label. Unrelated ConfigMaps, Secrets and Deployments in the
+// cluster never enter memory, so the operator's footprint stays flat however big the cluster is.
+// Each cached object keeps only this operator's managedFields entry.
+func CacheOptions() cache.Options {
+	owned := labels.SelectorFromSet(labels.Set{scalestackv1alpha1.LabelManagedBy: scalestackv1alpha1.ManagedByValue})
+	return cache.Options{
+		DefaultLabelSelector: owned,
+		DefaultTransform:     keepOwnManagedFields,
+		ByObject: map[client.Object]cache.ByObject{
+			&scalestackv1alpha1.SocialPlatform{}: {Label: labels.Everything()},
+		},
+	}
+}

@@ -1,0 +1,227 @@
+// Package controllers holds the SocialPlatform reconciler. Desired objects come from the pure
+// functions of controllers/render; this package decides when to apply them, observes the result
+// and reports it.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+// SocialPlatformReconciler converges a SocialPlatform's children and reports its status.
+type SocialPlatformReconciler struct {
+	Client   client.Client
+	Recorder recorder.EventRecorder
+	// DefaultAppsImage is the apps image of platforms that do not set spec.apps.image.
+	DefaultAppsImage string
+	// MaxConcurrentReconciles is how many platforms are reconciled at once.
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile converges one platform. A conflict (someone wrote the object since our cache saw it)
+// is not an error worth a log line: the pass is retried with the newer object.
+func (r *SocialPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if apierrors.IsConflict(err) {
+		ctrl.LoggerFrom(ctx).V(1).Info("Conflict; retrying with the newer object", "error", err.Error())
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	return res, err
+}
+
+// reconcile is the table of contents: fetch, teardown or finalizer, pause, phases, status.
+func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	sp := &scalestackv1alpha1.SocialPlatform{}
+	if err := r.Client.Get(ctx, req.NamespacedName, sp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := newScope(sp)
+	defer func() {
+		if s.gone {
+			return
+		}
+		if err := r.writeStatus(ctx, s, retErr); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if !sp.DeletionTimestamp.IsZero() {
+		return r.teardown(ctx, s)
+	}
+	if err := r.ensureFinalizer(ctx, sp); err != nil {
+		return ctrl.Result{}, err
+	}
+	if sp.Spec.Paused {
+		s.paused = true
+		return ctrl.Result{}, r.observe(ctx, s)
+	}
+	for _, p := range r.phases() {
+		if err := p.run(ctx, s); err != nil {
+			return ctrl.Result{}, fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	s.reconciled = true
+	return ctrl.Result{}, r.observe(ctx, s)
+}
+
+// phase is one ordered step of a reconcile. A phase returns an error only for what a retry may
+// fix; what is merely not ready yet is recorded in the scope and reported by status.
+type phase struct {
+	name string
+	run  func(context.Context, *scope) error
+}
+
+// phases lists the reconcile in its order: secrets -> database -> cache -> kafka -> apps ->
+// monitoring -> cdn -> autoscaling. Phases of components this version does not provision yet are
+// absent, and so are their conditions.
+func (r *SocialPlatformReconciler) phases() []phase {
+	return []phase{
+		{"apps", r.reconcileApps},
+	}
+}
+
+// ensureFinalizer adds the teardown finalizer, so deletion runs in order (apps first, data last).
+func (r *SocialPlatformReconciler) ensureFinalizer(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform) error {
+	if controllerutil.ContainsFinalizer(sp, scalestackv1alpha1.Finalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(sp.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.AddFinalizer(sp, scalestackv1alpha1.Finalizer)
+	if err := r.Client.Patch(ctx, sp, patch); err != nil {
+		return fmt.Errorf("adding finalizer: %w", err)
+	}
+	return nil
+}
+
+// observe reads the world this pass has not already read, for status.
+func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error {
+	for _, c := range scalestackv1alpha1.AppComponents {
+		if _, ok := s.deployments[c]; ok {
+			continue
+		}
+		d := &appsv1.Deployment{}
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.sp.Namespace, Name: s.sp.ComponentName(c)}, d)
+		switch {
+		case apierrors.IsNotFound(err):
+			s.deployments[c] = nil
+		case err != nil:
+			return fmt.Errorf("observing deployment %s: %w", s.sp.ComponentName(c), err)
+		default:
+			s.deployments[c] = d
+		}
+	}
+	return nil
+}
+
+// writeStatus recomputes status from the observations of this pass and writes it when it
+// changed. A converged platform writes nothing.
+func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, reconcileErr error) error {
+	sp := s.sp
+	st := &sp.Status
+	deleting := !sp.DeletionTimestamp.IsZero()
+
+	var components []metav1.Condition
+	if !deleting {
+		components = append(components, s.appsStatus())
+	}
+	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
+	for _, c := range append(components,
+		readyCondition(components, reconcileErr, s.paused, deleting),
+		progressingCondition(components, s.changed),
+		degradedCondition(components, reconcileErr),
+	) {
+		c.ObservedGeneration = sp.Generation
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+	if s.reconciled && reconcileErr == nil {
+		st.ObservedGeneration = sp.Generation
+	}
+	st.Endpoints.Gateway = sp.GatewayURL()
+
+	if reconcileErr != nil {
+		r.Recorder.Eventf(sp, nil, corev1.EventTypeWarning, scalestackv1alpha1.EventReconcileFailed, "Reconcile", "%s", truncate(reconcileErr.Error(), 1024))
+	}
+	if isReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady); isReady != wasReady {
+		reason, note := scalestackv1alpha1.EventBecameReady, "Every component is ready"
+		if !isReady {
+			reason, note = scalestackv1alpha1.EventBecameNotReady, meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionReady).Message
+		}
+		r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, reason, "Reconcile", "%s", note)
+	}
+
+	if equality.Semantic.DeepEqual(s.original.Status, sp.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, sp, client.MergeFrom(s.original)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *SocialPlatformReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&scalestackv1alpha1.SocialPlatform{}, builder.WithPredicates(specOrDeletionChanged())).
+		// Children wake their platform through their controller owner reference; their status
+		// changes (a pod becoming ready) are what status reports, so every change counts.
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
+		Named("socialplatform").
+		Complete(r)
+}
+
+// specOrDeletionChanged ignores the platform's own status writes (they would wake a reconcile for
+// nothing) but passes spec changes, deletion, and label or annotation changes.
+func specOrDeletionChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.LabelChangedPredicate{},
+		predicate.AnnotationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero() ||
+				len(e.ObjectOld.GetFinalizers()) != len(e.ObjectNew.GetFinalizers())
+		}},
+	)
+}
+
+// requeueTeardown is how soon a teardown that waits for children to go looks again, in case a
+// delete event is missed.
+const requeueTeardown = 2 * time.Second
+
+var _ = klog.KObj

@@ -1,0 +1,75 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+// teardown deletes a platform's children in order (apps, then topics, then Kafka, then data)
+// and removes the finalizer when done. Each step waits for the previous one's objects to be gone,
+// so the apps stop writing before the data they write to goes away. What is not deleted here is
+// garbage-collected through owner references once the finalizer is removed.
+func (r *SocialPlatformReconciler) teardown(ctx context.Context, s *scope) (ctrl.Result, error) {
+	sp := s.sp
+	if !controllerutil.ContainsFinalizer(sp, scalestackv1alpha1.Finalizer) {
+		s.gone = true
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+
+	remaining, err := r.deleteApps(ctx, sp)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if remaining > 0 {
+		log.V(1).Info("Waiting for app Deployments to go", "remaining", remaining)
+		return ctrl.Result{RequeueAfter: requeueTeardown}, nil
+	}
+
+	patch := client.MergeFromWithOptions(sp.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(sp, scalestackv1alpha1.Finalizer)
+	if err := r.Client.Patch(ctx, sp, patch); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
+	}
+	s.gone = true
+	r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, scalestackv1alpha1.EventTeardownComplete, "Delete", "Children deleted in order; the rest follows by garbage collection")
+	log.Info("Teardown complete")
+	return ctrl.Result{}, nil
+}
+
+// deleteApps deletes the app Deployments and returns how many still exist.
+func (r *SocialPlatformReconciler) deleteApps(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform) (int, error) {
+	remaining := 0
+	for _, c := range appComponents() {
+		d := &appsv1.Deployment{}
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: sp.ComponentName(c)}, d)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("getting deployment %s: %w", sp.ComponentName(c), err)
+		}
+		if !metav1IsControlledBy(d, sp) {
+			continue
+		}
+		remaining++
+		if d.DeletionTimestamp.IsZero() {
+			if err := r.Client.Delete(ctx, d, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
+				return 0, fmt.Errorf("deleting deployment %s: %w", d.Name, err)
+			}
+			if remaining == 1 {
+				r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, scalestackv1alpha1.EventTearingDown, "Delete", "Deleting the app Deployments first")
+			}
+		}
+	}
+	return remaining, nil
+}
