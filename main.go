@@ -117,4 +117,3 @@ func run() error {
 	log.Info("Starting manager", "appsImage", appsImage, "maxConcurrentReconciles", concurrency)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
-

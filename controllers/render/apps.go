@@ -135,7 +135,7 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 		WithName(string(c)).
 		WithImage(cmp.Or(sp.Spec.Apps.Image, in.DefaultImage)).
 		WithImagePullPolicy(pullPolicy).
-		WithCommand("/usr/local/bin/" + string(c)).
+		WithCommand("/usr/local/bin/"+string(c)).
 		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(HTTPPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnvFrom(corev1ac.EnvFromSource().WithConfigMapRef(corev1ac.ConfigMapEnvSource().WithName(sp.AppsConfigName()))).
 		WithEnv(
