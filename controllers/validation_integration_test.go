@@ -1,0 +1,247 @@
+package controllers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+// Every invalid manifest is rejected at admission by the real API server, with a message that
+// names the field and says what is allowed, and leaves nothing behind.
+
+func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
+	ns := newNamespace(t)
+	cases := []struct {
+		name   string
+		mutate func(*scalestackv1alpha1.SocialPlatform)
+		want   []string // substrings of the error: the field path and the rule
+	}{
+		{"name too long", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Name = strings.Repeat("a", 31) },
+			[]string{"metadata.name must be at most 30 characters"}},
+		{"no shards", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Shards = -1 },
+			[]string{"spec.database.shards", "greater than or equal to 1"}},
+		{"too many shards", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Shards = 65 },
+			[]string{"spec.database.shards", "less than or equal to 64"}},
+		{"too many replicas per shard", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.ReplicasPerShard = ptr.To[int32](6) },
+			[]string{"spec.database.replicasPerShard", "less than or equal to 5"}},
+		{"unknown engine", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Engine = "Postgres" },
+			[]string{"spec.database.engine", `supported values: "MariaDB", "MySQL"`}},
+		{"unknown deletion policy", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.DeletionPolicy = "Orphan" },
+			[]string{"spec.database.deletionPolicy", `supported values: "Retain", "Delete"`}},
+		{"zero storage", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("0")) },
+			[]string{"spec.database.storage.size", "storage size must be greater than zero"}},
+		{"tiny cache", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Cache.Size = resource.MustParse("1Mi") },
+			[]string{"spec.cache.size", "cache size must be at least 16Mi"}},
+		{"unknown eviction policy", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Cache.EvictionPolicy = "lru" },
+			[]string{"spec.cache.evictionPolicy", "supported values"}},
+		{"min above max", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.Gateway = scalestackv1alpha1.ServiceSpec{MinReplicas: ptr.To[int32](5), MaxReplicas: ptr.To[int32](3)}
+		}, []string{"spec.apps.gateway", "minReplicas must be less than or equal to maxReplicas"}},
+		{"replicas above max", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.User = scalestackv1alpha1.ServiceSpec{Replicas: ptr.To[int32](12), MaxReplicas: ptr.To[int32](10)}
+		}, []string{"spec.apps.user", "replicas must be less than or equal to maxReplicas"}},
+		{"replicas below min", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.Post = scalestackv1alpha1.ServiceSpec{Replicas: ptr.To[int32](1), MinReplicas: ptr.To[int32](2)}
+		}, []string{"spec.apps.post", "replicas must be greater than or equal to minReplicas"}},
+		{"negative replicas", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Apps.Feed.Replicas = ptr.To[int32](-1) },
+			[]string{"spec.apps.feed.replicas", "greater than or equal to 0"}},
+		{"unknown pull policy", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Apps.ImagePullPolicy = "Sometimes" },
+			[]string{"spec.apps.imagePullPolicy", "supported values"}},
+		{"duplicate topics", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: "likes"}, {Name: "likes"}}
+		}, []string{"spec.kafka.topics[1]", "Duplicate value"}},
+		{"topic name with a space", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: "bad topic"}}
+		}, []string{"spec.kafka.topics[0].name", "should match"}},
+		{"topic named like a dead-letter twin", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: "likes.dlq"}}
+		}, []string{"spec.kafka.topics[0].name", "reserved for dead-letter twins"}},
+		{"zero partitions", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: "likes", Partitions: -3}}
+		}, []string{"spec.kafka.topics[0].partitions", "greater than or equal to 1"}},
+		{"replication factor above brokers", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Brokers = 1
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: "likes", ReplicationFactor: ptr.To[int32](3)}}
+		}, []string{"spec.kafka", "replicationFactor must not exceed brokers"}},
+		{"external without bootstrap servers", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeExternal
+		}, []string{"spec.kafka", "bootstrapServers is required when mode is External"}},
+		{"bootstrap server without port", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeExternal
+			sp.Spec.Kafka.BootstrapServers = []string{"kafka.example.com"}
+		}, []string{"spec.kafka.bootstrapServers[0]", "should match"}},
+		{"availability above 100", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.SLO.Availability = "101" },
+			[]string{"spec.slo.availability", "should match"}},
+		{"window in hours", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.SLO.Window = "720h" },
+			[]string{"spec.slo.window", "should match"}},
+		{"autoscaling without Prometheus", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.SLO.Autoscaling.Enabled = true },
+			[]string{"spec.slo.autoscaling", "prometheusURL is required when autoscaling is enabled"}},
+		{"Prometheus URL not http", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.SLO.Autoscaling.PrometheusURL = "ftp://prometheus:9090"
+		}, []string{"spec.slo.autoscaling.prometheusURL", "must be an http or https URL"}},
+		{"TLS without origin host", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.CDN = scalestackv1alpha1.CDNSpec{TLSSecretName: "origin-tls"}
+		}, []string{"spec.cdn", "tlsSecretName requires originHost"}},
+		{"origin host with scheme", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.CDN.OriginHost = "https://static.example.com" },
+			[]string{"spec.cdn.originHost", "should match"}},
+		{"sampling ratio above 1", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Observability.Tracing.SamplingRatio = "2" },
+			[]string{"spec.observability.tracing.samplingRatio", "should match"}},
+		{"oversized image", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Apps.Image = strings.Repeat("x", 600) },
+			[]string{"spec.apps.image", "may not be more than 512"}},
+	}
+	// Values the Go types cannot hold, set on the unstructured form.
+	rawCases := []struct {
+		name  string
+		path  []string
+		value any
+		want  []string
+	}{
+		{"archive age in days", []string{"spec", "database", "archive", "olderThan"}, "90d", []string{"spec.database.archive.olderThan", "should match"}},
+		{"TTL in words", []string{"spec", "cache", "defaultTTL"}, "ten minutes", []string{"spec.cache.defaultTTL", "should match"}},
+		{"shards as a string", []string{"spec", "database", "shards"}, "two", []string{"spec.database.shards", "must be of type integer"}},
+		{"cache size not a quantity", []string{"spec", "cache", "size"}, "lots", []string{"spec.cache.size", "quantities must match the regular expression"}},
+	}
+	if n := len(cases) + len(rawCases) + 1; n < 30 {
+		t.Fatalf("the catalog holds %d invalid manifests; keep at least 30", n)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := loadSample(t, ns)
+			sp.Name = "bad"
+			tc.mutate(sp)
+			err := k8s.Create(context.Background(), sp)
+			if err == nil {
+				_ = k8s.Delete(context.Background(), sp)
+				t.Fatalf("accepted; want a rejection naming %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+
+	for _, tc := range rawCases {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := loadSample(t, ns)
+			sp.Name = "bad"
+			obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := &unstructured.Unstructured{Object: obj}
+			u.SetAPIVersion(scalestackv1alpha1.GroupVersion.String())
+			u.SetKind("SocialPlatform")
+			if err := unstructured.SetNestedField(u.Object, tc.value, tc.path...); err != nil {
+				t.Fatal(err)
+			}
+			err = k8s.Create(context.Background(), u)
+			if err == nil {
+				_ = k8s.Delete(context.Background(), u)
+				t.Fatalf("accepted; want a rejection naming %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+
+	t.Run("unknown field with strict validation", func(t *testing.T) {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(scalestackv1alpha1.GroupVersion.String())
+		u.SetKind("SocialPlatform")
+		u.SetNamespace(ns)
+		u.SetName("bad")
+		_ = unstructured.SetNestedField(u.Object, "256Mi", "spec", "cache", "size")
+		_ = unstructured.SetNestedField(u.Object, int64(3), "spec", "database", "shardz")
+		err := k8s.Create(context.Background(), u, client.FieldValidation("Strict"))
+		if err == nil || !strings.Contains(err.Error(), `unknown field "spec.database.shardz"`) {
+			t.Errorf("error %v; want unknown field spec.database.shardz", err)
+		}
+	})
+
+	// Nothing from any rejected manifest exists.
+	assertNoChildren(t, ns)
+}
+
+func TestForbiddenTransitionsAreRejectedOnUpdate(t *testing.T) {
+	sp := loadSample(t, newNamespace(t))
+	sp.Spec.Database.Storage.StorageClassName = ptr.To("fast")
+	if err := k8s.Create(context.Background(), sp); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*scalestackv1alpha1.SocialPlatform)
+		want   []string
+	}{
+		{"shards shrink", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Shards = 1 },
+			[]string{"spec.database.shards", "shards may grow but never shrink"}},
+		{"engine changes", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Engine = scalestackv1alpha1.EngineMySQL },
+			[]string{"spec.database.engine", "engine is immutable"}},
+		{"storage shrinks", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("5Gi")) },
+			[]string{"spec.database.storage.size", "storage size may grow but never shrink"}},
+		{"storage class changes", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.StorageClassName = ptr.To("slow") },
+			[]string{"spec.database.storage.storageClassName", "storageClassName is immutable"}},
+		{"partitions shrink", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Kafka.Topics[0].Partitions = 6 },
+			[]string{"spec.kafka.topics[0].partitions", "partitions may grow but never shrink"}},
+		{"replication factor changes", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Kafka.Topics[0].ReplicationFactor = ptr.To[int32](2) },
+			[]string{"spec.kafka.topics[0].replicationFactor", "replicationFactor is immutable"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, sp.Namespace, sp.Name)
+				if err != nil {
+					return err
+				}
+				tc.mutate(cur)
+				return k8s.Update(context.Background(), cur)
+			})
+			if err == nil {
+				t.Fatalf("accepted; want a rejection naming %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+	// Growing is allowed.
+	updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) {
+		cur.Spec.Database.Shards = 3
+		cur.Spec.Database.Storage.Size = ptr.To(resource.MustParse("20Gi"))
+		cur.Spec.Kafka.Topics[0].Partitions = 24
+	})
+}
+
+func assertNoChildren(t *testing.T, ns string) {
+	t.Helper()
+	var deps appsv1.DeploymentList
+	var cms corev1.ConfigMapList
+	sel := client.MatchingLabels{scalestackv1alpha1.LabelManagedBy: scalestackv1alpha1.ManagedByValue}
+	if err := k8s.List(context.Background(), &deps, client.InNamespace(ns), sel); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.List(context.Background(), &cms, client.InNamespace(ns), sel); err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.Items)+len(cms.Items) > 0 {
+		t.Errorf("rejected manifests left %d Deployments and %d ConfigMaps behind", len(deps.Items), len(cms.Items))
+	}
+}
