@@ -3,7 +3,6 @@ package render
 import (
 	"cmp"
 	"fmt"
-	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -213,6 +212,3 @@ func spread(key string, selector map[string]string) *corev1ac.TopologySpreadCons
 		WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(selector)).
 		WithMatchLabelKeys(appsv1.DefaultDeploymentUniqueLabelKey)
 }
-
-// itoa is strconv.Itoa for int32.
-func itoa(i int32) string { return strconv.FormatInt(int64(i), 10) }

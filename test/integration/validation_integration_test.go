@@ -1,4 +1,4 @@
-package controllers_test
+package integration
 
 import (
 	"context"
@@ -39,7 +39,9 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			[]string{"spec.database.engine", `supported values: "MariaDB", "MySQL"`}},
 		{"unknown deletion policy", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.DeletionPolicy = "Orphan" },
 			[]string{"spec.database.deletionPolicy", `supported values: "Retain", "Delete"`}},
-		{"zero storage", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("0")) },
+		{"zero storage", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("0"))
+		},
 			[]string{"spec.database.storage.size", "storage size must be greater than zero"}},
 		{"tiny cache", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Cache.Size = resource.MustParse("1Mi") },
 			[]string{"spec.cache.size", "cache size must be at least 16Mi"}},
@@ -193,13 +195,19 @@ func TestForbiddenTransitionsAreRejectedOnUpdate(t *testing.T) {
 			[]string{"spec.database.shards", "shards may grow but never shrink"}},
 		{"engine changes", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Engine = scalestackv1alpha1.EngineMySQL },
 			[]string{"spec.database.engine", "engine is immutable"}},
-		{"storage shrinks", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("5Gi")) },
+		{"storage shrinks", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("5Gi"))
+		},
 			[]string{"spec.database.storage.size", "storage size may grow but never shrink"}},
-		{"storage class changes", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.StorageClassName = ptr.To("slow") },
+		{"storage class changes", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Storage.StorageClassName = ptr.To("slow")
+		},
 			[]string{"spec.database.storage.storageClassName", "storageClassName is immutable"}},
 		{"partitions shrink", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Kafka.Topics[0].Partitions = 6 },
 			[]string{"spec.kafka.topics[0].partitions", "partitions may grow but never shrink"}},
-		{"replication factor changes", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Kafka.Topics[0].ReplicationFactor = ptr.To[int32](2) },
+		{"replication factor changes", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Topics[0].ReplicationFactor = ptr.To[int32](2)
+		},
 			[]string{"spec.kafka.topics[0].replicationFactor", "replicationFactor is immutable"}},
 	}
 	for _, tc := range cases {

@@ -1,4 +1,4 @@
-package controllers_test
+package integration
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 // loadSample reads config/samples, the manifest README tells people to apply.
 func loadSample(t *testing.T, ns string) *scalestackv1alpha1.SocialPlatform {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,130 @@
+package controllers
+
+import (
+	"errors"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+func TestWorkloadsCondition(t *testing.T) {
+	ok := workloadObservation{Name: "a", Exists: true, Current: true, Desired: 2, Updated: 2, Ready: 2}
+	cases := []struct {
+		name       string
+		ws         []workloadObservation
+		wantStatus metav1.ConditionStatus
+		wantReason string
+	}{
+		{"all rolled out", []workloadObservation{ok, ok}, metav1.ConditionTrue, scalestackv1alpha1.ReasonAvailable},
+		{"one missing", []workloadObservation{ok, {Name: "b"}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonCreating},
+		{"one not yet observed by its controller", []workloadObservation{ok, {Name: "b", Exists: true, Desired: 2, Updated: 2, Ready: 2}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonRollingOut},
+		{"one half ready", []workloadObservation{ok, {Name: "b", Exists: true, Current: true, Desired: 2, Updated: 2, Ready: 1}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonRollingOut},
+		{"one rolling a new template", []workloadObservation{{Name: "b", Exists: true, Current: true, Desired: 2, Updated: 1, Ready: 2}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonRollingOut},
+		{"one with no ready replica", []workloadObservation{ok, {Name: "b", Exists: true, Current: true, Desired: 2, Updated: 2, Ready: 0}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonUnavailable},
+		{"stall beats missing", []workloadObservation{{Name: "a"}, {Name: "b", Exists: true, Stalled: true}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonUnavailable},
+		{"scaled to zero is available", []workloadObservation{{Name: "a", Exists: true, Current: true}}, metav1.ConditionTrue, scalestackv1alpha1.ReasonAvailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := workloadsCondition(scalestackv1alpha1.ConditionAppsReady, tc.ws)
+			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || c.Message == "" {
+				t.Errorf("got %s/%s %q, want %s/%s", c.Status, c.Reason, c.Message, tc.wantStatus, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestObserveDeployment(t *testing.T) {
+	if o := observeDeployment("x", nil); o.Exists {
+		t.Errorf("nil Deployment observed as existing")
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Generation: 3},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](4)},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, UpdatedReplicas: 4, ReadyReplicas: 4, Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded"}}},
+	}
+	o := observeDeployment("x", d)
+	if o.Current || !o.Stalled || o.Desired != 4 || o.rolledOut() {
+		t.Errorf("observation %+v", o)
+	}
+}
+
+func TestReadyCondition(t *testing.T) {
+	up := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionTrue, Reason: "Available"}
+	down := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionFalse, Reason: "Creating"}
+	cases := []struct {
+		name             string
+		comps            []metav1.Condition
+		err              error
+		paused, deleting bool
+		wantStatus       metav1.ConditionStatus
+		wantReason       string
+	}{
+		{"all ready", []metav1.Condition{up}, nil, false, false, metav1.ConditionTrue, scalestackv1alpha1.ReasonReconciled},
+		{"a component not ready", []metav1.Condition{up, down}, nil, false, false, metav1.ConditionFalse, scalestackv1alpha1.ReasonComponentsNotReady},
+		{"reconcile failed while components look fine", []metav1.Condition{up}, errors.New("boom"), false, false, metav1.ConditionFalse, scalestackv1alpha1.ReasonReconcileFailed},
+		{"paused", []metav1.Condition{up}, nil, true, false, metav1.ConditionUnknown, scalestackv1alpha1.ReasonPaused},
+		{"deleting beats paused", []metav1.Condition{up}, nil, true, true, metav1.ConditionFalse, scalestackv1alpha1.ReasonDeleting},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := readyCondition(tc.comps, tc.err, tc.paused, tc.deleting)
+			if c.Status != tc.wantStatus || c.Reason != tc.wantReason {
+				t.Errorf("got %s/%s, want %s/%s", c.Status, c.Reason, tc.wantStatus, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestProgressingAndDegraded(t *testing.T) {
+	rolling := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonRollingOut}
+	unavailable := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonUnavailable, Message: "No ready replica: x"}
+	up := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonAvailable}
+
+	if c := progressingCondition([]metav1.Condition{up}, nil); c.Status != metav1.ConditionFalse {
+		t.Errorf("stable platform progressing: %+v", c)
+	}
+	if c := progressingCondition([]metav1.Condition{up}, []string{"Deployment/x"}); c.Status != metav1.ConditionTrue {
+		t.Errorf("changed children not progressing: %+v", c)
+	}
+	if c := progressingCondition([]metav1.Condition{rolling}, nil); c.Status != metav1.ConditionTrue {
+		t.Errorf("rolling component not progressing: %+v", c)
+	}
+	if c := degradedCondition([]metav1.Condition{rolling}, nil); c.Status != metav1.ConditionFalse {
+		t.Errorf("rolling out counted as degraded: %+v", c)
+	}
+	if c := degradedCondition([]metav1.Condition{unavailable}, nil); c.Status != metav1.ConditionTrue || c.Reason != scalestackv1alpha1.ReasonUnavailable {
+		t.Errorf("unavailable component not degraded: %+v", c)
+	}
+	if c := degradedCondition([]metav1.Condition{up}, errors.New("apply failed")); c.Status != metav1.ConditionTrue || c.Reason != scalestackv1alpha1.ReasonReconcileFailed {
+		t.Errorf("failed reconcile not degraded: %+v", c)
+	}
+}
+
+func TestKeepOwnManagedFields(t *testing.T) {
+	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: "kubectl"}, {Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply}, {Manager: "argocd-controller"},
+	}}}
+	out, _ := keepOwnManagedFields(obj)
+	got := out.(*corev1.ConfigMap).ManagedFields
+	if len(got) != 1 || got[0].Manager != FieldManager {
+		t.Errorf("managedFields after transform: %+v", got)
+	}
+}
+
+func TestSameApplied(t *testing.T) {
+	a := map[string]any{"x": map[string]any{}}
+	b := map[string]any{"x": map[string]any{}}
+	if same, err := sameApplied(a, b); err != nil || !same {
+		t.Errorf("equal configurations differ: %v %v", same, err)
+	}
+	if same, _ := sameApplied(map[string]any{"x": 1}, map[string]any{"x": 2}); same {
+		t.Errorf("different configurations equal")
+	}
+}
