@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The local control plane: etcd, kube-apiserver (PodSecurity admission on), kube-controller-manager
+# (ReplicaSets, garbage collection, StatefulSets), kube-scheduler and kwok with one fake node, so that
+# Pods are scheduled and become Running and Ready and volume claims get bound, with no container
+# runtime and no Docker.
+#
+#   hack/local-cluster.sh up       start it (idempotent); prints the kubeconfig path
+#   hack/local-cluster.sh down     stop every process and delete the data
+#   hack/local-cluster.sh status   show what runs
+#
+# Everything lives under $SCALESTACK_CLUSTER_DIR (default: <repo>/.local/cluster): kubeconfig,
+# certificates, etcd data and one log per component in logs/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+dir=${SCALESTACK_CLUSTER_DIR:-$repo/.local/cluster}
+kubeconfig="$dir/kubeconfig"
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+pid_alive() { [ -f "$dir/pids/$1" ] && kill -0 "$(cat "$dir/pids/$1")" 2>/dev/null; }
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  die "no free port found on 127.0.0.1"
+}
+
+wait_for() { # wait_for <what> <seconds> <command...>
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $(( secs * 5 ))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "$what did not become ready within ${secs}s; see $dir/logs/"
+}
+
+start() { # start <name> <binary> <args...>
+  local name=$1; shift
+  if pid_alive "$name"; then return; fi
+  setsid "$@" >"$dir/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$dir/pids/$name"
+}
+
+certs() {
+  local c="$dir/pki"
+  [ -f "$c/admin.crt" ] && return
+  command -v openssl >/dev/null || die "openssl is needed for the control plane's certificates (apt-get install openssl)"
+  mkdir -p "$c"
+  (
+    cd "$c"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 365 -subj "/CN=scalestack-local-ca" 2>/dev/null
+    cat >san.cnf <<CNF
+[req]
+distinguished_name = dn
+[dn]
+[ext]
+subjectAltName = DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1
+extendedKeyUsage = serverAuth
+CNF
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 365 -extfile san.cnf -extensions ext 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=scalestack-admin" 2>/dev/null
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 365 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  )
+}
+
+up() {
+  bin=$("$here/build-k8s-binaries.sh")
+  stages="$bin/../kwok-stages"
+  mkdir -p "$dir/logs" "$dir/pids" "$dir/etcd"
+  if pid_alive kube-apiserver && [ -f "$kubeconfig" ] && "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+    log "already running"
+    echo "$kubeconfig"
+    return
+  fi
+  down_processes
+  certs
+
+  local etcd_port etcd_peer api_port
+  etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
+  log "etcd on 127.0.0.1:$etcd_port"
+  start etcd "$bin/etcd" --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" --initial-cluster "default=http://127.0.0.1:$etcd_peer" \
+    --unsafe-no-fsync --quota-backend-bytes 4294967296
+  wait_for etcd 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd_port"
+
+  log "kube-apiserver on https://127.0.0.1:$api_port"
+  local p="$dir/pki"
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" --client-ca-file "$p/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/12 --endpoint-reconciler-type none \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
+    --enable-priority-and-fairness=false \
+    --max-requests-inflight 2000 --max-mutating-requests-inflight 1000
+  cat >"$kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: scalestack-local
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority: $p/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $p/admin.crt
+    client-key: $p/admin.key
+contexts:
+- name: scalestack-local
+  context: {cluster: scalestack-local, user: admin}
+current-context: scalestack-local
+KC
+  local k=("$bin/kubectl" --kubeconfig "$kubeconfig")
+  wait_for kube-apiserver 60 "${k[@]}" get --raw /readyz
+
+  log "kube-controller-manager, kube-scheduler"
+  start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$kubeconfig" \
+    --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+    --secure-port 0 --leader-elect=false --use-service-account-credentials=false \
+    --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
+    --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
+    --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 --concurrent-statefulset-syncs 10 \
+    --concurrent-gc-syncs 20 --kube-api-qps 200 --kube-api-burst 400
+  start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$kubeconfig" \
+    --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+    --secure-port 0 --leader-elect=false --kube-api-qps 200 --kube-api-burst 400
+
+  log "kwok with a fake node"
+  start kwok "$bin/kwok" --kubeconfig "$kubeconfig" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+    --config "$stages/node/fast/node-initialize.yaml" --config "$stages/node/heartbeat/node-heartbeat.yaml" \
+    --config "$stages/pod/fast/pod-ready.yaml" --config "$stages/pod/fast/pod-complete.yaml" --config "$stages/pod/fast/pod-delete.yaml" \
+    --config "$stages/volume/fast/pvc-provision.yaml" --config "$stages/volume/fast/pv-bind.yaml" \
+    --config "$stages/volume/fast/pv-delete.yaml" --config "$stages/volume/fast/pvc-delete.yaml"
+  "${k[@]}" apply --server-side -f "$stages/volume/fast/storage-class.yaml" >/dev/null
+  "${k[@]}" apply --server-side -f - >/dev/null <<NODE
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-0
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/hostname: kwok-node-0
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    topology.kubernetes.io/zone: local-a
+status:
+  allocatable: {cpu: "256", memory: 1Ti, pods: "5000"}
+  capacity: {cpu: "256", memory: 1Ti, pods: "5000"}
+NODE
+  wait_for "the kwok node" 60 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+  # The default ServiceAccount appears once the controller-manager runs; pods need it.
+  wait_for "the default ServiceAccount" 60 "${k[@]}" get serviceaccount default -n default
+  log "ready: export KUBECONFIG=$kubeconfig"
+  echo "$kubeconfig"
+}
+
+down_processes() {
+  local c
+  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    if pid_alive "$c"; then
+      kill -TERM -- "-$(cat "$dir/pids/$c")" 2>/dev/null || kill -TERM "$(cat "$dir/pids/$c")" 2>/dev/null || true
+    fi
+  done
+  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    for _ in $(seq 1 50); do pid_alive "$c" || break; sleep 0.1; done
+    if pid_alive "$c"; then kill -KILL -- "-$(cat "$dir/pids/$c")" 2>/dev/null || true; fi
+    rm -f "$dir/pids/$c"
+  done
+}
+
+down() {
+  down_processes
+  rm -rf "$dir/etcd" "$dir/kubeconfig"
+  log "stopped"
+}
+
+status() {
+  local c
+  for c in "${components[@]}"; do
+    if pid_alive "$c"; then echo "$c: running (pid $(cat "$dir/pids/$c"))"; else echo "$c: stopped"; fi
+  done
+  [ -f "$kubeconfig" ] && echo "kubeconfig: $kubeconfig"
+  return 0
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make run: the operator's main job on this machine.
+#  1. a cluster: $KUBECONFIG (or ~/.kube/config) if it answers; otherwise the local control plane
+#     (hack/local-cluster.sh up);
+#  2. the CRDs;
+#  3. the operator, built from this checkout and run as a local process (logs in .local/operator.log);
+#  4. the sample SocialPlatform in namespace scalestack-demo (Pod Security "restricted" enforced),
+#     then it waits for Ready and prints the platform and its children.
+# The operator keeps running until Ctrl-C (RUN_DETACH=1 leaves it running in the background and
+# returns). `make cluster-down` stops the local control plane.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cd "$repo"
+mkdir -p .local
+bin=$("$here/build-k8s-binaries.sh")
+kubectl="$bin/kubectl"
+ns=${RUN_NAMESPACE:-scalestack-demo}
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+cluster_answers() { "$kubectl" get --raw /readyz >/dev/null 2>&1; }
+if [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; then
+  if cluster_answers; then
+    say "Using the cluster of ${KUBECONFIG:-$HOME/.kube/config}"
+  else
+    echo "The configured cluster (${KUBECONFIG:-$HOME/.kube/config}) does not answer; unset KUBECONFIG to use the local control plane." >&2
+    exit 1
+  fi
+else
+  say "No cluster configured: starting the local control plane"
+  export KUBECONFIG
+  KUBECONFIG=$("$here/local-cluster.sh" up)
+fi
+
+say "Installing the CRDs"
+"$kubectl" apply --server-side --force-conflicts -f config/crd/bases
+"$kubectl" wait --for condition=established --timeout=60s crd/socialplatforms.scalestack.dev >/dev/null
+
+say "Building and starting the operator (logs: .local/operator.log)"
+go build -o bin/manager .
+if [ -f .local/operator.pid ] && kill -0 "$(cat .local/operator.pid)" 2>/dev/null; then
+  kill "$(cat .local/operator.pid)" && sleep 1
+fi
+bin/manager --log-format=text --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:0 \
+  --leader-elect=false >.local/operator.log 2>&1 &
+op=$!
+echo "$op" >.local/operator.pid
+stop() { kill "$op" 2>/dev/null || true; wait "$op" 2>/dev/null || true; rm -f .local/operator.pid; }
+if [ "${RUN_DETACH:-}" != 1 ]; then trap stop EXIT; fi
+
+say "Applying the sample into namespace $ns"
+"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply --server-side -f - >/dev/null
+"$kubectl" label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
+"$kubectl" apply --server-side -n "$ns" -f config/samples/scalestack_v1alpha1_socialplatform.yaml
+
+say "Waiting for the SocialPlatform to become Ready"
+start=$(date +%s)
+if ! "$kubectl" wait -n "$ns" --for=condition=Ready --timeout=180s socialplatform/demo; then
+  "$kubectl" describe -n "$ns" socialplatform/demo
+  tail -50 .local/operator.log
+  exit 1
+fi
+echo "Ready after $(( $(date +%s) - start ))s"
+"$kubectl" get -n "$ns" socialplatform -o wide
+echo
+"$kubectl" get -n "$ns" deployments,services,pods
+echo
+"$kubectl" get -n "$ns" socialplatform demo -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' | column -t -s $'\t'
+
+if [ "${RUN_DETACH:-}" = 1 ]; then
+  say "The operator keeps running in the background (pid $op); KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}"
+  exit 0
+fi
+say "The operator keeps running; Ctrl-C stops it. Try: KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} $kubectl edit -n $ns sp demo"
+tail -f .local/operator.log
