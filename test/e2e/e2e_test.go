@@ -1,0 +1,242 @@
+//go:build e2e
+
+// Package e2e runs the operator as a process against the full local control plane: etcd,
+// kube-apiserver with PodSecurity admission, kube-controller-manager, kube-scheduler and kwok.
+// Unlike envtest, Deployments really roll out (ReplicaSets, scheduled pods that kwok makes Ready)
+// and deleted owners really garbage-collect their children.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+var (
+	k8s     client.Client
+	repo    string
+	workDir string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) (code int) {
+	var err error
+	repo, err = filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		panic(err)
+	}
+	workDir, err = os.MkdirTemp("", "scalestack-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	defer func() {
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "e2e failed; control plane and operator logs are kept in %s\n", workDir)
+			return
+		}
+		_ = os.RemoveAll(workDir)
+	}()
+	clusterDir := filepath.Join(workDir, "cluster")
+	cluster := func(verb string) (string, error) {
+		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
+		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	kubeconfig, err := cluster("up")
+	defer func() { _, _ = cluster("down") }()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
+		return 1
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(scalestackv1alpha1.AddToScheme(scheme))
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	if out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", filepath.Join(repo, "config", "crd", "bases")).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "installing CRDs: %v\n%s", err, out)
+		return 1
+	}
+	if out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "wait", "--for", "condition=established", "--timeout=60s", "crd/socialplatforms.scalestack.dev").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "waiting for CRDs: %v\n%s", err, out)
+		return 1
+	}
+
+	manager := filepath.Join(workDir, "manager")
+	build := exec.Command("go", "build", "-o", manager, ".")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the operator: %v\n%s", err, out)
+		return 1
+	}
+	logFile, err := os.Create(filepath.Join(workDir, "operator.log"))
+	if err != nil {
+		panic(err)
+	}
+	defer logFile.Close()
+	op := exec.Command(manager, "--kubeconfig", kubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0", "--log-format=json")
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the operator:", err)
+		return 1
+	}
+	defer func() {
+		_ = op.Process.Signal(os.Interrupt)
+		_ = op.Wait()
+	}()
+	return m.Run()
+}
+
+func sample(t *testing.T) *scalestackv1alpha1.SocialPlatform {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repo, "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &scalestackv1alpha1.SocialPlatform{}
+	if err := yaml.UnmarshalStrict(raw, sp); err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// restrictedNamespace creates a namespace where Pod Security "restricted" is enforced by the real
+// admission plugin: a pod of ours that broke the profile would be rejected and never run.
+func restrictedNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-", Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/warn":    "restricted",
+	}}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: not done after %v: %v", what, timeout, err)
+}
+
+func TestSampleBecomesReadyThenDeletionCollectsEverything(t *testing.T) {
+	ctx := context.Background()
+	ns := restrictedNamespace(t)
+	sp := sample(t)
+	sp.Namespace = ns
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+
+	poll(t, "SocialPlatform Ready", 3*time.Minute, func() error {
+		cur := &scalestackv1alpha1.SocialPlatform{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), cur); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue || cur.Status.ObservedGeneration != cur.Generation {
+			return fmt.Errorf("Ready is %+v", c)
+		}
+		return nil
+	})
+
+	// Ready means the Deployments really are Available, with pods running on the kwok node that
+	// passed Pod Security admission.
+	for _, c := range scalestackv1alpha1.AppComponents {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.ComponentName(c)}, d); err != nil {
+			t.Fatal(err)
+		}
+		available := false
+		for _, dc := range d.Status.Conditions {
+			if dc.Type == appsv1.DeploymentAvailable && dc.Status == corev1.ConditionTrue {
+				available = true
+			}
+		}
+		if !available || d.Status.ReadyReplicas != *d.Spec.Replicas {
+			t.Errorf("Deployment %s: available=%v ready=%d/%d", d.Name, available, d.Status.ReadyReplicas, *d.Spec.Replicas)
+		}
+	}
+	pods := &corev1.PodList{}
+	if err := k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{scalestackv1alpha1.LabelInstance: sp.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 9 {
+		t.Errorf("%d pods, want 9 (2 gateway, 2 user, 2 post, 2 feed, 1 worker)", len(pods.Items))
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName == "" {
+			t.Errorf("pod %s: phase %s node %q", p.Name, p.Status.Phase, p.Spec.NodeName)
+		}
+	}
+
+	// Deleting the platform runs the ordered teardown, then garbage collection removes the rest.
+	if err := k8s.Delete(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "SocialPlatform gone", 2*time.Minute, func() error {
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), &scalestackv1alpha1.SocialPlatform{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%v)", err)
+	})
+	sel := []client.ListOption{client.InNamespace(ns), client.MatchingLabels{scalestackv1alpha1.LabelInstance: sp.Name}}
+	poll(t, "children garbage-collected", 2*time.Minute, func() error {
+		lists := map[string]client.ObjectList{
+			"Deployments": &appsv1.DeploymentList{}, "ReplicaSets": &appsv1.ReplicaSetList{}, "Pods": &corev1.PodList{},
+			"Services": &corev1.ServiceList{}, "ServiceAccounts": &corev1.ServiceAccountList{},
+			"ConfigMaps": &corev1.ConfigMapList{}, "PodDisruptionBudgets": &policyv1.PodDisruptionBudgetList{},
+		}
+		for kind, l := range lists {
+			if err := k8s.List(ctx, l, sel...); err != nil {
+				return err
+			}
+			if n := meta.LenList(l); n > 0 {
+				return fmt.Errorf("%d %s left", n, kind)
+			}
+		}
+		return nil
+	})
+}
