@@ -7,12 +7,11 @@ SHELL := /usr/bin/env bash -o pipefail
 GO ?= go
 export PATH := $(CURDIR)/bin:/usr/local/go/bin:$(PATH)
 
-IMG ?= ghcr.io/scalestack/operator:dev
+IMG ?= ghcr.io/scalestack/operator:v0.1.0
 APPS_IMG ?= ghcr.io/scalestack/apps:dev
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-KUSTOMIZE := $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 LOCAL_DIR := $(CURDIR)/.local
 # kubectl: the one on PATH, else the one built with the local control plane.
 KUBECTL ?= $(shell command -v kubectl || echo "$$(hack/build-k8s-binaries.sh)/kubectl")
@@ -99,21 +98,20 @@ docker-build: ## Build the operator image (needs a Docker engine).
 ##@ Deploy (KUBECONFIG points at the cluster)
 
 .PHONY: install
-install: manifests $(KUSTOMIZE) ## Install the CRDs into the cluster.
-	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply --server-side -f -
+install: manifests ## Install the CRDs into the cluster.
+	$(KUBECTL) kustomize config/crd | $(KUBECTL) apply --server-side -f -
 
 .PHONY: uninstall
-uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs (and with them every SocialPlatform) from the cluster.
-	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found -f -
+uninstall: manifests ## Remove the CRDs (and with them every SocialPlatform) from the cluster.
+	$(KUBECTL) kustomize config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: deploy
-deploy: manifests $(KUSTOMIZE) ## Deploy the operator to the cluster.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+deploy: manifests ## Deploy the operator (image IMG) to the cluster.
+	$(KUBECTL) kustomize config/default | sed 's|ghcr.io/scalestack/operator:v0.1.0|$(IMG)|' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: $(KUSTOMIZE) ## Remove the operator from the cluster.
-	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found -f -
+undeploy: ## Remove the operator from the cluster.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 
 ##@ Tools
@@ -125,7 +123,3 @@ $(CONTROLLER_GEN):
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
-
-$(KUSTOMIZE):
-	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
-	mv $(LOCALBIN)/kustomize $@

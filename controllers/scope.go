@@ -15,8 +15,10 @@ type scope struct {
 	sp       *scalestackv1alpha1.SocialPlatform
 	original *scalestackv1alpha1.SocialPlatform
 
-	// changed names the children created or updated in this pass, as "Kind/name".
+	// changed names the children created or updated in this pass, as "Kind/name"; created
+	// counts the ones that did not exist.
 	changed []string
+	created int
 	// deployments holds the app Deployments as observed (nil when missing).
 	deployments map[scalestackv1alpha1.Component]*appsv1.Deployment
 
@@ -38,6 +40,9 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 func (s *scope) record(kind, name string, r applyResult) {
 	if r != resultUnchanged {
 		s.changed = append(s.changed, fmt.Sprintf("%s/%s", kind, name))
+	}
+	if r == resultCreated {
+		s.created++
 	}
 }
 

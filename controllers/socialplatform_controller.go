@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -167,6 +168,13 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	}
 	st.Endpoints.Gateway = sp.GatewayURL()
 
+	if n := len(s.changed); n > 0 {
+		reason := scalestackv1alpha1.EventUpdated
+		if s.created == n {
+			reason = scalestackv1alpha1.EventCreated
+		}
+		r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, reason, "Apply", "%s", truncate(fmt.Sprintf("%s %d objects: %s", reason, n, strings.Join(s.changed, ", ")), 1024))
+	}
 	if reconcileErr != nil {
 		r.Recorder.Eventf(sp, nil, corev1.EventTypeWarning, scalestackv1alpha1.EventReconcileFailed, "Reconcile", "%s", truncate(reconcileErr.Error(), 1024))
 	}
