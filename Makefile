@@ -5,13 +5,14 @@ include hack/versions.env
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 GO ?= go
-export PATH := $(CURDIR)/bin:/usr/local/go/bin:$(PATH)
+export PATH := /usr/local/go/bin:$(PATH)
 
 IMG ?= ghcr.io/scalestack/operator:v0.1.0
 APPS_IMG ?= ghcr.io/scalestack/apps:dev
-LOCALBIN := $(CURDIR)/bin
-CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
-GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# Tools are cached outside the repo, keyed by version, so every clone (CI's included) reuses them.
+TOOLS_BIN ?= $(or $(SCALESTACK_CACHE),$(HOME)/.cache/scalestack)/tools
+CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT := $(TOOLS_BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 LOCAL_DIR := $(CURDIR)/.local
 # kubectl: the one on PATH, else the one built with the local control plane.
 KUBECTL ?= $(shell command -v kubectl || echo "$$(hack/build-k8s-binaries.sh)/kubectl")
@@ -117,9 +118,9 @@ undeploy: ## Remove the operator from the cluster.
 ##@ Tools
 
 $(CONTROLLER_GEN):
-	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
-	mv $(LOCALBIN)/controller-gen $@
+	GOBIN=$(TOOLS_BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(TOOLS_BIN)/controller-gen $@
 
 $(GOLANGCI_LINT):
-	GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
-	mv $(LOCALBIN)/golangci-lint $@
+	GOBIN=$(TOOLS_BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(TOOLS_BIN)/golangci-lint $@

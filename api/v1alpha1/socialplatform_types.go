@@ -42,10 +42,6 @@ type SocialPlatformList struct {
 	Items           []SocialPlatform `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&SocialPlatform{}, &SocialPlatformList{})
-}
-
 // SocialPlatformSpec declares the whole stack.
 type SocialPlatformSpec struct {
 	// paused stops the operator from changing any child of this platform. Status is still

@@ -106,7 +106,7 @@ func run(m *testing.M) (code int) {
 	if err != nil {
 		panic(err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	op := exec.Command(manager, "--kubeconfig", kubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0", "--log-format=json")
 	op.Stdout, op.Stderr = logFile, logFile
 	if err := op.Start(); err != nil {
@@ -220,7 +220,7 @@ func TestSampleBecomesReadyThenDeletionCollectsEverything(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("still there (%v)", err)
+		return fmt.Errorf("still there (%w)", err)
 	})
 	sel := []client.ListOption{client.InNamespace(ns), client.MatchingLabels{scalestackv1alpha1.LabelInstance: sp.Name}}
 	poll(t, "children garbage-collected", 2*time.Minute, func() error {

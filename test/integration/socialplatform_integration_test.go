@@ -421,7 +421,7 @@ func TestDeletionTearsDownAppsThenReleases(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("still there: %v", err)
+		return fmt.Errorf("still there: %w", err)
 	})
 	for _, c := range scalestackv1alpha1.AppComponents {
 		if _, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName(c)); !apierrors.IsNotFound(err) {
