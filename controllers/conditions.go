@@ -52,6 +52,25 @@ func observeDeployment(name string, d *appsv1.Deployment) workloadObservation {
 	return o
 }
 
+// observeStatefulSet turns a StatefulSet into a workloadObservation; nil means not found.
+func observeStatefulSet(name string, sts *appsv1.StatefulSet) workloadObservation {
+	if sts == nil {
+		return workloadObservation{Name: name}
+	}
+	o := workloadObservation{
+		Name:    name,
+		Exists:  true,
+		Current: sts.Status.ObservedGeneration >= sts.Generation,
+		Desired: 1,
+		Updated: sts.Status.UpdatedReplicas,
+		Ready:   sts.Status.ReadyReplicas,
+	}
+	if sts.Spec.Replicas != nil {
+		o.Desired = *sts.Spec.Replicas
+	}
+	return o
+}
+
 // rolledOut says the workload runs its current spec with every replica updated and ready.
 func (o workloadObservation) rolledOut() bool {
 	return o.Exists && o.Current && o.Updated >= o.Desired && o.Ready >= o.Desired

@@ -46,15 +46,10 @@ func (r *SocialPlatformReconciler) reconcileApps(ctx context.Context, s *scope) 
 		s.record("PodDisruptionBudget", *pdb.Name, res)
 
 		dep := render.AppDeployment(sp, c, render.AppInputs{DefaultImage: r.DefaultAppsImage, ConfigHash: hash})
-		live := &appsv1.Deployment{}
-		if res, err = apply(ctx, r.Client, dep, live, appsv1ac.ExtractDeployment); err != nil {
+		if res, err = apply(ctx, r.Client, dep, &appsv1.Deployment{}, appsv1ac.ExtractDeployment); err != nil {
 			return err
 		}
 		s.record("Deployment", *dep.Name, res)
-		if res == resultUnchanged {
-			// The cached object is current; after a write the next event brings the new one.
-			s.deployments[c] = live
-		}
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 // scope carries one reconcile pass: the platform, what the pass changed, and what it observed.
@@ -21,6 +23,8 @@ type scope struct {
 	created int
 	// deployments holds the app Deployments as observed (nil when missing).
 	deployments map[scalestackv1alpha1.Component]*appsv1.Deployment
+	// statefulSets holds the shard and cache StatefulSets as observed, by name.
+	statefulSets map[string]*appsv1.StatefulSet
 
 	paused     bool
 	reconciled bool
@@ -32,7 +36,8 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 	return &scope{
 		sp:          sp,
 		original:    sp.DeepCopy(),
-		deployments: map[scalestackv1alpha1.Component]*appsv1.Deployment{},
+		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
+		statefulSets: map[string]*appsv1.StatefulSet{},
 	}
 }
 
@@ -68,4 +73,31 @@ func (s *scope) appsStatus() metav1.Condition {
 	}
 	s.sp.Status.Summary.Apps = fmt.Sprintf("%d/%d", ready, len(scalestackv1alpha1.AppComponents))
 	return workloadsCondition(scalestackv1alpha1.ConditionAppsReady, ws)
+}
+
+// databaseStatus fills the per-shard status and returns the DatabaseReady condition.
+func (s *scope) databaseStatus() metav1.Condition {
+	sp := s.sp
+	var ws []workloadObservation
+	sp.Status.Shards = sp.Status.Shards[:0]
+	for i := range render.Shards(sp) {
+		p := observeStatefulSet(sp.ShardPrimaryName(i), s.statefulSets[sp.ShardPrimaryName(i)])
+		r := observeStatefulSet(sp.ShardReplicasName(i), s.statefulSets[sp.ShardReplicasName(i)])
+		ws = append(ws, p, r)
+		block := shard.Block(int(i))
+		sp.Status.Shards = append(sp.Status.Shards, scalestackv1alpha1.ShardStatus{
+			Index:         i,
+			LogicalShards: fmt.Sprintf("%d-%d", block.Start, block.End-1),
+			PrimaryReady:  p.Exists && p.Ready >= 1,
+			Replicas:      render.ReplicasPerShard(sp),
+			ReadyReplicas: r.Ready,
+		})
+	}
+	return workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
+}
+
+// cacheStatus returns the CacheReady condition.
+func (s *scope) cacheStatus() metav1.Condition {
+	name := s.sp.CacheName()
+	return workloadsCondition(scalestackv1alpha1.ConditionCacheReady, []workloadObservation{observeStatefulSet(name, s.statefulSets[name])})
 }

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 )
 
 // SocialPlatformReconciler converges a SocialPlatform's children and reports its status.
@@ -46,6 +49,11 @@ type SocialPlatformReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile converges one platform. A conflict (someone wrote the object since our cache saw it)
@@ -106,7 +114,12 @@ type phase struct {
 // absent, and so are their conditions.
 func (r *SocialPlatformReconciler) phases() []phase {
 	return []phase{
+		{"secrets", r.reconcileSecrets},
+		{"database", r.reconcileDatabase},
+		{"cache", r.reconcileCache},
 		{"apps", r.reconcileApps},
+		{"archive", r.reconcileArchive},
+		{"cdn", r.reconcileCDN},
 	}
 }
 
@@ -123,24 +136,42 @@ func (r *SocialPlatformReconciler) ensureFinalizer(ctx context.Context, sp *scal
 	return nil
 }
 
-// observe reads the world this pass has not already read, for status.
+// observe reads the workloads status reports on, from the cache (no API request).
 func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error {
+	sp := s.sp
 	for _, c := range scalestackv1alpha1.AppComponents {
-		if _, ok := s.deployments[c]; ok {
-			continue
-		}
 		d := &appsv1.Deployment{}
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.sp.Namespace, Name: s.sp.ComponentName(c)}, d)
-		switch {
-		case apierrors.IsNotFound(err):
-			s.deployments[c] = nil
-		case err != nil:
-			return fmt.Errorf("observing deployment %s: %w", s.sp.ComponentName(c), err)
-		default:
+		if found, err := r.getOptional(ctx, sp.Namespace, sp.ComponentName(c), d); err != nil {
+			return err
+		} else if found {
 			s.deployments[c] = d
 		}
 	}
+	names := []string{sp.CacheName()}
+	for i := range render.Shards(sp) {
+		names = append(names, sp.ShardPrimaryName(i), sp.ShardReplicasName(i))
+	}
+	for _, n := range names {
+		sts := &appsv1.StatefulSet{}
+		if found, err := r.getOptional(ctx, sp.Namespace, n, sts); err != nil {
+			return err
+		} else if found {
+			s.statefulSets[n] = sts
+		}
+	}
 	return nil
+}
+
+// getOptional reads an object of the platform's namespace; a missing object is not an error.
+func (r *SocialPlatformReconciler) getOptional(ctx context.Context, namespace, name string, obj client.Object) (bool, error) {
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("observing %T %s: %w", obj, name, err)
+	}
+	return true, nil
 }
 
 // writeStatus recomputes status from the observations of this pass and writes it when it
@@ -152,7 +183,7 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 
 	var components []metav1.Condition
 	if !deleting {
-		components = append(components, s.appsStatus())
+		components = append(components, s.databaseStatus(), s.cacheStatus(), s.appsStatus())
 	}
 	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
 	for _, c := range append(components,
@@ -167,6 +198,7 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 		st.ObservedGeneration = sp.Generation
 	}
 	st.Endpoints.Gateway = sp.GatewayURL()
+	st.Endpoints.CDNOrigin = render.CDNOriginURL(sp)
 
 	if n := len(s.changed); n > 0 {
 		reason := scalestackv1alpha1.EventUpdated
@@ -205,6 +237,10 @@ func (r *SocialPlatformReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Children wake their platform through their controller owner reference; their status
 		// changes (a pod becoming ready) are what status reports, so every change counts.
 		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Secret{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&batchv1.CronJob{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.ConfigMap{}).

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 )
 
 // teardown deletes a platform's children in order (apps, then topics, then Kafka, then data)
@@ -32,6 +33,15 @@ func (r *SocialPlatformReconciler) teardown(ctx context.Context, s *scope) (ctrl
 	}
 	if remaining > 0 {
 		log.V(1).Info("Waiting for app Deployments to go", "remaining", remaining)
+		return ctrl.Result{RequeueAfter: requeueTeardown}, nil
+	}
+
+	remaining, err = r.deleteData(ctx, sp)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if remaining > 0 {
+		log.V(1).Info("Waiting for the data tier to go", "remaining", remaining)
 		return ctrl.Result{RequeueAfter: requeueTeardown}, nil
 	}
 
@@ -72,4 +82,48 @@ func (r *SocialPlatformReconciler) deleteApps(ctx context.Context, sp *scalestac
 		}
 	}
 	return remaining, nil
+}
+
+// deleteData deletes the shard and cache StatefulSets once the apps are gone, and, only under
+// deletionPolicy Delete, the shards' volume claims and the credentials Secret. Under Retain (the
+// default) neither is touched: their StatefulSets' claims carry no owner and the Secret has no
+// owner reference, so nothing deletes them. Returns how many StatefulSets still exist.
+func (r *SocialPlatformReconciler) deleteData(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform) (int, error) {
+	var list appsv1.StatefulSetList
+	if err := r.Client.List(ctx, &list, client.InNamespace(sp.Namespace), client.MatchingLabels{scalestackv1alpha1.LabelInstance: sp.Name}); err != nil {
+		return 0, fmt.Errorf("listing statefulsets: %w", err)
+	}
+	remaining := 0
+	for i := range list.Items {
+		sts := &list.Items[i]
+		if !metav1IsControlledBy(sts, sp) {
+			continue
+		}
+		remaining++
+		if sts.DeletionTimestamp.IsZero() {
+			if err := r.Client.Delete(ctx, sts, client.PropagationPolicy("Background")); client.IgnoreNotFound(err) != nil {
+				return 0, fmt.Errorf("deleting statefulset %s: %w", sts.Name, err)
+			}
+		}
+	}
+	if remaining > 0 || render.Retained(sp) {
+		return remaining, nil
+	}
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := r.Client.List(ctx, &pvcs, client.InNamespace(sp.Namespace), client.MatchingLabels{
+		scalestackv1alpha1.LabelInstance: sp.Name, scalestackv1alpha1.LabelComponent: "database",
+	}); err != nil {
+		return 0, fmt.Errorf("listing volume claims: %w", err)
+	}
+	for i := range pvcs.Items {
+		if err := r.Client.Delete(ctx, &pvcs.Items[i]); client.IgnoreNotFound(err) != nil {
+			return 0, fmt.Errorf("deleting volume claim %s: %w", pvcs.Items[i].Name, err)
+		}
+	}
+	secret := &corev1.Secret{}
+	secret.Namespace, secret.Name = sp.Namespace, sp.DatabaseSecretName()
+	if err := r.Client.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
+		return 0, fmt.Errorf("deleting database secret: %w", err)
+	}
+	return 0, nil
 }

@@ -34,6 +34,11 @@ const (
 	// a configuration change rolls the pods through it.
 	AnnotationConfigHash = "scalestack.dev/config-hash"
 
+	// LabelShard on a database pod is its physical shard index.
+	LabelShard = "scalestack.dev/shard"
+	// LabelRole on a database pod is primary or replica.
+	LabelRole = "scalestack.dev/role"
+
 	// Finalizer orders the teardown of a platform's children.
 	Finalizer = "scalestack.dev/teardown"
 )
@@ -79,6 +84,21 @@ func (sp *SocialPlatform) ShardPrimaryName(i int32) string {
 func (sp *SocialPlatform) ShardReplicasName(i int32) string {
 	return fmt.Sprintf("%s-shard-%d-replicas", sp.Name, i)
 }
+
+// ShardName is the headless Service that governs physical shard i's StatefulSets (pod DNS).
+func (sp *SocialPlatform) ShardName(i int32) string { return fmt.Sprintf("%s-shard-%d", sp.Name, i) }
+
+// DatabaseConfigName is the ConfigMap holding the shards' server configuration.
+func (sp *SocialPlatform) DatabaseConfigName() string { return sp.Name + "-db-config" }
+
+// CacheConfigName is the ConfigMap holding redis.conf.
+func (sp *SocialPlatform) CacheConfigName() string { return sp.Name + "-cache-config" }
+
+// CDNOriginName is the Ingress that serves the gateway's static assets to the CDN.
+func (sp *SocialPlatform) CDNOriginName() string { return sp.Name + "-cdn-origin" }
+
+// ArchiverName is the archiver CronJob.
+func (sp *SocialPlatform) ArchiverName() string { return sp.Name + "-archiver" }
 
 // CacheName is the Redis StatefulSet and Service.
 func (sp *SocialPlatform) CacheName() string { return sp.Name + "-cache" }

@@ -35,6 +35,8 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		"SCALESTACK_SHARD_MAP_FILE": ShardMapMountPath + "/" + ShardMapKey,
 		"SCALESTACK_DB_ENGINE":      string(engine(sp)),
 		"SCALESTACK_LOG_FORMAT":     "json",
+		"SCALESTACK_DB_USER":        "app",
+		"SCALESTACK_ASSET_MAX_AGE":  AssetMaxAge(sp).String(),
 	}
 	if t := sp.Spec.Observability.Tracing; t.Endpoint != "" {
 		data["OTEL_EXPORTER_OTLP_ENDPOINT"] = t.Endpoint
@@ -140,6 +142,8 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
 			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace"))),
+			corev1ac.EnvVar().WithName("SCALESTACK_DB_PASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyApp))),
 			// The Go runtime collects harder as it nears the container's memory limit instead of
 			// being OOM-killed.
 			corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValueFrom(corev1ac.EnvVarSource().WithResourceFieldRef(

@@ -2,12 +2,15 @@ package render
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -81,6 +84,96 @@ func TestAppsGolden(t *testing.T) {
 		)
 	}
 	golden(t, "apps.golden.yaml", toYAML(t, objs...))
+}
+
+func TestDataTierGolden(t *testing.T) {
+	sp := sample(t)
+	dbCfg := DatabaseConfig(sp)
+	objs := []any{
+		DatabaseSecret(sp, map[string][]byte{SecretKeyRoot: []byte("r"), SecretKeyApp: []byte("a"), SecretKeyReplication: []byte("p"), SecretKeyExporter: []byte("e")}),
+		dbCfg,
+	}
+	m, err := ShardMap(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs = append(objs, m)
+	for i := range Shards(sp) {
+		objs = append(objs, ShardHeadlessService(sp, i), ShardService(sp, i, "primary"), ShardService(sp, i, "replica"))
+		for _, role := range []string{"primary", "replica"} {
+			objs = append(objs, ShardStatefulSet(sp, i, role, ShardInputs{AgentImage: "ghcr.io/scalestack/apps:v0.1.0", ConfigHash: HashData(dbCfg.Data)}))
+		}
+	}
+	cacheCfg := CacheConfig(sp)
+	objs = append(objs, cacheCfg, CacheService(sp), CacheStatefulSet(sp, HashData(cacheCfg.Data)),
+		CDNOriginIngress(sp), ArchiverCronJob(sp, AppInputs{DefaultImage: "unused"}))
+	golden(t, "data.golden.yaml", toYAML(t, objs...))
+}
+
+func TestDeletionPolicyDecidesOwnership(t *testing.T) {
+	sp := sample(t)
+	if s := DatabaseSecret(sp, nil); len(s.OwnerReferences) != 0 {
+		t.Errorf("Retain: the Secret has owner references %+v; deleting the platform would delete it", s.OwnerReferences)
+	}
+	if sts := ShardStatefulSet(sp, 0, "primary", ShardInputs{}); *sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted != "Retain" {
+		t.Errorf("Retain: volume claims deleted with the StatefulSet")
+	}
+	sp.Spec.Database.DeletionPolicy = scalestackv1alpha1.DeletionPolicyDelete
+	if s := DatabaseSecret(sp, nil); len(s.OwnerReferences) != 1 {
+		t.Errorf("Delete: the Secret is not owned by the platform")
+	}
+	if sts := ShardStatefulSet(sp, 0, "replica", ShardInputs{}); *sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted != "Delete" ||
+		*sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled != "Retain" {
+		t.Errorf("Delete: retention policy %+v", sts.Spec.PersistentVolumeClaimRetentionPolicy)
+	}
+}
+
+func TestCacheMemory(t *testing.T) {
+	cases := []struct{ size, maxmemory, limit string }{
+		{"256Mi", "268435456", "320Mi"},
+		{"64Mi", "67108864", "96Mi"}, // at least 32Mi of overhead
+		{"4Gi", "4294967296", "5Gi"},
+	}
+	for _, c := range cases {
+		sp := sample(t)
+		sp.Spec.Cache.Size = resource.MustParse(c.size)
+		mm, limit := CacheMemory(sp)
+		if fmt.Sprint(mm) != c.maxmemory || limit.String() != c.limit {
+			t.Errorf("%s: maxmemory %d limit %s, want %s %s", c.size, mm, limit.String(), c.maxmemory, c.limit)
+		}
+		if !strings.Contains(CacheConfig(sp).Data["redis.conf"], "maxmemory "+c.maxmemory+"\n") {
+			t.Errorf("%s: redis.conf lacks maxmemory %s", c.size, c.maxmemory)
+		}
+	}
+}
+
+func TestShardMapGrowsWithoutMoving(t *testing.T) {
+	sp := sample(t)
+	small, _ := ShardMap(sp)
+	sp.Spec.Database.Shards = 4
+	big, _ := ShardMap(sp)
+	for i, p := range small.Shards {
+		if fmt.Sprint(big.Shards[i].Ranges) != fmt.Sprint(p.Ranges) {
+			t.Errorf("shard %d ranges moved: %v -> %v", i, p.Ranges, big.Shards[i].Ranges)
+		}
+	}
+	if len(big.Shards) != 4 || big.Shards[3].Weight == 0 {
+		t.Errorf("new shards do not take users: %+v", big.Shards)
+	}
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](0)
+	none, _ := ShardMap(sp)
+	if none.Shards[0].Replicas != "" {
+		t.Errorf("a shard without replicas routes reads to %q", none.Shards[0].Replicas)
+	}
+}
+
+func TestNoCDNNoArchiveRenderNothing(t *testing.T) {
+	sp := sample(t)
+	sp.Spec.CDN = scalestackv1alpha1.CDNSpec{}
+	sp.Spec.Database.Archive = nil
+	if CDNOriginIngress(sp) != nil || ArchiverCronJob(sp, AppInputs{}) != nil || CDNOriginURL(sp) != "" {
+		t.Error("objects rendered for absent sections")
+	}
 }
 
 func TestAppDeploymentAutoscalingLeavesReplicasOut(t *testing.T) {

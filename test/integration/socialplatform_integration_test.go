@@ -53,9 +53,25 @@ func get[T client.Object](t *testing.T, obj T, ns, name string) (T, error) {
 	return obj, err
 }
 
-// markDeploymentsAvailable plays the Deployment controller, which envtest does not run.
+// markDeploymentsAvailable plays the Deployment and StatefulSet controllers, which envtest does not
+// run: every workload of the platform reports all replicas updated and ready.
 func markDeploymentsAvailable(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) {
 	t.Helper()
+	names := []string{sp.CacheName()}
+	for i := range sp.Spec.Database.Shards {
+		names = append(names, sp.ShardPrimaryName(i), sp.ShardReplicasName(i))
+	}
+	for _, n := range names {
+		eventually(t, "mark "+n+" ready", func() error {
+			sts, err := get(t, &appsv1.StatefulSet{}, sp.Namespace, n)
+			if err != nil {
+				return err
+			}
+			r := ptr.Deref(sts.Spec.Replicas, 1)
+			sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: r, UpdatedReplicas: r, ReadyReplicas: r, AvailableReplicas: r, CurrentReplicas: r}
+			return k8s.Status().Update(context.Background(), sts)
+		})
+	}
 	for _, c := range scalestackv1alpha1.AppComponents {
 		eventually(t, "mark "+string(c)+" available", func() error {
 			d, err := get(t, &appsv1.Deployment{}, sp.Namespace, sp.ComponentName(c))

@@ -1,0 +1,345 @@
+package render
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// Database images per engine. Overridden by spec.database.image.
+const (
+	MariaDBImage       = "docker.io/library/mariadb:10.11"
+	MySQLImage         = "docker.io/library/mysql:8.4"
+	MySQLExporterImage = "quay.io/prometheus/mysqld-exporter:v0.17.2"
+	// DatabaseUID is the mysql user of both official images.
+	DatabaseUID int64 = 999
+	// ExporterPort is where the mysqld exporter serves metrics.
+	ExporterPort int32 = 9104
+	// AgentPort is where the replication agent serves /healthz, /readyz and /metrics.
+	AgentPort int32 = 9080
+)
+
+// Keys of the database credentials Secret.
+const (
+	SecretKeyRoot        = "root-password"
+	SecretKeyApp         = "app-password"
+	SecretKeyReplication = "replication-password"
+	SecretKeyExporter    = "exporter-password"
+)
+
+// SecretKeys lists the generated passwords.
+var SecretKeys = []string{SecretKeyRoot, SecretKeyApp, SecretKeyReplication, SecretKeyExporter}
+
+// Retained says whether data outlives the platform (deletionPolicy Retain, the default).
+func Retained(sp *scalestackv1alpha1.SocialPlatform) bool {
+	return sp.Spec.Database.DeletionPolicy != scalestackv1alpha1.DeletionPolicyDelete
+}
+
+// Shards is the number of physical shards with the default applied.
+func Shards(sp *scalestackv1alpha1.SocialPlatform) int32 { return max(sp.Spec.Database.Shards, 1) }
+
+// ReplicasPerShard is the number of read replicas per shard with the default applied.
+func ReplicasPerShard(sp *scalestackv1alpha1.SocialPlatform) int32 {
+	if r := sp.Spec.Database.ReplicasPerShard; r != nil {
+		return *r
+	}
+	return 1
+}
+
+// DatabaseSecret holds the generated database passwords. passwords comes from the live Secret
+// when it exists (never regenerated) or from crypto/rand on first creation. Under Retain it has no
+// owner reference, so deleting the platform never deletes it.
+func DatabaseSecret(sp *scalestackv1alpha1.SocialPlatform, passwords map[string][]byte) *corev1ac.SecretApplyConfiguration {
+	s := corev1ac.Secret(sp.DatabaseSecretName(), sp.Namespace).
+		WithLabels(sp.Labels("database")).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(passwords)
+	if !Retained(sp) {
+		s.WithOwnerReferences(OwnerReference(sp))
+	}
+	return s
+}
+
+// ShardMap renders the shard map for the current number of shards; the primary is reached through
+// the -primary Service and reads through the -replicas Service (the primary when a shard has no
+// replicas).
+func ShardMap(sp *scalestackv1alpha1.SocialPlatform) (*shard.Map, error) {
+	replicas := ReplicasPerShard(sp)
+	return shard.Build(int(Shards(sp)), func(i int) (string, string) {
+		p := fmt.Sprintf("%s.%s.svc:%d", sp.ShardPrimaryName(int32(i)), sp.Namespace, MySQLPort)
+		r := ""
+		if replicas > 0 {
+			r = fmt.Sprintf("%s.%s.svc:%d", sp.ShardReplicasName(int32(i)), sp.Namespace, MySQLPort)
+		}
+		return p, r
+	})
+}
+
+// ShardMapConfigMap publishes the shard map to the apps.
+func ShardMapConfigMap(sp *scalestackv1alpha1.SocialPlatform, mapJSON string) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(sp.ShardMapName(), sp.Namespace).
+		WithLabels(sp.Labels("shard-map")).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithData(map[string]string{ShardMapKey: mapJSON})
+}
+
+// DatabaseConfig is the server configuration of every shard pod: GTID replication, binary logs in
+// row format, crash-safe replica state, and the engine's statements for both.
+func DatabaseConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyConfiguration {
+	common := `[mysqld]
+bind-address = 0.0.0.0
+port = 3306
+character-set-server = utf8mb4
+collation-server = utf8mb4_unicode_ci
+skip-name-resolve = ON
+max_connections = 500
+innodb_buffer_pool_size = 256M
+innodb_flush_log_at_trx_commit = 1
+sync_binlog = 1
+log_bin = binlog
+binlog_format = ROW
+relay_log = relay-bin
+log_slave_updates = ON
+read_only = OFF
+`
+	var engineCnf string
+	if engine(sp) == scalestackv1alpha1.EngineMySQL {
+		engineCnf = `gtid_mode = ON
+enforce_gtid_consistency = ON
+relay_log_recovery = ON
+`
+	} else {
+		engineCnf = `gtid_strict_mode = ON
+relay_log_recovery = ON
+log_basename = shard
+`
+	}
+	return corev1ac.ConfigMap(sp.DatabaseConfigName(), sp.Namespace).
+		WithLabels(sp.Labels("database")).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithData(map[string]string{"scalestack.cnf": common + engineCnf})
+}
+
+// ShardHeadlessService governs both StatefulSets of a shard, giving each pod a stable DNS name
+// that the replicas replicate from.
+func ShardHeadlessService(sp *scalestackv1alpha1.SocialPlatform, i int32) *corev1ac.ServiceApplyConfiguration {
+	sel := shardSelector(sp, i, "")
+	return corev1ac.Service(sp.ShardName(i), sp.Namespace).
+		WithLabels(shardLabels(sp, i, "")).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithClusterIP(corev1.ClusterIPNone).
+			// Replicas must find a primary that is still starting.
+			WithPublishNotReadyAddresses(true).
+			WithSelector(sel).
+			WithPorts(corev1ac.ServicePort().WithName("mysql").WithPort(MySQLPort).WithTargetPort(intstr.FromString("mysql"))))
+}
+
+// ShardService is the client Service of a shard's primary (role "primary") or replicas (role
+// "replica"). Only ready pods receive traffic: a replica is ready when it replicates with lag
+// under the bound.
+func ShardService(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) *corev1ac.ServiceApplyConfiguration {
+	name := sp.ShardPrimaryName(i)
+	if role == "replica" {
+		name = sp.ShardReplicasName(i)
+	}
+	return corev1ac.Service(name, sp.Namespace).
+		WithLabels(shardLabels(sp, i, role)).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(shardSelector(sp, i, role)).
+			WithPorts(
+				corev1ac.ServicePort().WithName("mysql").WithPort(MySQLPort).WithTargetPort(intstr.FromString("mysql")),
+				corev1ac.ServicePort().WithName("metrics").WithPort(ExporterPort).WithTargetPort(intstr.FromString("metrics")),
+			))
+}
+
+// ShardInputs are the facts a shard StatefulSet needs besides the platform.
+type ShardInputs struct {
+	// AgentImage runs the replication agent (the apps image).
+	AgentImage string
+	// ConfigHash is the hash of the database ConfigMap; a change rolls the pods.
+	ConfigHash string
+}
+
+// ShardStatefulSet runs a shard's primary (role "primary", one pod) or its read replicas (role
+// "replica", replicasPerShard pods). Beside the database runs the replication agent (Go code in
+// the apps image, tested against real MariaDB: it sets server_id, points replicas at the primary
+// with GTID, watches lag and answers the pod's readiness) and the metrics exporter.
+func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role string, in ShardInputs) *appsv1ac.StatefulSetApplyConfiguration {
+	name, replicas := sp.ShardPrimaryName(i), int32(1)
+	if role == "replica" {
+		name, replicas = sp.ShardReplicasName(i), ReplicasPerShard(sp)
+	}
+	db := sp.Spec.Database
+	image := db.Image
+	if image == "" {
+		image = MariaDBImage
+		if engine(sp) == scalestackv1alpha1.EngineMySQL {
+			image = MySQLImage
+		}
+	}
+	res := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+	}
+	if db.Resources != nil {
+		res = *db.Resources
+	}
+	secretEnv := func(env, key string) *corev1ac.EnvVarApplyConfiguration {
+		return corev1ac.EnvVar().WithName(env).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(key)))
+	}
+	rootEnv := "MARIADB_ROOT_PASSWORD"
+	if engine(sp) == scalestackv1alpha1.EngineMySQL {
+		rootEnv = "MYSQL_ROOT_PASSWORD"
+	}
+	database := corev1ac.Container().
+		WithName("database").
+		WithImage(image).
+		WithArgs("--defaults-extra-file=/etc/mysql/scalestack/scalestack.cnf").
+		WithPorts(corev1ac.ContainerPort().WithName("mysql").WithContainerPort(MySQLPort).WithProtocol(corev1.ProtocolTCP)).
+		WithEnv(secretEnv(rootEnv, SecretKeyRoot)).
+		WithResources(resources(res)).
+		WithStartupProbe(corev1ac.Probe().WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("mysql"))).
+			WithPeriodSeconds(5).WithFailureThreshold(60)).
+		WithLivenessProbe(corev1ac.Probe().WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("mysql"))).
+			WithPeriodSeconds(10).WithFailureThreshold(6)).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName("data").WithMountPath("/var/lib/mysql"),
+			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/mysql/scalestack").WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("run").WithMountPath("/run/mysqld"),
+			corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
+		).
+		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
+
+	agent := corev1ac.Container().
+		WithName("agent").
+		WithImage(in.AgentImage).
+		WithCommand("/usr/local/bin/dbagent").
+		WithPorts(corev1ac.ContainerPort().WithName("agent").WithContainerPort(AgentPort).WithProtocol(corev1.ProtocolTCP)).
+		WithEnv(
+			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
+			corev1ac.EnvVar().WithName("DBAGENT_ROLE").WithValue(role),
+			corev1ac.EnvVar().WithName("DBAGENT_ENGINE").WithValue(string(engine(sp))),
+			corev1ac.EnvVar().WithName("DBAGENT_SHARD").WithValue(fmt.Sprint(i)),
+			corev1ac.EnvVar().WithName("DBAGENT_PRIMARY_HOST").WithValue(fmt.Sprintf("%s-0.%s.%s.svc", sp.ShardPrimaryName(i), sp.ShardName(i), sp.Namespace)),
+			corev1ac.EnvVar().WithName("DBAGENT_ADDR").WithValue(fmt.Sprintf(":%d", AgentPort)),
+			secretEnv("DBAGENT_ROOT_PASSWORD", SecretKeyRoot),
+			secretEnv("DBAGENT_APP_PASSWORD", SecretKeyApp),
+			secretEnv("DBAGENT_REPLICATION_PASSWORD", SecretKeyReplication),
+			secretEnv("DBAGENT_EXPORTER_PASSWORD", SecretKeyExporter),
+		).
+		WithResources(resources(corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		})).
+		// Pod readiness is the agent's: a primary that accepts writes, a replica that replicates from
+		// the right primary with lag under the bound. "Process up" is not ready.
+		WithReadinessProbe(corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("agent"))).
+			WithPeriodSeconds(5).WithFailureThreshold(2)).
+		WithLivenessProbe(corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("agent"))).
+			WithPeriodSeconds(10).WithFailureThreshold(3)).
+		WithSecurityContext(restrictedContainerSecurityContext())
+
+	exporter := corev1ac.Container().
+		WithName("exporter").
+		WithImage(MySQLExporterImage).
+		WithArgs("--mysqld.address=127.0.0.1:3306", "--mysqld.username=exporter").
+		WithEnv(secretEnv("MYSQLD_EXPORTER_PASSWORD", SecretKeyExporter)).
+		WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(ExporterPort).WithProtocol(corev1.ProtocolTCP)).
+		WithResources(resources(corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		})).
+		WithSecurityContext(restrictedContainerSecurityContext())
+
+	sel := shardSelector(sp, i, role)
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithTerminationGracePeriodSeconds(60).
+		WithSecurityContext(restrictedPodSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID).WithFSGroup(DatabaseUID)).
+		WithContainers(database, agent, exporter).
+		WithVolumes(
+			corev1ac.Volume().WithName("config").WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(sp.DatabaseConfigName())),
+			corev1ac.Volume().WithName("run").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+			corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+		).
+		WithTopologySpreadConstraints(spread("kubernetes.io/hostname", shardSelector(sp, i, "")))
+
+	// A bare configuration: a template carries neither namespace nor kind.
+	pvc := (&corev1ac.PersistentVolumeClaimApplyConfiguration{}).
+		WithName("data").
+		WithLabels(shardLabels(sp, i, role)).
+		// volumeClaimTemplates is an atomic list: the operator owns the defaults the API server writes
+		// into it, so they are stated here, or the no-op check would see a difference every pass.
+		WithStatus(corev1ac.PersistentVolumeClaimStatus().WithPhase(corev1.ClaimPending)).
+		WithSpec(corev1ac.PersistentVolumeClaimSpec().
+			WithVolumeMode(corev1.PersistentVolumeFilesystem).
+			WithAccessModes(corev1.ReadWriteOnce).
+			WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: StorageSize(db.Storage)})))
+	if db.Storage.StorageClassName != nil {
+		pvc.Spec.WithStorageClassName(*db.Storage.StorageClassName)
+	}
+	retention := appsv1.RetainPersistentVolumeClaimRetentionPolicyType
+	if !Retained(sp) {
+		retention = appsv1.DeletePersistentVolumeClaimRetentionPolicyType
+	}
+
+	return appsv1ac.StatefulSet(name, sp.Namespace).
+		WithLabels(shardLabels(sp, i, role)).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithSpec(appsv1ac.StatefulSetSpec().
+			WithReplicas(replicas).
+			WithServiceName(sp.ShardName(i)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(sel)).
+			WithPodManagementPolicy(appsv1.ParallelPodManagement).
+			WithRevisionHistoryLimit(5).
+			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
+			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
+				WithWhenDeleted(retention).
+				// Scaling replicas down never drops a volume: scaling back up resumes from it.
+				WithWhenScaled(appsv1.RetainPersistentVolumeClaimRetentionPolicyType)).
+			WithVolumeClaimTemplates(pvc).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(shardLabels(sp, i, role)).
+				WithAnnotations(map[string]string{scalestackv1alpha1.AnnotationConfigHash: in.ConfigHash}).
+				WithSpec(pod)))
+}
+
+// StorageSize is a volume's size with the default (10Gi) applied.
+func StorageSize(s scalestackv1alpha1.StorageSpec) resource.Quantity {
+	if s.Size != nil {
+		return *s.Size
+	}
+	return resource.MustParse("10Gi")
+}
+
+func shardSelector(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) map[string]string {
+	l := sp.SelectorLabels("database")
+	l[scalestackv1alpha1.LabelShard] = fmt.Sprint(i)
+	if role != "" {
+		l[scalestackv1alpha1.LabelRole] = role
+	}
+	return l
+}
+
+func shardLabels(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) map[string]string {
+	l := sp.Labels("database")
+	l[scalestackv1alpha1.LabelShard] = fmt.Sprint(i)
+	if role != "" {
+		l[scalestackv1alpha1.LabelRole] = role
+	}
+	return l
+}
