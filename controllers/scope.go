@@ -34,8 +34,8 @@ type scope struct {
 
 func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 	return &scope{
-		sp:          sp,
-		original:    sp.DeepCopy(),
+		sp:           sp,
+		original:     sp.DeepCopy(),
 		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{},
 	}

@@ -2,11 +2,11 @@ package render
 
 import (
 	"bytes"
-	"fmt"
-	"strings"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
