@@ -149,11 +149,16 @@ func restrictedNamespace(t *testing.T) string {
 
 func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	var err error
 	for time.Now().Before(deadline) {
 		if err = cond(); err == nil {
+			t.Logf("%s after %v", what, time.Since(start).Round(100*time.Millisecond))
 			return
+		}
+		if os.Getenv("E2E_DEBUG") != "" {
+			t.Logf("%s: %v", what, err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -202,8 +207,23 @@ func TestSampleBecomesReadyThenDeletionCollectsEverything(t *testing.T) {
 	if err := k8s.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{scalestackv1alpha1.LabelInstance: sp.Name}); err != nil {
 		t.Fatal(err)
 	}
-	if len(pods.Items) != 9 {
-		t.Errorf("%d pods, want 9 (2 gateway, 2 user, 2 post, 2 feed, 1 worker)", len(pods.Items))
+	// 9 app pods (2 gateway, 2 user, 2 post, 2 feed, 1 worker), 2 shards x (1 primary + 1 replica),
+	// 1 Redis.
+	if len(pods.Items) != 14 {
+		t.Errorf("%d pods, want 14", len(pods.Items))
+	}
+	// The shards' volume claims were made by the StatefulSet controller and bound.
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pvcs.Items) != 4 {
+		t.Errorf("%d volume claims, want 4", len(pvcs.Items))
+	}
+	for _, p := range pvcs.Items {
+		if p.Status.Phase != corev1.ClaimBound {
+			t.Errorf("claim %s is %s", p.Name, p.Status.Phase)
+		}
 	}
 	for _, p := range pods.Items {
 		if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName == "" {
@@ -229,13 +249,80 @@ func TestSampleBecomesReadyThenDeletionCollectsEverything(t *testing.T) {
 			"Services": &corev1.ServiceList{}, "ServiceAccounts": &corev1.ServiceAccountList{},
 			"ConfigMaps": &corev1.ConfigMapList{}, "PodDisruptionBudgets": &policyv1.PodDisruptionBudgetList{},
 		}
+		lists["StatefulSets"] = &appsv1.StatefulSetList{}
 		for kind, l := range lists {
 			if err := k8s.List(ctx, l, sel...); err != nil {
 				return err
 			}
-			if n := meta.LenList(l); n > 0 {
+			n := meta.LenList(l)
+			if kind == "ConfigMaps" {
+				n = 0
+				for _, cm := range l.(*corev1.ConfigMapList).Items {
+					if cm.Name != "kube-root-ca.crt" {
+						n++
+					}
+				}
+			}
+			if n > 0 {
 				return fmt.Errorf("%d %s left", n, kind)
 			}
+		}
+		return nil
+	})
+
+	// deletionPolicy Retain (the sample's): the data outlives the platform.
+	pvcs = &corev1.PersistentVolumeClaimList{}
+	if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pvcs.Items) != 4 {
+		t.Errorf("Retain: %d volume claims left, want 4", len(pvcs.Items))
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, &corev1.Secret{}); err != nil {
+		t.Errorf("Retain: the credentials Secret is gone: %v", err)
+	}
+}
+
+func TestDeletionPolicyDeleteRemovesData(t *testing.T) {
+	ctx := context.Background()
+	ns := restrictedNamespace(t)
+	sp := sample(t)
+	sp.Namespace = ns
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.DeletionPolicy = scalestackv1alpha1.DeletionPolicyDelete
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "volume claims bound", 3*time.Minute, func() error {
+		pvcs := &corev1.PersistentVolumeClaimList{}
+		if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		bound := 0
+		for _, p := range pvcs.Items {
+			if p.Status.Phase == corev1.ClaimBound {
+				bound++
+			}
+		}
+		if bound != 2 {
+			return fmt.Errorf("%d of %d claims bound", bound, len(pvcs.Items))
+		}
+		return nil
+	})
+	if err := k8s.Delete(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "data deleted", 3*time.Minute, func() error {
+		pvcs := &corev1.PersistentVolumeClaimList{}
+		if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if len(pvcs.Items) > 0 {
+			return fmt.Errorf("%d volume claims left", len(pvcs.Items))
+		}
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, &corev1.Secret{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("Secret still there (%w)", err)
 		}
 		return nil
 	})
