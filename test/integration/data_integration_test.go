@@ -217,4 +217,3 @@ func TestTeardownDeleteRemovesVolumesAndSecrets(t *testing.T) {
 		t.Errorf("Delete: the volume claim survived: %v", pvcErr)
 	}
 }
-
