@@ -93,7 +93,8 @@ func run() error {
 		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
-		Client:                        client.Options{Cache: &client.CacheOptions{Unstructured: false}},
+		// Strimzi's kinds are read as unstructured objects; they are cached like the typed ones.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
@@ -26,6 +28,11 @@ type scope struct {
 	// statefulSets holds the shard and cache StatefulSets as observed, by name.
 	statefulSets map[string]*appsv1.StatefulSet
 
+	// kafka is the event log as observed by the kafka phase.
+	kafka kafkaObservation
+	// result is the pass's requeue, the soonest any phase asked for.
+	result ctrl.Result
+
 	paused     bool
 	reconciled bool
 	// gone is set when the teardown removed the finalizer: the object may no longer exist.
@@ -39,6 +46,19 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{},
 	}
+}
+
+// requeueAfter asks for another pass after d, unless a sooner one is already asked for.
+func (s *scope) requeueAfter(d time.Duration) {
+	if s.result.RequeueAfter == 0 || d < s.result.RequeueAfter {
+		s.result.RequeueAfter = d
+	}
+}
+
+// kafkaStatus fills the Kafka status and returns the KafkaReady condition.
+func (s *scope) kafkaStatus() metav1.Condition {
+	s.sp.Status.Kafka = scalestackv1alpha1.KafkaStatus{BootstrapServers: s.kafka.bootstrap, Topics: s.kafka.topics}
+	return kafkaCondition(s.kafka)
 }
 
 // record notes what an apply did to a child.

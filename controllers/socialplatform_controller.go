@@ -19,6 +19,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -41,6 +43,8 @@ type SocialPlatformReconciler struct {
 	DefaultAppsImage string
 	// MaxConcurrentReconciles is how many platforms are reconciled at once.
 	MaxConcurrentReconciles int
+
+	admins adminClients
 }
 
 // +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms,verbs=get;list;watch;update;patch
@@ -54,6 +58,7 @@ type SocialPlatformReconciler struct {
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kafka.strimzi.io,resources=kafkas;kafkanodepools;kafkatopics,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile converges one platform. A conflict (someone wrote the object since our cache saw it)
@@ -99,7 +104,7 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		}
 	}
 	s.reconciled = true
-	return ctrl.Result{}, r.observe(ctx, s)
+	return s.result, r.observe(ctx, s)
 }
 
 // phase is one ordered step of a reconcile. A phase returns an error only for what a retry may
@@ -117,6 +122,7 @@ func (r *SocialPlatformReconciler) phases() []phase {
 		{"secrets", r.reconcileSecrets},
 		{"database", r.reconcileDatabase},
 		{"cache", r.reconcileCache},
+		{"kafka", r.reconcileKafka},
 		{"apps", r.reconcileApps},
 		{"archive", r.reconcileArchive},
 		{"cdn", r.reconcileCDN},
@@ -184,6 +190,12 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	var components []metav1.Condition
 	if !deleting {
 		components = append(components, s.databaseStatus(), s.cacheStatus(), s.appsStatus())
+		if s.reconciled {
+			// The kafka phase ran this pass; a paused or failed pass keeps the last Kafka status.
+			components = append(components, s.kafkaStatus())
+		} else if c := meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionKafkaReady); c != nil {
+			components = append(components, *c)
+		}
 	}
 	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
 	for _, c := range append(components,
@@ -232,7 +244,17 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *SocialPlatformReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	// Strimzi's kinds are watched when Strimzi is installed at start; otherwise the kafka phase
+	// looks for it again every minute.
+	if version, err := r.strimziVersion(); err == nil && version != "" {
+		for _, kind := range []string{"Kafka", "KafkaNodePool", "KafkaTopic"} {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(schema.GroupVersionKind{Group: render.StrimziGroup, Version: version, Kind: kind})
+			b = b.Owns(u)
+		}
+	}
+	return b.
 		For(&scalestackv1alpha1.SocialPlatform{}, builder.WithPredicates(specOrDeletionChanged())).
 		// Children wake their platform through their controller owner reference; their status
 		// changes (a pod becoming ready) are what status reports, so every change counts.

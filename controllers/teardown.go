@@ -7,6 +7,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -33,6 +35,15 @@ func (r *SocialPlatformReconciler) teardown(ctx context.Context, s *scope) (ctrl
 	}
 	if remaining > 0 {
 		log.V(1).Info("Waiting for app Deployments to go", "remaining", remaining)
+		return ctrl.Result{RequeueAfter: requeueTeardown}, nil
+	}
+
+	remaining, err = r.deleteKafka(ctx, sp)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if remaining > 0 {
+		log.V(1).Info("Waiting for the Kafka topics and cluster to go", "remaining", remaining)
 		return ctrl.Result{RequeueAfter: requeueTeardown}, nil
 	}
 
@@ -126,4 +137,69 @@ func (r *SocialPlatformReconciler) deleteData(ctx context.Context, sp *scalestac
 		return 0, fmt.Errorf("deleting database secret: %w", err)
 	}
 	return 0, nil
+}
+
+// deleteKafka deletes the platform's KafkaTopics, then (once they are gone) its Kafka cluster and
+// node pool. Under deletionPolicy Retain each KafkaTopic is first marked strimzi.io/managed=false,
+// so Strimzi lets go of the resource without deleting the topic and its messages; the brokers'
+// volumes are kept by deleteClaim: false. Returns how many objects still exist.
+func (r *SocialPlatformReconciler) deleteKafka(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform) (int, error) {
+	version, err := r.strimziVersion()
+	if err != nil || version == "" {
+		return 0, err
+	}
+	list := func(kind string) ([]unstructured.Unstructured, error) {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(schema.GroupVersionKind{Group: render.StrimziGroup, Version: version, Kind: kind + "List"})
+		if err := r.Client.List(ctx, l, client.InNamespace(sp.Namespace), client.MatchingLabels{scalestackv1alpha1.LabelInstance: sp.Name}); err != nil {
+			return nil, fmt.Errorf("listing %s: %w", kind, err)
+		}
+		var owned []unstructured.Unstructured
+		for _, u := range l.Items {
+			if metav1IsControlledBy(&u, sp) {
+				owned = append(owned, u)
+			}
+		}
+		return owned, nil
+	}
+	del := func(items []unstructured.Unstructured, unmanage bool) error {
+		for i := range items {
+			u := &items[i]
+			if !u.GetDeletionTimestamp().IsZero() {
+				continue
+			}
+			if unmanage && u.GetAnnotations()["strimzi.io/managed"] != "false" {
+				patch := client.MergeFrom(u.DeepCopy())
+				ann := u.GetAnnotations()
+				if ann == nil {
+					ann = map[string]string{}
+				}
+				ann["strimzi.io/managed"] = "false"
+				u.SetAnnotations(ann)
+				if err := r.Client.Patch(ctx, u, patch); err != nil {
+					return fmt.Errorf("unmanaging %s %s: %w", u.GetKind(), u.GetName(), err)
+				}
+			}
+			if err := r.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("deleting %s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+		return nil
+	}
+	topics, err := list("KafkaTopic")
+	if err != nil {
+		return 0, err
+	}
+	if len(topics) > 0 {
+		return len(topics), del(topics, render.Retained(sp))
+	}
+	var cluster []unstructured.Unstructured
+	for _, kind := range []string{"Kafka", "KafkaNodePool"} {
+		items, err := list(kind)
+		if err != nil {
+			return 0, err
+		}
+		cluster = append(cluster, items...)
+	}
+	return len(cluster), del(cluster, false)
 }

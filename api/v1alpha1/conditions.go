@@ -51,6 +51,15 @@ const (
 	ReasonAsExpected = "AsExpected"
 	// ReasonStable: Progressing is False; nothing is changing.
 	ReasonStable = "Stable"
+	// ReasonStrimziNotInstalled: spec.kafka.mode is Strimzi but the cluster does not serve
+	// kafka.strimzi.io.
+	ReasonStrimziNotInstalled = "StrimziNotInstalled"
+	// ReasonKafkaUnreachable: the External cluster's admin API did not answer.
+	ReasonKafkaUnreachable = "KafkaUnreachable"
+	// ReasonClusterNotReady: Strimzi reports the Kafka cluster not ready.
+	ReasonClusterNotReady = "ClusterNotReady"
+	// ReasonTopicsNotReady: a topic does not exist with its declared settings.
+	ReasonTopicsNotReady = "TopicsNotReady"
 	// ReasonNotImplemented: the component is declared but this operator version does not
 	// provision it yet.
 	ReasonNotImplemented = "NotImplemented"

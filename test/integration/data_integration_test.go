@@ -152,14 +152,14 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 
 // teardownWith deletes a platform with the given deletionPolicy after giving it a volume claim as
 // the StatefulSet controller would, and returns what is left.
-func teardownWith(t *testing.T, policy scalestackv1alpha1.DeletionPolicy) (secretErr, pvcErr error, ns string) {
+func teardownWith(t *testing.T, policy scalestackv1alpha1.DeletionPolicy) (secretErr, pvcErr error) {
 	t.Helper()
 	sp := loadSample(t, newNamespace(t))
 	sp.Spec.Database.DeletionPolicy = policy
 	if err := k8s.Create(context.Background(), sp); err != nil {
 		t.Fatal(err)
 	}
-	ns = sp.Namespace
+	ns := sp.Namespace
 	waitForCondition(t, sp, scalestackv1alpha1.ConditionDatabaseReady, metav1.ConditionFalse)
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data-" + sp.ShardPrimaryName(0) + "-0", Labels: map[string]string{
@@ -179,7 +179,7 @@ func teardownWith(t *testing.T, policy scalestackv1alpha1.DeletionPolicy) (secre
 	}
 	eventually(t, "platform gone", func() error {
 		if _, err := get(t, &scalestackv1alpha1.SocialPlatform{}, ns, sp.Name); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there: %v", err)
+			return fmt.Errorf("still there: %w", err)
 		}
 		return nil
 	})
@@ -195,11 +195,11 @@ func teardownWith(t *testing.T, policy scalestackv1alpha1.DeletionPolicy) (secre
 	if pvcErr == nil && !got.DeletionTimestamp.IsZero() {
 		pvcErr = apierrors.NewNotFound(corev1.Resource("persistentvolumeclaims"), pvc.Name) // deleting (pvc-protection finalizer)
 	}
-	return secretErr, pvcErr, ns
+	return secretErr, pvcErr
 }
 
 func TestTeardownRetainKeepsVolumesAndSecrets(t *testing.T) {
-	secretErr, pvcErr, _ := teardownWith(t, scalestackv1alpha1.DeletionPolicyRetain)
+	secretErr, pvcErr := teardownWith(t, scalestackv1alpha1.DeletionPolicyRetain)
 	if secretErr != nil {
 		t.Errorf("Retain: the Secret is gone: %v", secretErr)
 	}
@@ -209,7 +209,7 @@ func TestTeardownRetainKeepsVolumesAndSecrets(t *testing.T) {
 }
 
 func TestTeardownDeleteRemovesVolumesAndSecrets(t *testing.T) {
-	secretErr, pvcErr, _ := teardownWith(t, scalestackv1alpha1.DeletionPolicyDelete)
+	secretErr, pvcErr := teardownWith(t, scalestackv1alpha1.DeletionPolicyDelete)
 	if !apierrors.IsNotFound(secretErr) {
 		t.Errorf("Delete: the Secret survived: %v", secretErr)
 	}

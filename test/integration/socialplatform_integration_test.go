@@ -15,18 +15,21 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/test/testenv"
 )
 
 // loadSample reads config/samples, the manifest README tells people to apply.
 func loadSample(t *testing.T, ns string) *scalestackv1alpha1.SocialPlatform {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +60,7 @@ func get[T client.Object](t *testing.T, obj T, ns, name string) (T, error) {
 // run: every workload of the platform reports all replicas updated and ready.
 func markDeploymentsAvailable(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) {
 	t.Helper()
+	markStrimziReady(t, sp)
 	names := []string{sp.CacheName()}
 	for i := range sp.Spec.Database.Shards {
 		names = append(names, sp.ShardPrimaryName(i), sp.ShardReplicasName(i))
@@ -331,7 +335,7 @@ func TestConvergedPlatformWritesNothing(t *testing.T) {
 	time.Sleep(time.Second)
 
 	before := reconcileCount(t)
-	writes := operatorWrites.Load()
+	writes := env.Writes.Load()
 	// Wake the platform without changing its spec: an annotation change passes the predicate.
 	for i := range 5 {
 		updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) {
@@ -350,7 +354,7 @@ func TestConvergedPlatformWritesNothing(t *testing.T) {
 	})
 	time.Sleep(500 * time.Millisecond)
 	// Other tests' platforms run concurrently only if tests are parallel; they are not.
-	if got := operatorWrites.Load() - writes; got != 0 {
+	if got := env.Writes.Load() - writes; got != 0 {
 		t.Errorf("a converged platform cost %d write requests over %v reconciles; want 0", got, reconcileCount(t)-before)
 	}
 }
@@ -469,4 +473,36 @@ func updateSP(t *testing.T, sp *scalestackv1alpha1.SocialPlatform, mutate func(*
 	if err != nil {
 		t.Fatalf("updating platform: %v", err)
 	}
+}
+
+// markStrimziReady plays Strimzi: the platform's Kafka and topics report Ready.
+func markStrimziReady(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) {
+	t.Helper()
+	if sp.Spec.Kafka.Mode == scalestackv1alpha1.KafkaModeExternal {
+		return
+	}
+	eventually(t, "mark Strimzi objects ready", func() error {
+		for _, kind := range []string{"Kafka", "KafkaTopic"} {
+			l := &unstructured.UnstructuredList{}
+			l.SetGroupVersionKind(schema.GroupVersionKind{Group: "kafka.strimzi.io", Version: "v1", Kind: kind + "List"})
+			if err := k8s.List(context.Background(), l, client.InNamespace(sp.Namespace)); err != nil {
+				return err
+			}
+			if kind == "Kafka" && len(l.Items) == 0 {
+				return fmt.Errorf("no Kafka yet")
+			}
+			for i := range l.Items {
+				u := &l.Items[i]
+				status := map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "True"}}}
+				if kind == "Kafka" {
+					status["listeners"] = []any{map[string]any{"name": "plain", "bootstrapServers": "demo-kafka-kafka-bootstrap." + sp.Namespace + ".svc:9092"}}
+				}
+				u.Object["status"] = status
+				if err := k8s.Status().Update(context.Background(), u); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }

@@ -3,123 +3,57 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
+	"github.com/twmb/franz-go/pkg/kfake"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-	"github.com/scalestack/scalestack/controllers"
+	"github.com/scalestack/scalestack/test/testenv"
 )
 
 // The integration tests run the real manager against a real kube-apiserver and etcd (envtest)
 // and assert through a separate, uncached client.
 
 var (
-	k8s    client.Client // the tests' own client: direct, no cache
-	scheme = runtime.NewScheme()
-	// operatorWrites counts the operator's write requests (anything but GET) to the API server.
-	operatorWrites atomic.Int64
+	k8s client.Client // the tests' own client: direct, no cache
+	env *testenv.Env
+	// kafkaSeeds are the brokers of an in-process Kafka (kfake) for External mode.
+	kafkaSeeds []string
 )
-
-const testAppsImage = "example.test/scalestack/apps:test"
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
 
 func runSuite(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the integration tests through `make test` (hack/test.sh builds the Kubernetes binaries and sets it)")
-		return 1
-	}
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(scalestackv1alpha1.AddToScheme(scheme))
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
-
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
+	var err error
+	env, err = testenv.Start(filepath.Join("test", "crds"))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = env.Stop() }()
-
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	k8s = env.Client
+	// Kafka for External mode: kfake speaks the real protocol; no broker can be installed here.
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(3))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating client:", err)
+		fmt.Fprintln(os.Stderr, "starting kfake:", err)
 		return 1
 	}
-
-	opCfg := rest.CopyConfig(cfg)
-	opCfg.QPS, opCfg.Burst = 200, 400
-	opCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			if req.Method != http.MethodGet {
-				operatorWrites.Add(1)
-			}
-			return rt.RoundTrip(req)
-		})
-	}
-	mgr, err := ctrl.NewManager(opCfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating manager:", err)
-		return 1
-	}
-	if err := (&controllers.SocialPlatformReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("scalestack-operator"),
-		DefaultAppsImage:        testAppsImage,
-		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up reconciler:", err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	defer cluster.Close()
+	kafkaSeeds = cluster.ListenAddrs()
 	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping:", err)
 		return 1
 	}
 	return code
 }
-
-func zapLevel() zapcore.Level {
-	if os.Getenv("TEST_VERBOSE") != "" {
-		return -1
-	}
-	return 2 // errors only
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // reconcileCount reads controller-runtime's reconcile counter for the SocialPlatform controller.
 func reconcileCount(t *testing.T) float64 {

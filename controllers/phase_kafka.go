@@ -1,0 +1,330 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/pkg/kafkatopics"
+)
+
+// AnnotationAppliedHash on an unstructured child is the hash of the configuration last applied
+// to it: with no typed Extract function for custom resources, it is how a field the operator
+// stopped setting is noticed.
+const AnnotationAppliedHash = "scalestack.dev/applied-hash"
+
+// kafkaObservation is what KafkaReady is computed from.
+type kafkaObservation struct {
+	mode scalestackv1alpha1.KafkaMode
+	// strimziMissing: mode Strimzi, but the cluster does not serve kafka.strimzi.io.
+	strimziMissing bool
+	// unreachable: mode External, and the admin API could not be asked; the error says why.
+	unreachable error
+	// clusterReady and clusterMessage come from Strimzi's Ready condition on the Kafka.
+	clusterReady   bool
+	clusterMessage string
+	topics         []scalestackv1alpha1.TopicStatus
+	topicMessages  []string
+	bootstrap      string
+}
+
+// strimziVersion returns the served version of Strimzi's Kafka kind (v1 preferred), or "" when
+// Strimzi is not installed. The REST mapper re-discovers on a miss, so a Strimzi installed after
+// the operator started is found on a later pass.
+func (r *SocialPlatformReconciler) strimziVersion() (string, error) {
+	mappings, err := r.Client.RESTMapper().RESTMappings(schema.GroupKind{Group: render.StrimziGroup, Kind: "Kafka"})
+	if meta.IsNoMatchError(err) || (err == nil && len(mappings) == 0) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("discovering Strimzi: %w", err)
+	}
+	version := ""
+	for _, m := range mappings {
+		switch m.GroupVersionKind.Version {
+		case "v1":
+			return "v1", nil
+		case "v1beta2":
+			version = "v1beta2"
+		}
+	}
+	return version, nil
+}
+
+// reconcileKafka converges the event log: through Strimzi's custom resources, or, for an External
+// cluster, through the Kafka admin API. A Kafka problem is reported in KafkaReady and does not
+// stop the other phases: the apps and data tier still converge.
+func (r *SocialPlatformReconciler) reconcileKafka(ctx context.Context, s *scope) error {
+	sp := s.sp
+	s.kafka = kafkaObservation{mode: sp.Spec.Kafka.Mode}
+	if sp.Spec.Kafka.Mode == scalestackv1alpha1.KafkaModeExternal {
+		return r.reconcileExternalTopics(ctx, s)
+	}
+	version, err := r.strimziVersion()
+	if err != nil {
+		return err
+	}
+	if version == "" {
+		s.kafka.strimziMissing = true
+		// Without a watch on Strimzi's kinds, look again later for an installed Strimzi.
+		s.requeueAfter(time.Minute)
+		return nil
+	}
+	for _, u := range render.StrimziObjects(sp, version) {
+		live, err := r.applyUnstructured(ctx, s, u)
+		if err != nil {
+			return err
+		}
+		r.observeStrimzi(s, u.GetKind(), live)
+	}
+	s.kafka.bootstrap = strimziBootstrap(s.kafka.bootstrap, sp)
+	return nil
+}
+
+func strimziBootstrap(observed string, sp *scalestackv1alpha1.SocialPlatform) string {
+	if observed != "" {
+		return observed
+	}
+	return render.StrimziBootstrap(sp)
+}
+
+// observeStrimzi reads Strimzi's Ready conditions and the bootstrap address from a live object.
+func (r *SocialPlatformReconciler) observeStrimzi(s *scope, kind string, live *unstructured.Unstructured) {
+	ready, msg := false, "not reconciled by Strimzi yet"
+	if live != nil {
+		conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+		for _, c := range conds {
+			cm, _ := c.(map[string]any)
+			if cm["type"] == "Ready" {
+				ready = cm["status"] == "True"
+				if m, _ := cm["message"].(string); m != "" {
+					msg = m
+				} else if !ready {
+					msg = fmt.Sprint(cm["reason"])
+				}
+			}
+		}
+	}
+	switch kind {
+	case "Kafka":
+		s.kafka.clusterReady, s.kafka.clusterMessage = ready, msg
+		if live != nil {
+			listeners, _, _ := unstructured.NestedSlice(live.Object, "status", "listeners")
+			for _, l := range listeners {
+				lm, _ := l.(map[string]any)
+				if lm["name"] == "plain" {
+					s.kafka.bootstrap, _ = lm["bootstrapServers"].(string)
+				}
+			}
+		}
+	case "KafkaTopic":
+		name := ""
+		if live != nil {
+			name, _, _ = unstructured.NestedString(live.Object, "spec", "topicName")
+		}
+		s.kafka.topics = append(s.kafka.topics, scalestackv1alpha1.TopicStatus{Name: name, Ready: ready})
+		if !ready {
+			s.kafka.topicMessages = append(s.kafka.topicMessages, name+": "+msg)
+		}
+	}
+}
+
+// applyUnstructured converges a custom resource with server-side apply. The no-op check: the
+// live object carries the hash of the last applied configuration, and every field we set still
+// has our value. It returns the live object (nil right after a write).
+func (r *SocialPlatformReconciler) applyUnstructured(ctx context.Context, s *scope, desired *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	raw, err := json.Marshal(desired.Object)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", desired.GetKind(), err)
+	}
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])[:16]
+	ann := desired.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationAppliedHash] = hash
+	desired.SetAnnotations(ann)
+
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(desired.GroupVersionKind())
+	result := resultUpdated
+	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), live); {
+	case apierrors.IsNotFound(err):
+		result = resultCreated
+	case err != nil:
+		return nil, fmt.Errorf("getting %s %s: %w", desired.GetKind(), desired.GetName(), err)
+	default:
+		if live.GetAnnotations()[AnnotationAppliedHash] == hash && subset(desired.Object, live.Object) {
+			return live, nil
+		}
+	}
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("applying %s %s: %w", desired.GetKind(), desired.GetName(), err)
+	}
+	s.record(desired.GetKind(), desired.GetName(), result)
+	return nil, nil
+}
+
+// subset reports whether every field of want has the same value in have. Numbers compare by
+// value: JSON decoding gives int64 on one side and float64 on the other.
+func subset(want, have any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range w {
+			if !subset(v, h[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok || len(h) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !subset(w[i], h[i]) {
+				return false
+			}
+		}
+		return true
+	case int64:
+		return numEqual(float64(w), have)
+	case int32:
+		return numEqual(float64(w), have)
+	case int:
+		return numEqual(float64(w), have)
+	case float64:
+		return numEqual(w, have)
+	default:
+		return reflect.DeepEqual(want, have)
+	}
+}
+
+func numEqual(w float64, have any) bool {
+	switch h := have.(type) {
+	case int64:
+		return float64(h) == w
+	case float64:
+		return h == w
+	case int:
+		return float64(h) == w
+	}
+	return false
+}
+
+// adminClients keeps one Kafka admin client per External cluster, so that a pass does not dial
+// the brokers anew.
+type adminClients struct {
+	mu      sync.Mutex
+	clients map[string]*kadm.Client
+}
+
+func (a *adminClients) get(seeds []string) (*kadm.Client, error) {
+	key := strings.Join(seeds, ",")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.clients[key]; ok {
+		return c, nil
+	}
+	cl, err := kgo.NewClient(kafkatopics.ClientOptions(seeds)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka client: %w", err)
+	}
+	if a.clients == nil {
+		a.clients = map[string]*kadm.Client{}
+	}
+	a.clients[key] = kadm.NewClient(cl)
+	return a.clients[key], nil
+}
+
+// externalRecheck is how often an External cluster's topics are checked for drift: nothing
+// watches them.
+const externalRecheck = 5 * time.Minute
+
+// reconcileExternalTopics creates and grows the topics of an External cluster through the admin
+// API. It never deletes a topic.
+func (r *SocialPlatformReconciler) reconcileExternalTopics(ctx context.Context, s *scope) error {
+	sp := s.sp
+	s.kafka.bootstrap = strings.Join(sp.Spec.Kafka.BootstrapServers, ",")
+	s.requeueAfter(externalRecheck)
+	adm, err := r.admins.get(sp.Spec.Kafka.BootstrapServers)
+	if err != nil {
+		s.kafka.unreachable = err
+		return nil
+	}
+	var want []kafkatopics.Topic
+	for _, t := range render.Topics(sp) {
+		want = append(want, kafkatopics.Topic{Name: t.Name, Partitions: t.Partitions, ReplicationFactor: int16(t.ReplicationFactor), RetentionMs: t.RetentionMs})
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	statuses, err := kafkatopics.Ensure(actx, adm, want)
+	if err != nil {
+		s.kafka.unreachable = err
+		s.requeueAfter(30 * time.Second)
+		return nil
+	}
+	for _, st := range statuses {
+		s.kafka.topics = append(s.kafka.topics, scalestackv1alpha1.TopicStatus{Name: st.Name, Ready: st.Ready})
+		if !st.Ready {
+			s.kafka.topicMessages = append(s.kafka.topicMessages, st.Name+": "+st.Message)
+		}
+		if st.Changed {
+			s.changed = append(s.changed, "KafkaTopic(external)/"+st.Name)
+		}
+	}
+	return nil
+}
+
+// kafkaCondition computes KafkaReady.
+func kafkaCondition(o kafkaObservation) metav1.Condition {
+	c := metav1.Condition{Type: scalestackv1alpha1.ConditionKafkaReady, Status: metav1.ConditionFalse}
+	notReady := 0
+	for _, t := range o.topics {
+		if !t.Ready {
+			notReady++
+		}
+	}
+	switch {
+	case o.strimziMissing:
+		c.Reason = scalestackv1alpha1.ReasonStrimziNotInstalled
+		c.Message = "spec.kafka.mode is Strimzi but the cluster does not serve kafka.strimzi.io: install Strimzi, or use mode External"
+	case o.unreachable != nil:
+		c.Reason = scalestackv1alpha1.ReasonKafkaUnreachable
+		c.Message = truncate("The Kafka admin API did not answer: "+o.unreachable.Error(), 1024)
+	case o.mode != scalestackv1alpha1.KafkaModeExternal && !o.clusterReady:
+		c.Reason = scalestackv1alpha1.ReasonClusterNotReady
+		c.Message = truncate("Strimzi reports the Kafka cluster not ready: "+o.clusterMessage, 1024)
+	case notReady > 0:
+		c.Reason = scalestackv1alpha1.ReasonTopicsNotReady
+		c.Message = truncate(fmt.Sprintf("%d of %d topics not ready: %s", notReady, len(o.topics), strings.Join(o.topicMessages, "; ")), 1024)
+	default:
+		c.Status = metav1.ConditionTrue
+		c.Reason = scalestackv1alpha1.ReasonAvailable
+		c.Message = fmt.Sprintf("Cluster ready with %d topics", len(o.topics))
+	}
+	return c
+}
