@@ -46,13 +46,30 @@ bin/manager --log-format=text --metrics-bind-address=0 --health-probe-bind-addre
   --leader-elect=false >.local/operator.log 2>&1 &
 op=$!
 echo "$op" >.local/operator.pid
-stop() { kill "$op" 2>/dev/null || true; wait "$op" 2>/dev/null || true; rm -f .local/operator.pid; }
+stop() {
+  kill "$op" 2>/dev/null || true; wait "$op" 2>/dev/null || true; rm -f .local/operator.pid
+  [ -f .local/kafka.pid ] && kill "$(cat .local/kafka.pid)" 2>/dev/null; rm -f .local/kafka.pid
+}
 if [ "${RUN_DETACH:-}" != 1 ]; then trap stop EXIT; fi
+
+say "Starting a local Kafka (kfake, the real Kafka protocol in-process) for the sample's External Kafka"
+if [ -f .local/kafka.pid ] && kill -0 "$(cat .local/kafka.pid)" 2>/dev/null; then
+  kill "$(cat .local/kafka.pid)" && sleep 0.5
+fi
+go build -o bin/localkafka ./cmd/localkafka
+bin/localkafka --brokers 3 >.local/kafka.addrs 2>.local/kafka.log &
+echo $! >.local/kafka.pid
+for _ in $(seq 1 50); do [ -s .local/kafka.addrs ] && break; sleep 0.1; done
+bootstrap=$(head -1 .local/kafka.addrs | cut -d, -f1)
+echo "Kafka at $bootstrap"
 
 say "Applying the sample into namespace $ns"
 "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply --server-side -f - >/dev/null
 "$kubectl" label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
-"$kubectl" apply --server-side -n "$ns" -f config/samples/scalestack_v1alpha1_socialplatform.yaml
+# The sample as published, with its Kafka switched to External and pointed at the local Kafka: no
+# Strimzi operator (or Kafka broker) can run on the local control plane.
+sed "s|^    mode: Strimzi\$|    mode: External\n    bootstrapServers: [\"$bootstrap\"]|" config/samples/scalestack_v1alpha1_socialplatform.yaml |
+  "$kubectl" apply --server-side -n "$ns" -f -
 
 say "Waiting for the SocialPlatform to become Ready"
 start=$(date +%s)
@@ -64,7 +81,7 @@ fi
 echo "Ready after $(( $(date +%s) - start ))s"
 "$kubectl" get -n "$ns" socialplatform -o wide
 echo
-"$kubectl" get -n "$ns" deployments,services,pods
+"$kubectl" get -n "$ns" deployments,statefulsets,services,pods,pvc
 echo
 "$kubectl" get -n "$ns" socialplatform demo -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' | column -t -s $'\t'
 

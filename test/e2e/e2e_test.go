@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -36,6 +37,9 @@ var (
 	k8s     client.Client
 	repo    string
 	workDir string
+	// kafkaSeeds are the brokers of an in-process Kafka (kfake, the real protocol): no Strimzi
+	// operator or Kafka broker can run on the local control plane, so platforms use External mode.
+	kafkaSeeds []string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -95,6 +99,14 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting kfake:", err)
+		return 1
+	}
+	defer kafka.Close()
+	kafkaSeeds = kafka.ListenAddrs()
+
 	manager := filepath.Join(workDir, "manager")
 	build := exec.Command("go", "build", "-o", manager, ".")
 	build.Dir = repo
@@ -130,6 +142,8 @@ func sample(t *testing.T) *scalestackv1alpha1.SocialPlatform {
 	if err := yaml.UnmarshalStrict(raw, sp); err != nil {
 		t.Fatal(err)
 	}
+	sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeExternal
+	sp.Spec.Kafka.BootstrapServers = kafkaSeeds
 	return sp
 }
 
