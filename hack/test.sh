@@ -19,6 +19,9 @@ KUBEBUILDER_ASSETS=$("$here/build-k8s-binaries.sh")
 export KUBEBUILDER_ASSETS
 echo "$KUBEBUILDER_ASSETS"
 
+step "Test servers (MariaDB) installed"
+"$here/test-deps.sh"
+
 step "gofmt and go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))
 if [ -n "$unformatted" ]; then
@@ -28,7 +31,7 @@ fi
 go vet ./...
 go vet -tags e2e ./test/e2e/...
 
-step "unit and envtest integration tests"
+step "unit, real-server (MariaDB, kfake) and envtest integration tests"
 go test -count=1 ./...
 
 step "e2e on the local control plane"

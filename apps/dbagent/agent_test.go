@@ -1,0 +1,106 @@
+package dbagent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/pkg/replication"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+// The agents of a primary and a replica, against two real MariaDB servers: the replica is not
+// ready until the primary has made the replication account, then it is.
+func TestAgentsMakeAShard(t *testing.T) {
+	ctx := context.Background()
+	primary := testservers.StartMariaDB(t)
+	replica := testservers.StartMariaDB(t)
+	creds := replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	base := Config{Engine: replication.MariaDB, Shard: 3, PrimaryHost: "127.0.0.1", PrimaryPort: primary.Port,
+		Credentials: creds, MaxLag: 10 * time.Second, Interval: time.Second}
+
+	rcfg := base
+	rcfg.Role, rcfg.Ordinal = "replica", 1
+	ra := New(rcfg, replica.DB(t), log)
+	if err := ra.Tick(ctx); err != nil {
+		t.Fatalf("replica tick: %v", err)
+	}
+	if code, body := get(t, ra.Handler(), "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("replica ready before its primary has the replication account: %d %s", code, body)
+	}
+
+	pcfg := base
+	pcfg.Role = "primary"
+	pa := New(pcfg, primary.DB(t), log)
+	if err := pa.Tick(ctx); err != nil {
+		t.Fatalf("primary tick: %v", err)
+	}
+	if code, body := get(t, pa.Handler(), "/readyz"); code != http.StatusOK {
+		t.Errorf("primary not ready: %d %s", code, body)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := ra.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, ra.Handler(), "/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica never ready: %s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var id int
+	if err := replica.DB(t).QueryRowContext(ctx, "SELECT @@server_id").Scan(&id); err != nil || id != 303 {
+		t.Errorf("replica server_id %d (%v), want 303", id, err)
+	}
+	if code, body := get(t, ra.Handler(), "/metrics"); code != http.StatusOK ||
+		!strings.Contains(body, `scalestack_replication_healthy{role="replica",shard="3"} 1`) {
+		t.Errorf("metrics: %d\n%s", code, body)
+	}
+	if code, _ := get(t, ra.Handler(), "/healthz"); code != http.StatusOK {
+		t.Errorf("healthz %d", code)
+	}
+	// Passwords never reach the metrics or the probe bodies.
+	for _, path := range []string{"/metrics", "/readyz", "/healthz"} {
+		for _, h := range []http.Handler{pa.Handler(), ra.Handler()} {
+			if _, body := get(t, h, path); strings.Contains(body, "r-pw") || strings.Contains(body, "a-pw") {
+				t.Errorf("%s shows a password", path)
+			}
+		}
+	}
+}
+
+func TestServerIDsAndOrdinals(t *testing.T) {
+	if id := (Config{Role: "primary", Shard: 0}).ServerID(); id != 1 {
+		t.Errorf("primary of shard 0: %d", id)
+	}
+	if id := (Config{Role: "replica", Shard: 63, Ordinal: 4}).ServerID(); id != 6306 {
+		t.Errorf("replica 4 of shard 63: %d", id)
+	}
+	if o, err := OrdinalFromPodName("demo-shard-2-replicas-3"); err != nil || o != 3 {
+		t.Errorf("ordinal %d %v", o, err)
+	}
+	if _, err := OrdinalFromPodName("nodash"); err == nil {
+		t.Error("a pod name without ordinal accepted")
+	}
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the servers the tests start themselves (on free ports, in temporary directories):
+# MariaDB. The tests never use the servers a machine may already run on the standard ports.
+# Idempotent; needs root (or sudo) only when something is missing.
+set -euo pipefail
+missing=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+echo "Installing test dependencies: $pkgs" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >&2
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $pkgs >&2
