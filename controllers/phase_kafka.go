@@ -324,7 +324,11 @@ func kafkaCondition(o kafkaObservation) metav1.Condition {
 	default:
 		c.Status = metav1.ConditionTrue
 		c.Reason = scalestackv1alpha1.ReasonAvailable
-		c.Message = fmt.Sprintf("Cluster ready with %d topics", len(o.topics))
+		how := "Strimzi reports the cluster ready"
+		if o.mode == scalestackv1alpha1.KafkaModeExternal {
+			how = "the External cluster answers"
+		}
+		c.Message = fmt.Sprintf("%s; all %d topics exist with their declared partitions (bootstrap %s)", how, len(o.topics), o.bootstrap)
 	}
 	return c
 }

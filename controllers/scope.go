@@ -58,6 +58,13 @@ func (s *scope) requeueAfter(d time.Duration) {
 // kafkaStatus fills the Kafka status and returns the KafkaReady condition.
 func (s *scope) kafkaStatus() metav1.Condition {
 	s.sp.Status.Kafka = scalestackv1alpha1.KafkaStatus{BootstrapServers: s.kafka.bootstrap, Topics: s.kafka.topics}
+	ready := 0
+	for _, t := range s.kafka.topics {
+		if t.Ready {
+			ready++
+		}
+	}
+	s.sp.Status.Summary.Topics = fmt.Sprintf("%d/%d", ready, len(s.kafka.topics))
 	return kafkaCondition(s.kafka)
 }
 
@@ -113,11 +120,39 @@ func (s *scope) databaseStatus() metav1.Condition {
 			ReadyReplicas: r.Ready,
 		})
 	}
-	return workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
+	readyPrimaries, readyReplicas := 0, int32(0)
+	for _, sh := range sp.Status.Shards {
+		if sh.PrimaryReady {
+			readyPrimaries++
+		}
+		readyReplicas += sh.ReadyReplicas
+	}
+	sp.Status.Summary.Shards = fmt.Sprintf("%d/%d", readyPrimaries, len(sp.Status.Shards))
+	c := workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
+	if c.Status == metav1.ConditionTrue {
+		c.Message = fmt.Sprintf("%d shards (%s): every primary accepts writes; %d/%d read replicas replicate within the lag bound",
+			len(sp.Status.Shards), engineName(sp), readyReplicas, render.ReplicasPerShard(sp)*render.Shards(sp))
+	}
+	return c
+}
+
+func engineName(sp *scalestackv1alpha1.SocialPlatform) string {
+	if sp.Spec.Database.Engine == "" {
+		return string(scalestackv1alpha1.EngineMariaDB)
+	}
+	return string(sp.Spec.Database.Engine)
 }
 
 // cacheStatus returns the CacheReady condition.
 func (s *scope) cacheStatus() metav1.Condition {
 	name := s.sp.CacheName()
-	return workloadsCondition(scalestackv1alpha1.ConditionCacheReady, []workloadObservation{observeStatefulSet(name, s.statefulSets[name])})
+	c := workloadsCondition(scalestackv1alpha1.ConditionCacheReady, []workloadObservation{observeStatefulSet(name, s.statefulSets[name])})
+	if c.Status == metav1.ConditionTrue {
+		policy := s.sp.Spec.Cache.EvictionPolicy
+		if policy == "" {
+			policy = "allkeys-lru"
+		}
+		c.Message = fmt.Sprintf("Redis is up holding %s (evicts %s, no persistence)", s.sp.Spec.Cache.Size.String(), policy)
+	}
+	return c
 }

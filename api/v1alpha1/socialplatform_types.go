@@ -14,8 +14,9 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=sp,categories=scalestack
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Shards",type=integer,JSONPath=`.spec.database.shards`
+// +kubebuilder:printcolumn:name="Shards",type=string,JSONPath=`.status.summary.shards`
 // +kubebuilder:printcolumn:name="Apps",type=string,JSONPath=`.status.summary.apps`
+// +kubebuilder:printcolumn:name="Topics",type=string,JSONPath=`.status.summary.topics`,priority=1
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.status.endpoints.gateway`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -550,6 +551,14 @@ type StatusSummary struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=16
 	Apps string `json:"apps,omitempty"`
+	// shards is "<shards with a ready primary>/<shards>", e.g. "2/2".
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Shards string `json:"shards,omitempty"`
+	// topics is "<ready topics>/<topics>", e.g. "6/6".
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Topics string `json:"topics,omitempty"`
 }
 
 // ServiceStatus is one app service as observed.
