@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 	"github.com/scalestack/scalestack/test/testenv"
 )
 
@@ -490,6 +491,10 @@ func markStrimziReady(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) {
 			}
 			if kind == "Kafka" && len(l.Items) == 0 {
 				return fmt.Errorf("no Kafka yet")
+			}
+			// The operator applies the topics one by one: wait for all of them.
+			if want := len(render.Topics(sp)); kind == "KafkaTopic" && len(l.Items) != want {
+				return fmt.Errorf("%d of %d KafkaTopics", len(l.Items), want)
 			}
 			for i := range l.Items {
 				u := &l.Items[i]
