@@ -68,6 +68,15 @@ test-unit: ## Pure unit tests only (no control plane).
 update-golden: ## Rewrite the render golden files from the current code.
 	$(GO) test ./controllers/render/... -update
 
+##@ Benchmarks (not tests: they print figures measured side by side; see docs/benchmarks.md)
+
+.PHONY: bench
+bench: bench-operator ## Run every benchmark.
+
+.PHONY: bench-operator
+bench-operator: ## Operator convergence for 1, 50 and 200 platforms vs a plain-client baseline, writes per reconcile, memory.
+	K8S_BIN=$$(hack/build-k8s-binaries.sh) $(GO) run ./test/bench/operator $(BENCH_ARGS)
+
 ##@ Run
 
 .PHONY: run

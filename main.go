@@ -45,8 +45,8 @@ func run() error {
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	flag.StringVar(&appsImage, "apps-image", DefaultAppsImage, "Apps image of platforms that do not set spec.apps.image.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many SocialPlatforms are reconciled at once.")
-	flag.IntVar(&qps, "kube-api-qps", 50, "Queries per second to the API server.")
-	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the API server.")
+	flag.IntVar(&qps, "kube-api-qps", 200, "Queries per second to the API server (client-side limit).")
+	flag.IntVar(&burst, "kube-api-burst", 400, "Burst of queries to the API server.")
 	flag.StringVar(&logFormat, "log-format", "json", "Log format: json or text.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

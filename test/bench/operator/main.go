@@ -1,0 +1,548 @@
+// Command operator benchmarks the operator on the local control plane (make bench-operator):
+// convergence of 1, 50 and 200 SocialPlatforms from apply to every child created and to Ready,
+// against a baseline measured in the same run (the same objects created by a plain client in one
+// pass: the floor); write requests per steady-state reconcile; reconcile latency; operator memory
+// at each size and after 10,000 unrelated ConfigMaps and Secrets. It prints a markdown report.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
+)
+
+var (
+	sizes      = flag.String("sizes", "1,50,200", "numbers of platforms to converge, in order")
+	unrelated  = flag.Int("unrelated", 10000, "unrelated ConfigMaps and Secrets created for the memory check")
+	timeout    = flag.Duration("timeout", 10*time.Minute, "how long one size may take to converge")
+	reportPath = flag.String("report", "", "also write the markdown report to this file")
+)
+
+type bench struct {
+	k8s        client.Client
+	repo, work string
+	kubeconfig string
+	kafka      []string
+	opPID      int
+	metricsURL string
+	report     strings.Builder
+}
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-operator:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	b := &bench{}
+	var err error
+	if b.repo, err = filepath.Abs("."); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(b.repo, "go.mod")); err != nil {
+		return fmt.Errorf("run from the repository root (make bench-operator)")
+	}
+	if b.work, err = os.MkdirTemp("", "scalestack-bench-"); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "work dir (logs):", b.work)
+	cluster := func(verb string) (string, error) {
+		cmd := exec.Command(filepath.Join(b.repo, "hack", "local-cluster.sh"), verb)
+		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+filepath.Join(b.work, "cluster"))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	if b.kubeconfig, err = cluster("up"); err != nil {
+		return fmt.Errorf("local control plane: %w", err)
+	}
+	defer func() { _, _ = cluster("down") }()
+	cfg, err := clientcmd.BuildConfigFromFlags("", b.kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(scalestackv1alpha1.AddToScheme(scheme))
+	if b.k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	kubectl := filepath.Join(os.Getenv("K8S_BIN"), "kubectl")
+	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "apply", "--server-side", "-f", filepath.Join(b.repo, "config", "crd", "bases")).CombinedOutput(); err != nil {
+		return fmt.Errorf("installing CRDs: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "wait", "--for", "condition=established", "crd/socialplatforms.scalestack.dev").CombinedOutput(); err != nil {
+		return fmt.Errorf("waiting for CRDs: %v\n%s", err, out)
+	}
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	b.kafka = kafka.ListenAddrs()
+
+	stop, err := b.startOperator()
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	fmt.Fprintf(&b.report, "| platforms | children | all created (operator) | all Ready (operator) | baseline created | baseline ready | Ready / baseline ready | operator RSS |\n")
+	fmt.Fprintf(&b.report, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	total := 0
+	var ns []string
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return err
+		}
+		names, row, err := b.size(n, total)
+		if err != nil {
+			return err
+		}
+		total += n
+		ns = append(ns, names...)
+		b.report.WriteString(row)
+	}
+	b.report.WriteString("\n")
+	if err := b.steadyState(ns); err != nil {
+		return err
+	}
+	if err := b.unrelatedObjects(); err != nil {
+		return err
+	}
+	fmt.Print(b.report.String())
+	if *reportPath != "" {
+		return os.WriteFile(*reportPath, []byte(b.report.String()), 0o644)
+	}
+	return nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (b *bench) startOperator() (func(), error) {
+	manager := filepath.Join(b.work, "manager")
+	build := exec.Command("go", "build", "-o", manager, ".")
+	build.Dir = b.repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the operator: %v\n%s", err, out)
+	}
+	port := freePort()
+	b.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	logFile, err := os.Create(filepath.Join(b.work, "operator.log"))
+	if err != nil {
+		return nil, err
+	}
+	op := exec.Command(manager, "--kubeconfig", b.kubeconfig, "--metrics-secure=false",
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--health-probe-bind-address=127.0.0.1:0", "--log-format=json", "--zap-log-level=error")
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		return nil, err
+	}
+	b.opPID = op.Process.Pid
+	return func() { _ = op.Process.Signal(os.Interrupt); _ = op.Wait(); _ = logFile.Close() }, nil
+}
+
+// platform is the benchmark's SocialPlatform: the sample's shape with one shard and one replica,
+// Kafka External against kfake.
+func (b *bench) platform(ns string) *scalestackv1alpha1.SocialPlatform {
+	sp := &scalestackv1alpha1.SocialPlatform{}
+	sp.Name, sp.Namespace = "bench", ns
+	sp.Spec.Apps.Image = "example.test/apps:bench"
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](1)
+	sp.Spec.Cache.Size = resourceMustParse("64Mi")
+	sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeExternal
+	sp.Spec.Kafka.BootstrapServers = b.kafka
+	sp.Spec.CDN.OriginHost = "static.bench.example.com"
+	sp.Spec.Database.Archive = &scalestackv1alpha1.ArchiveSpec{OlderThan: metav1.Duration{Duration: 2160 * time.Hour}}
+	return sp
+}
+
+func (b *bench) namespaces(prefix string, from, n int) ([]string, error) {
+	ctx := context.Background()
+	var names []string
+	g := errgroup.Group{}
+	g.SetLimit(16)
+	var mu sync.Mutex
+	for i := from; i < from+n; i++ {
+		name := fmt.Sprintf("%s-%03d", prefix, i)
+		names = append(names, name)
+		g.Go(func() error {
+			err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+			mu.Lock()
+			defer mu.Unlock()
+			return err
+		})
+	}
+	return names, g.Wait()
+}
+
+// size converges n platforms and the baseline of n, and returns the report row.
+func (b *bench) size(n, offset int) ([]string, string, error) {
+	ctx := context.Background()
+	fmt.Fprintf(os.Stderr, "== %d platforms\n", n)
+	names, err := b.namespaces("op", offset, n)
+	if err != nil {
+		return nil, "", err
+	}
+	start := time.Now()
+	for _, ns := range names {
+		if err := b.k8s.Create(ctx, b.platform(ns)); err != nil {
+			return nil, "", err
+		}
+	}
+	children := childCount(b.platform("x"))
+	created, err := waitUntil(*timeout, func() (bool, error) { return b.allChildren(names, children) })
+	if err != nil {
+		return nil, "", fmt.Errorf("children of %d platforms: %w", n, err)
+	}
+	createdAt := time.Since(start)
+	if _, err := waitUntil(*timeout, func() (bool, error) { return b.allReady(names) }); err != nil {
+		return nil, "", fmt.Errorf("%d platforms Ready: %w", n, err)
+	}
+	readyAt := time.Since(start)
+	rss := b.rss()
+	fmt.Fprintf(os.Stderr, "   operator: children %v, Ready %v, RSS %.1f MiB\n", createdAt.Round(10*time.Millisecond), readyAt.Round(10*time.Millisecond), rss)
+	_ = created
+
+	// Baseline: the same objects, rendered by the same functions, created by a plain client in one
+	// pass (no owner, no operator), then the time until their workloads are ready.
+	base, err := b.namespaces("base", offset, n)
+	if err != nil {
+		return nil, "", err
+	}
+	bstart := time.Now()
+	if err := b.baseline(base); err != nil {
+		return nil, "", err
+	}
+	bcreated := time.Since(bstart)
+	if _, err := waitUntil(*timeout, func() (bool, error) { return b.workloadsReady(base) }); err != nil {
+		return nil, "", fmt.Errorf("baseline ready: %w", err)
+	}
+	bready := time.Since(bstart)
+	fmt.Fprintf(os.Stderr, "   baseline: created %v, ready %v\n", bcreated.Round(10*time.Millisecond), bready.Round(10*time.Millisecond))
+	row := fmt.Sprintf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %.1f MiB |\n", n, n*children,
+		createdAt.Seconds(), readyAt.Seconds(), bcreated.Seconds(), bready.Seconds(), readyAt.Seconds()/bready.Seconds(), rss)
+	return names, row, nil
+}
+
+// rendered returns every child of a platform as unstructured objects without owner references.
+func rendered(sp *scalestackv1alpha1.SocialPlatform) []*unstructured.Unstructured {
+	var acs []any
+	cfg := render.AppsConfig(sp)
+	acs = append(acs, render.DatabaseSecret(sp, map[string][]byte{"root-password": []byte("x"), "app-password": []byte("x"), "replication-password": []byte("x"), "exporter-password": []byte("x")}))
+	dbCfg := render.DatabaseConfig(sp)
+	m, _ := render.ShardMap(sp)
+	raw, _ := json.Marshal(m)
+	acs = append(acs, dbCfg, render.ShardMapConfigMap(sp, string(raw)))
+	for i := range render.Shards(sp) {
+		acs = append(acs, render.ShardHeadlessService(sp, i), render.ShardService(sp, i, "primary"), render.ShardService(sp, i, "replica"),
+			render.ShardStatefulSet(sp, i, "primary", render.ShardInputs{AgentImage: sp.Spec.Apps.Image, ConfigHash: render.HashData(dbCfg.Data)}),
+			render.ShardStatefulSet(sp, i, "replica", render.ShardInputs{AgentImage: sp.Spec.Apps.Image, ConfigHash: render.HashData(dbCfg.Data)}))
+	}
+	cacheCfg := render.CacheConfig(sp)
+	acs = append(acs, cacheCfg, render.CacheService(sp), render.CacheStatefulSet(sp, render.HashData(cacheCfg.Data)), cfg)
+	for _, c := range scalestackv1alpha1.AppComponents {
+		acs = append(acs, render.AppServiceAccount(sp, c), render.AppService(sp, c), render.AppPodDisruptionBudget(sp, c),
+			render.AppDeployment(sp, c, render.AppInputs{ConfigHash: render.HashData(cfg.Data)}))
+	}
+	acs = append(acs, render.ArchiverCronJob(sp, render.AppInputs{}), render.CDNOriginIngress(sp))
+	var out []*unstructured.Unstructured
+	for _, ac := range acs {
+		raw, _ := json.Marshal(ac)
+		u := &unstructured.Unstructured{}
+		_ = json.Unmarshal(raw, &u.Object)
+		unstructured.RemoveNestedField(u.Object, "metadata", "ownerReferences")
+		out = append(out, u)
+	}
+	return out
+}
+
+func childCount(sp *scalestackv1alpha1.SocialPlatform) int { return len(rendered(sp)) }
+
+func (b *bench) baseline(namespaces []string) error {
+	ctx := context.Background()
+	for _, ns := range namespaces {
+		for _, u := range rendered(b.platform(ns)) {
+			if err := b.k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
+				return fmt.Errorf("baseline %s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *bench) allChildren(namespaces []string, want int) (bool, error) {
+	ctx := context.Background()
+	counts := map[string]int{}
+	sel := client.MatchingLabels{scalestackv1alpha1.LabelManagedBy: scalestackv1alpha1.ManagedByValue}
+	lists := []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &corev1.ServiceList{}, &corev1.ConfigMapList{},
+		&corev1.SecretList{}, &corev1.ServiceAccountList{}}
+	for _, l := range lists {
+		if err := b.k8s.List(ctx, l, sel); err != nil {
+			return false, err
+		}
+		_ = meta.EachListItem(l, func(o runtime.Object) error {
+			counts[o.(client.Object).GetNamespace()]++
+			return nil
+		})
+	}
+	// PDBs, the Ingress and the CronJob: 7 more per platform, counted by their namespace's total.
+	extra := 5 + 1 + 1
+	for _, ns := range namespaces {
+		if counts[ns] < want-extra {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (b *bench) allReady(namespaces []string) (bool, error) {
+	var l scalestackv1alpha1.SocialPlatformList
+	if err := b.k8s.List(context.Background(), &l); err != nil {
+		return false, err
+	}
+	ready := map[string]bool{}
+	for _, sp := range l.Items {
+		if meta.IsStatusConditionTrue(sp.Status.Conditions, scalestackv1alpha1.ConditionReady) {
+			ready[sp.Namespace] = true
+		}
+	}
+	for _, ns := range namespaces {
+		if !ready[ns] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (b *bench) workloadsReady(namespaces []string) (bool, error) {
+	ctx := context.Background()
+	want := map[string]bool{}
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	var deps appsv1.DeploymentList
+	var sts appsv1.StatefulSetList
+	if err := b.k8s.List(ctx, &deps); err != nil {
+		return false, err
+	}
+	if err := b.k8s.List(ctx, &sts); err != nil {
+		return false, err
+	}
+	count := map[string]int{}
+	for _, d := range deps.Items {
+		if want[d.Namespace] && d.Status.ObservedGeneration >= d.Generation && d.Status.ReadyReplicas == ptr.Deref(d.Spec.Replicas, 1) && d.Status.UpdatedReplicas == ptr.Deref(d.Spec.Replicas, 1) {
+			count[d.Namespace]++
+		}
+	}
+	for _, s := range sts.Items {
+		if want[s.Namespace] && s.Status.ObservedGeneration >= s.Generation && s.Status.ReadyReplicas == ptr.Deref(s.Spec.Replicas, 1) {
+			count[s.Namespace]++
+		}
+	}
+	for ns := range want {
+		if count[ns] < 5+3 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// steadyState pokes every platform (an annotation wakes a reconcile without changing the spec)
+// and reports the operator's write requests per reconcile and reconcile latency.
+func (b *bench) steadyState(namespaces []string) error {
+	ctx := context.Background()
+	time.Sleep(3 * time.Second)
+	before, err := b.metrics()
+	if err != nil {
+		return err
+	}
+	for i, ns := range namespaces {
+		sp := &scalestackv1alpha1.SocialPlatform{}
+		if err := b.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bench"}, sp); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(sp.DeepCopy())
+		if sp.Annotations == nil {
+			sp.Annotations = map[string]string{}
+		}
+		sp.Annotations["bench.scalestack.dev/poke"] = strconv.Itoa(i)
+		if err := b.k8s.Patch(ctx, sp, patch); err != nil {
+			return err
+		}
+	}
+	var after map[string]float64
+	if _, err := waitUntil(2*time.Minute, func() (bool, error) {
+		after, err = b.metrics()
+		return err == nil && after["reconcile_total"]-before["reconcile_total"] >= float64(len(namespaces)), err
+	}); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	after, _ = b.metrics()
+	reconciles := after["reconcile_total"] - before["reconcile_total"]
+	writes := after["writes"] - before["writes"]
+	fmt.Fprintf(&b.report, "Steady state: %d platforms poked, %.0f reconciles, %.0f write requests: **%.2f writes per reconcile**.\n\n",
+		len(namespaces), reconciles, writes, writes/math.Max(reconciles, 1))
+	fmt.Fprintf(&b.report, "Reconcile latency over the whole run (controller-runtime histogram): p50 %.1f ms, p99 %.1f ms.\n\n",
+		after["p50"]*1000, after["p99"]*1000)
+	return nil
+}
+
+// unrelatedObjects creates ConfigMaps and Secrets the operator does not own and reports its
+// memory before and after.
+func (b *bench) unrelatedObjects() error {
+	ctx := context.Background()
+	before := b.rss()
+	if err := b.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unrelated"}}); err != nil {
+		return err
+	}
+	g := errgroup.Group{}
+	g.SetLimit(32)
+	payload := strings.Repeat("x", 1024)
+	for i := range *unrelated {
+		g.Go(func() error {
+			meta := metav1.ObjectMeta{Namespace: "unrelated", Name: fmt.Sprintf("obj-%05d", i)}
+			if i%2 == 0 {
+				return b.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"data": payload}})
+			}
+			return b.k8s.Create(ctx, &corev1.Secret{ObjectMeta: meta, StringData: map[string]string{"data": payload}})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	time.Sleep(10 * time.Second)
+	after := b.rss()
+	fmt.Fprintf(&b.report, "Memory with %d unrelated ConfigMaps and Secrets (1 KiB each): RSS %.1f MiB before, %.1f MiB after (%+.1f MiB).\n",
+		*unrelated, before, after, after-before)
+	return nil
+}
+
+// rss is the operator's resident memory in MiB.
+func (b *bench) rss() float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", b.opPID))
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = f.Close() }()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if strings.HasPrefix(s.Text(), "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(s.Text())[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// metrics reads the operator's reconcile count, write requests and reconcile latency quantiles.
+func (b *bench) metrics() (map[string]float64, error) {
+	resp, err := http.Get(b.metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range families["controller_runtime_reconcile_total"].GetMetric() {
+		out["reconcile_total"] += m.GetCounter().GetValue()
+	}
+	for _, m := range families["rest_client_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "method" && l.GetValue() != "GET" {
+				out["writes"] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	type bucket struct{ le, count float64 }
+	var buckets []bucket
+	var total float64
+	for _, m := range families["controller_runtime_reconcile_time_seconds"].GetMetric() {
+		h := m.GetHistogram()
+		total += float64(h.GetSampleCount())
+		for _, bk := range h.GetBucket() {
+			buckets = append(buckets, bucket{bk.GetUpperBound(), float64(bk.GetCumulativeCount())})
+		}
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].le < buckets[j].le })
+	q := func(p float64) float64 {
+		for _, bk := range buckets {
+			if bk.count >= p*total {
+				return bk.le
+			}
+		}
+		return math.Inf(1)
+	}
+	out["p50"], out["p99"] = q(0.5), q(0.99)
+	return out, nil
+}
+
+func waitUntil(d time.Duration, cond func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			return true, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false, fmt.Errorf("not done within %v", d)
+}
