@@ -86,6 +86,9 @@ up() {
     return
   fi
   down_processes
+  # Interrupted half-way (Ctrl-C, a failed step): stop what was started.
+  trap 'down_processes; exit 130' INT TERM
+  trap 'rc=$?; [ $rc -eq 0 ] || down_processes' EXIT
   certs
 
   local etcd_port etcd_peer api_port
@@ -173,6 +176,7 @@ NODE
   wait_for "the kwok node" 60 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
   # The default ServiceAccount appears once the controller-manager runs; pods need it.
   wait_for "the default ServiceAccount" 60 "${k[@]}" get serviceaccount default -n default
+  trap - INT TERM EXIT
   log "ready: export KUBECONFIG=$kubeconfig"
   echo "$kubeconfig"
 }
