@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -38,7 +39,9 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
@@ -52,7 +55,10 @@ var (
 )
 
 type bench struct {
-	k8s        client.Client
+	k8s client.Client
+	// cache answers the polls from watches, so that waiting does not load the API server with
+	// lists of thousands of objects.
+	cache      crcache.Cache
 	repo, work string
 	kubeconfig string
 	kafka      []string
@@ -63,6 +69,7 @@ type bench struct {
 
 func main() {
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard())
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-operator:", err)
 		os.Exit(1)
@@ -104,6 +111,12 @@ func run() error {
 	if b.k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
+	if b.cache, err = crcache.New(cfg, crcache.Options{Scheme: scheme, DefaultTransform: crcache.TransformStripManagedFields()}); err != nil {
+		return err
+	}
+	cacheCtx, stopCache := context.WithCancel(context.Background())
+	defer stopCache()
+	go func() { _ = b.cache.Start(cacheCtx) }()
 	kubectl := filepath.Join(os.Getenv("K8S_BIN"), "kubectl")
 	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "apply", "--server-side", "-f", filepath.Join(b.repo, "config", "crd", "bases")).CombinedOutput(); err != nil {
 		return fmt.Errorf("installing CRDs: %v\n%s", err, out)
@@ -124,8 +137,8 @@ func run() error {
 	}
 	defer stop()
 
-	fmt.Fprintf(&b.report, "| platforms | children | all created (operator) | all Ready (operator) | baseline created | baseline ready | Ready / baseline ready | operator RSS |\n")
-	fmt.Fprintf(&b.report, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b.report, "| platforms | children | all created (operator) | all Ready (operator) | baseline created | baseline ready | Ready / baseline ready | operator writes per child | operator RSS |\n")
+	fmt.Fprintf(&b.report, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	total := 0
 	var ns []string
 	for _, f := range strings.Split(*sizes, ",") {
@@ -184,6 +197,9 @@ func (b *bench) startOperator() (func(), error) {
 		return nil, err
 	}
 	b.opPID = op.Process.Pid
+	if _, err := waitUntil(time.Minute, func() (bool, error) { _, err := b.metrics(); return err == nil, nil }); err != nil {
+		return nil, fmt.Errorf("the operator's metrics endpoint: %w", err)
+	}
 	return func() { _ = op.Process.Signal(os.Interrupt); _ = op.Wait(); _ = logFile.Close() }, nil
 }
 
@@ -230,6 +246,10 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	before, err := b.metrics()
+	if err != nil {
+		return nil, "", err
+	}
 	start := time.Now()
 	for _, ns := range names {
 		if err := b.k8s.Create(ctx, b.platform(ns)); err != nil {
@@ -247,6 +267,11 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	}
 	readyAt := time.Since(start)
 	rss := b.rss()
+	after, err := b.metrics()
+	if err != nil {
+		return nil, "", err
+	}
+	writesPerChild := (after["writes"] - before["writes"]) / float64(n*children)
 	fmt.Fprintf(os.Stderr, "   operator: children %v, Ready %v, RSS %.1f MiB\n", createdAt.Round(10*time.Millisecond), readyAt.Round(10*time.Millisecond), rss)
 	_ = created
 
@@ -266,8 +291,8 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	}
 	bready := time.Since(bstart)
 	fmt.Fprintf(os.Stderr, "   baseline: created %v, ready %v\n", bcreated.Round(10*time.Millisecond), bready.Round(10*time.Millisecond))
-	row := fmt.Sprintf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %.1f MiB |\n", n, n*children,
-		createdAt.Seconds(), readyAt.Seconds(), bcreated.Seconds(), bready.Seconds(), readyAt.Seconds()/bready.Seconds(), rss)
+	row := fmt.Sprintf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %.2f | %.1f MiB |\n", n, n*children,
+		createdAt.Seconds(), readyAt.Seconds(), bcreated.Seconds(), bready.Seconds(), readyAt.Seconds()/bready.Seconds(), writesPerChild, rss)
 	return names, row, nil
 }
 
@@ -324,7 +349,7 @@ func (b *bench) allChildren(namespaces []string, want int) (bool, error) {
 	lists := []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &corev1.ServiceList{}, &corev1.ConfigMapList{},
 		&corev1.SecretList{}, &corev1.ServiceAccountList{}}
 	for _, l := range lists {
-		if err := b.k8s.List(ctx, l, sel); err != nil {
+		if err := b.cache.List(ctx, l, sel); err != nil {
 			return false, err
 		}
 		_ = meta.EachListItem(l, func(o runtime.Object) error {
@@ -344,7 +369,7 @@ func (b *bench) allChildren(namespaces []string, want int) (bool, error) {
 
 func (b *bench) allReady(namespaces []string) (bool, error) {
 	var l scalestackv1alpha1.SocialPlatformList
-	if err := b.k8s.List(context.Background(), &l); err != nil {
+	if err := b.cache.List(context.Background(), &l); err != nil {
 		return false, err
 	}
 	ready := map[string]bool{}
@@ -369,10 +394,10 @@ func (b *bench) workloadsReady(namespaces []string) (bool, error) {
 	}
 	var deps appsv1.DeploymentList
 	var sts appsv1.StatefulSetList
-	if err := b.k8s.List(ctx, &deps); err != nil {
+	if err := b.cache.List(ctx, &deps); err != nil {
 		return false, err
 	}
-	if err := b.k8s.List(ctx, &sts); err != nil {
+	if err := b.cache.List(ctx, &sts); err != nil {
 		return false, err
 	}
 	count := map[string]int{}
@@ -542,7 +567,7 @@ func waitUntil(d time.Duration, cond func() (bool, error)) (bool, error) {
 		if ok {
 			return true, nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	return false, fmt.Errorf("not done within %v", d)
 }
