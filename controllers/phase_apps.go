@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -13,43 +14,38 @@ import (
 	"github.com/scalestack/scalestack/controllers/render"
 )
 
+// applyConcurrency bounds the applies one reconcile sends at once.
+const applyConcurrency = 5
+
 // reconcileApps converges the app tier: the shared config, then per service its ServiceAccount,
 // Service, PodDisruptionBudget and Deployment. The Deployments carry the config's hash, so a
 // config change rolls them and nothing else does.
 func (r *SocialPlatformReconciler) reconcileApps(ctx context.Context, s *scope) error {
 	sp := s.sp
 	cfg := render.AppsConfig(sp)
-	res, err := apply(ctx, r.Client, cfg, &corev1.ConfigMap{}, corev1ac.ExtractConfigMap)
-	if err != nil {
+	if err := applyRecord(ctx, r.Client, s, "ConfigMap", cfg, &corev1.ConfigMap{}, corev1ac.ExtractConfigMap); err != nil {
 		return err
 	}
-	s.record("ConfigMap", *cfg.Name, res)
 	hash := render.HashData(cfg.Data)
 
+	// The services are independent: converge them concurrently, each in its order (the
+	// Deployment last, once its ServiceAccount exists).
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(applyConcurrency)
 	for _, c := range appComponents() {
-		sa := render.AppServiceAccount(sp, c)
-		if res, err = apply(ctx, r.Client, sa, &corev1.ServiceAccount{}, corev1ac.ExtractServiceAccount); err != nil {
-			return err
-		}
-		s.record("ServiceAccount", *sa.Name, res)
-
-		svc := render.AppService(sp, c)
-		if res, err = apply(ctx, r.Client, svc, &corev1.Service{}, corev1ac.ExtractService); err != nil {
-			return err
-		}
-		s.record("Service", *svc.Name, res)
-
-		pdb := render.AppPodDisruptionBudget(sp, c)
-		if res, err = apply(ctx, r.Client, pdb, &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget); err != nil {
-			return err
-		}
-		s.record("PodDisruptionBudget", *pdb.Name, res)
-
-		dep := render.AppDeployment(sp, c, render.AppInputs{DefaultImage: r.DefaultAppsImage, ConfigHash: hash})
-		if res, err = apply(ctx, r.Client, dep, &appsv1.Deployment{}, appsv1ac.ExtractDeployment); err != nil {
-			return err
-		}
-		s.record("Deployment", *dep.Name, res)
+		g.Go(func() error {
+			if err := applyRecord(gctx, r.Client, s, "ServiceAccount", render.AppServiceAccount(sp, c), &corev1.ServiceAccount{}, corev1ac.ExtractServiceAccount); err != nil {
+				return err
+			}
+			if err := applyRecord(gctx, r.Client, s, "Service", render.AppService(sp, c), &corev1.Service{}, corev1ac.ExtractService); err != nil {
+				return err
+			}
+			if err := applyRecord(gctx, r.Client, s, "PodDisruptionBudget", render.AppPodDisruptionBudget(sp, c), &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget); err != nil {
+				return err
+			}
+			dep := render.AppDeployment(sp, c, render.AppInputs{DefaultImage: r.DefaultAppsImage, ConfigHash: hash})
+			return applyRecord(gctx, r.Client, s, "Deployment", dep, &appsv1.Deployment{}, appsv1ac.ExtractDeployment)
+		})
 	}
-	return nil
+	return g.Wait()
 }

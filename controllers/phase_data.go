@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -68,24 +69,30 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 		return err
 	}
 	in := render.ShardInputs{AgentImage: appsImage(sp, r.DefaultAppsImage), ConfigHash: hash}
+	// Shards are independent: converge them concurrently.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(applyConcurrency)
 	for i := range render.Shards(sp) {
-		for _, svc := range []*corev1ac.ServiceApplyConfiguration{
-			render.ShardHeadlessService(sp, i),
-			render.ShardService(sp, i, "primary"),
-			render.ShardService(sp, i, "replica"),
-		} {
-			if err := applyRecord(ctx, r.Client, s, "Service", svc, &corev1.Service{}, corev1ac.ExtractService); err != nil {
-				return err
+		g.Go(func() error {
+			for _, svc := range []*corev1ac.ServiceApplyConfiguration{
+				render.ShardHeadlessService(sp, i),
+				render.ShardService(sp, i, "primary"),
+				render.ShardService(sp, i, "replica"),
+			} {
+				if err := applyRecord(gctx, r.Client, s, "Service", svc, &corev1.Service{}, corev1ac.ExtractService); err != nil {
+					return err
+				}
 			}
-		}
-		for _, role := range []string{"primary", "replica"} {
-			sts := render.ShardStatefulSet(sp, i, role, in)
-			if err := applyRecord(ctx, r.Client, s, "StatefulSet", sts, &appsv1.StatefulSet{}, appsv1ac.ExtractStatefulSet); err != nil {
-				return err
+			for _, role := range []string{"primary", "replica"} {
+				sts := render.ShardStatefulSet(sp, i, role, in)
+				if err := applyRecord(gctx, r.Client, s, "StatefulSet", sts, &appsv1.StatefulSet{}, appsv1ac.ExtractStatefulSet); err != nil {
+					return err
+				}
 			}
-		}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // reconcileShardMap publishes the shard map, bumping its version only when its content changes.
@@ -160,7 +167,7 @@ func (r *SocialPlatformReconciler) deleteOwned(ctx context.Context, s *scope, ob
 	if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting %T %s: %w", obj, name, err)
 	}
-	s.changed = append(s.changed, fmt.Sprintf("%T/%s (deleted)", obj, name))
+	s.note(fmt.Sprintf("%T/%s (deleted)", obj, name))
 	return nil
 }
 

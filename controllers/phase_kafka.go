@@ -293,7 +293,7 @@ func (r *SocialPlatformReconciler) reconcileExternalTopics(ctx context.Context, 
 			s.kafka.topicMessages = append(s.kafka.topicMessages, st.Name+": "+st.Message)
 		}
 		if st.Changed {
-			s.changed = append(s.changed, "KafkaTopic(external)/"+st.Name)
+			s.note("KafkaTopic(external)/" + st.Name)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,9 @@ import (
 // scope carries one reconcile pass: the platform, what the pass changed, and what it observed.
 // Nothing in it survives the pass: status is recomputed from the world every time.
 type scope struct {
+	// mu guards changed and created: a phase may apply independent children concurrently.
+	mu sync.Mutex
+
 	sp       *scalestackv1alpha1.SocialPlatform
 	original *scalestackv1alpha1.SocialPlatform
 
@@ -70,12 +74,21 @@ func (s *scope) kafkaStatus() metav1.Condition {
 
 // record notes what an apply did to a child.
 func (s *scope) record(kind, name string, r applyResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if r != resultUnchanged {
 		s.changed = append(s.changed, fmt.Sprintf("%s/%s", kind, name))
 	}
 	if r == resultCreated {
 		s.created++
 	}
+}
+
+// note records a change that is not an apply (a deletion, a topic created through Kafka's API).
+func (s *scope) note(change string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changed = append(s.changed, change)
 }
 
 // appsStatus fills the per-service status and returns the AppsReady condition.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -186,6 +187,8 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	sp := s.sp
 	st := &sp.Status
 	deleting := !sp.DeletionTimestamp.IsZero()
+	// Children of a phase are applied concurrently: sort for stable messages.
+	slices.Sort(s.changed)
 
 	var components []metav1.Condition
 	if !deleting {
