@@ -99,10 +99,13 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		s.paused = true
 		return ctrl.Result{}, r.observe(ctx, s)
 	}
+	log := ctrl.LoggerFrom(ctx)
 	for _, p := range r.phases() {
+		start := time.Now()
 		if err := p.run(ctx, s); err != nil {
 			return ctrl.Result{}, fmt.Errorf("%s: %w", p.name, err)
 		}
+		log.V(2).Info("Phase done", "phase", p.name, "duration", time.Since(start).String())
 	}
 	s.reconciled = true
 	return s.result, r.observe(ctx, s)

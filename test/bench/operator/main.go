@@ -131,6 +131,18 @@ func run() error {
 	defer kafka.Close()
 	b.kafka = kafka.ListenAddrs()
 
+	// Start the bench's own informers before measuring, so that the first measurement does not
+	// include their initial list.
+	if _, err := b.allChildren(nil, 0); err != nil {
+		return err
+	}
+	if _, err := b.workloadsReady(nil); err != nil {
+		return err
+	}
+	if _, err := b.allReady(nil); err != nil {
+		return err
+	}
+
 	stop, err := b.startOperator()
 	if err != nil {
 		return err
