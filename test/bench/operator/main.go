@@ -119,10 +119,10 @@ func run() error {
 	go func() { _ = b.cache.Start(cacheCtx) }()
 	kubectl := filepath.Join(os.Getenv("K8S_BIN"), "kubectl")
 	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "apply", "--server-side", "-f", filepath.Join(b.repo, "config", "crd", "bases")).CombinedOutput(); err != nil {
-		return fmt.Errorf("installing CRDs: %v\n%s", err, out)
+		return fmt.Errorf("installing CRDs: %w\n%s", err, out)
 	}
 	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "wait", "--for", "condition=established", "crd/socialplatforms.scalestack.dev").CombinedOutput(); err != nil {
-		return fmt.Errorf("waiting for CRDs: %v\n%s", err, out)
+		return fmt.Errorf("waiting for CRDs: %w\n%s", err, out)
 	}
 	kafka, err := kfake.NewCluster(kfake.NumBrokers(3))
 	if err != nil {
@@ -194,7 +194,7 @@ func (b *bench) startOperator() (func(), error) {
 	build := exec.Command("go", "build", "-o", manager, ".")
 	build.Dir = b.repo
 	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building the operator: %v\n%s", err, out)
+		return nil, fmt.Errorf("building the operator: %w\n%s", err, out)
 	}
 	port := freePort()
 	b.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
