@@ -19,7 +19,7 @@ KUBEBUILDER_ASSETS=$("$here/build-k8s-binaries.sh")
 export KUBEBUILDER_ASSETS
 echo "$KUBEBUILDER_ASSETS"
 
-step "Test servers (MariaDB) installed"
+step "Test dependencies (MariaDB, promtool) installed"
 "$here/test-deps.sh"
 
 step "gofmt and go vet"
