@@ -85,7 +85,7 @@ func (r *SocialPlatformReconciler) reconcileKafka(ctx context.Context, s *scope)
 	if version == "" {
 		s.kafka.strimziMissing = true
 		// Without a watch on Strimzi's kinds, look again later for an installed Strimzi.
-		s.requeueAfter(time.Minute)
+		s.requeueAfter(requeueMissingKinds)
 		return nil
 	}
 	for _, u := range render.StrimziObjects(sp, version) {
@@ -259,6 +259,10 @@ func (a *adminClients) get(seeds []string) (*kadm.Client, error) {
 	a.clients[key] = kadm.NewClient(cl)
 	return a.clients[key], nil
 }
+
+// requeueMissingKinds is how soon a platform whose optional kinds (Strimzi, prometheus-operator)
+// are missing looks for them again: nothing watches kinds that do not exist.
+const requeueMissingKinds = time.Minute
 
 // externalRecheck is how often an External cluster's topics are checked for drift: nothing
 // watches them.

@@ -34,6 +34,8 @@ type scope struct {
 
 	// kafka is the event log as observed by the kafka phase.
 	kafka kafkaObservation
+	// monitoring is what the monitoring phase applied.
+	monitoring monitoringObservation
 	// result is the pass's requeue, the soonest any phase asked for.
 	result ctrl.Result
 

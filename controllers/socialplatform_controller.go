@@ -60,6 +60,7 @@ type SocialPlatformReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kafka.strimzi.io,resources=kafkas;kafkanodepools;kafkatopics,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=prometheusrules;servicemonitors,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile converges one platform. A conflict (someone wrote the object since our cache saw it)
@@ -128,6 +129,7 @@ func (r *SocialPlatformReconciler) phases() []phase {
 		{"cache", r.reconcileCache},
 		{"kafka", r.reconcileKafka},
 		{"apps", r.reconcileApps},
+		{"monitoring", r.reconcileMonitoring},
 		{"archive", r.reconcileArchive},
 		{"cdn", r.reconcileCDN},
 	}
@@ -203,8 +205,14 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 			components = append(components, *c)
 		}
 	}
+	// Monitoring is reported beside Ready, not in it: a platform without alerting still serves
+	// its users, and a missing prometheus-operator must not make it look down.
+	var reported []metav1.Condition
+	if !deleting && s.reconciled {
+		reported = append(reported, monitoringCondition(s.monitoring))
+	}
 	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
-	for _, c := range append(components,
+	for _, c := range append(append(components, reported...),
 		readyCondition(components, reconcileErr, s.paused, deleting),
 		progressingCondition(components, s.changed),
 		degradedCondition(components, reconcileErr),
@@ -257,6 +265,13 @@ func (r *SocialPlatformReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		for _, kind := range []string{"Kafka", "KafkaNodePool", "KafkaTopic"} {
 			u := &unstructured.Unstructured{}
 			u.SetGroupVersionKind(schema.GroupVersionKind{Group: render.StrimziGroup, Version: version, Kind: kind})
+			b = b.Owns(u)
+		}
+	}
+	if ok, err := r.monitoringInstalled(); err == nil && ok {
+		for _, kind := range []string{"PrometheusRule", "ServiceMonitor"} {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(schema.GroupVersionKind{Group: render.MonitoringGroup, Version: "v1", Kind: kind})
 			b = b.Owns(u)
 		}
 	}

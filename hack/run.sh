@@ -33,8 +33,8 @@ else
   KUBECONFIG=$("$here/local-cluster.sh" up)
 fi
 
-say "Installing the CRDs"
-"$kubectl" apply --server-side --force-conflicts -f config/crd/bases
+say "Installing the CRDs (ours, and the Strimzi and prometheus-operator kinds the operator uses)"
+"$kubectl" apply --server-side --force-conflicts -f config/crd/bases -f hack/crds
 "$kubectl" wait --for condition=established --timeout=60s crd/socialplatforms.scalestack.dev >/dev/null
 
 say "Building and starting the operator (logs: .local/operator.log)"

@@ -54,6 +54,8 @@ const (
 	// ReasonStrimziNotInstalled: spec.kafka.mode is Strimzi but the cluster does not serve
 	// kafka.strimzi.io.
 	ReasonStrimziNotInstalled = "StrimziNotInstalled"
+	// ReasonPrometheusOperatorNotInstalled: the cluster does not serve monitoring.coreos.com.
+	ReasonPrometheusOperatorNotInstalled = "PrometheusOperatorNotInstalled"
 	// ReasonKafkaUnreachable: the External cluster's admin API did not answer.
 	ReasonKafkaUnreachable = "KafkaUnreachable"
 	// ReasonClusterNotReady: Strimzi reports the Kafka cluster not ready.

@@ -90,7 +90,7 @@ func run(m *testing.M) (code int) {
 	}
 
 	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
-	if out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", filepath.Join(repo, "config", "crd", "bases")).CombinedOutput(); err != nil {
+	if out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", filepath.Join(repo, "config", "crd", "bases"), "-f", filepath.Join(repo, "hack", "crds")).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "installing CRDs: %v\n%s", err, out)
 		return 1
 	}
@@ -199,6 +199,15 @@ func TestSampleBecomesReadyThenDeletionCollectsEverything(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The monitoring objects exist (prometheus-operator's kinds are installed from hack/crds).
+	cur := &scalestackv1alpha1.SocialPlatform{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), cur); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(cur.Status.Conditions, scalestackv1alpha1.ConditionMonitoringReady) {
+		t.Errorf("MonitoringReady: %+v", meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionMonitoringReady))
+	}
 
 	// Ready means the Deployments really are Available, with pods running on the kwok node that
 	// passed Pod Security admission.

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -92,6 +94,23 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 	if _, err := get(t, &batchv1.CronJob{}, ns, sp.ArchiverName()); err != nil {
 		t.Errorf("archiver CronJob: %v", err)
 	}
+	// Monitoring: the rules carry the manifest's ruleLabels so kube-prometheus-stack selects them.
+	pr := &unstructured.Unstructured{}
+	pr.SetGroupVersionKind(schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"})
+	eventually(t, "PrometheusRule", func() error {
+		return k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: sp.Name + "-slo"}, pr)
+	})
+	if pr.GetLabels()["release"] != "kube-prometheus-stack" {
+		t.Errorf("PrometheusRule labels %v lack the manifest's ruleLabels", pr.GetLabels())
+	}
+	if groups, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups"); len(groups) != 9 {
+		t.Errorf("%d rule groups, want 9 (SLI and SLO per HTTP service, and saturation)", len(groups))
+	}
+	sms := &unstructured.UnstructuredList{}
+	sms.SetGroupVersionKind(schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitorList"})
+	if err := k8s.List(context.Background(), sms, client.InNamespace(ns)); err != nil || len(sms.Items) != 7 {
+		t.Errorf("%d ServiceMonitors (%v), want 7", len(sms.Items), err)
+	}
 
 	markDeploymentsAvailable(t, sp)
 	ready := waitForCondition(t, sp, scalestackv1alpha1.ConditionReady, metav1.ConditionTrue)
@@ -101,7 +120,7 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 	if ready.Status.Endpoints.CDNOrigin != "http://static.demo.example.com/static/" {
 		t.Errorf("CDN origin %q", ready.Status.Endpoints.CDNOrigin)
 	}
-	for _, typ := range []string{scalestackv1alpha1.ConditionDatabaseReady, scalestackv1alpha1.ConditionCacheReady, scalestackv1alpha1.ConditionAppsReady} {
+	for _, typ := range []string{scalestackv1alpha1.ConditionDatabaseReady, scalestackv1alpha1.ConditionCacheReady, scalestackv1alpha1.ConditionAppsReady, scalestackv1alpha1.ConditionMonitoringReady} {
 		if !meta.IsStatusConditionTrue(ready.Status.Conditions, typ) {
 			t.Errorf("%s not True", typ)
 		}

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	var err error
-	env, err = testenv.Start(filepath.Join("test", "crds"))
+	env, err = testenv.Start(filepath.Join("hack", "crds"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -84,6 +84,9 @@ func TestMissingStrimziDegradesOnlyKafka(t *testing.T) {
 		if cur.Status.ObservedGeneration != cur.Generation {
 			return fmt.Errorf("the pass did not complete: observedGeneration %d", cur.Status.ObservedGeneration)
 		}
+		if m := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionMonitoringReady); m == nil || m.Reason != scalestackv1alpha1.ReasonPrometheusOperatorNotInstalled {
+			return fmt.Errorf("MonitoringReady %+v", m)
+		}
 		if d := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionDegraded); d == nil || d.Status != metav1.ConditionFalse {
 			return fmt.Errorf("a missing Strimzi degraded the platform: %+v", d)
 		}
@@ -101,7 +104,7 @@ func TestMissingStrimziDegradesOnlyKafka(t *testing.T) {
 
 	// Strimzi installed later is found on the next pass (here woken by an annotation).
 	if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join(testenv.RepoRoot(), "test", "crds")}, ErrorIfPathMissing: true,
+		Paths: []string{filepath.Join(testenv.RepoRoot(), "hack", "crds")}, ErrorIfPathMissing: true,
 	}); err != nil {
 		t.Fatal(err)
 	}
