@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
@@ -41,6 +43,18 @@ func (r *SocialPlatformReconciler) monitoringInstalled() (bool, error) {
 func (r *SocialPlatformReconciler) reconcileMonitoring(ctx context.Context, s *scope) error {
 	sp := s.sp
 	s.monitoring = monitoringObservation{}
+	// Dashboards are ConfigMaps for Grafana's sidecar: they need no prometheus-operator.
+	if render.DashboardsEnabled(sp) {
+		dash, err := render.Dashboard(sp)
+		if err != nil {
+			return err
+		}
+		if err := applyRecord(ctx, r.Client, s, "ConfigMap", render.DashboardConfigMap(sp, dash), &corev1.ConfigMap{}, corev1ac.ExtractConfigMap); err != nil {
+			return err
+		}
+	} else if err := r.deleteOwned(ctx, s, &corev1.ConfigMap{}, sp.Name+"-dashboard"); err != nil {
+		return err
+	}
 	installed, err := r.monitoringInstalled()
 	if err != nil {
 		return err

@@ -106,6 +106,10 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 	if groups, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups"); len(groups) != 9 {
 		t.Errorf("%d rule groups, want 9 (SLI and SLO per HTTP service, and saturation)", len(groups))
 	}
+	dash, err := get(t, &corev1.ConfigMap{}, ns, sp.Name+"-dashboard")
+	if err != nil || dash.Labels["grafana_dashboard"] != "1" || !strings.Contains(dash.Data[sp.Name+".json"], "Latency p99") {
+		t.Errorf("Grafana dashboard ConfigMap: %v %v", err, dash.Labels)
+	}
 	sms := &unstructured.UnstructuredList{}
 	sms.SetGroupVersionKind(schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitorList"})
 	if err := k8s.List(context.Background(), sms, client.InNamespace(ns)); err != nil || len(sms.Items) != 7 {
