@@ -128,3 +128,64 @@ func TestSameApplied(t *testing.T) {
 		t.Errorf("different configurations equal")
 	}
 }
+
+func TestSLOCondition(t *testing.T) {
+	cases := []struct {
+		name   string
+		o      sloObservation
+		status metav1.ConditionStatus
+		reason string
+	}{
+		{"within budget", sloObservation{enabled: true}, metav1.ConditionTrue, "WithinBudget"},
+		{"metrics unavailable", sloObservation{enabled: true, metricsErr: errors.New("refused"), fast: []string{"gateway"}}, metav1.ConditionUnknown, "MetricsUnavailable"},
+		{"bottleneck", sloObservation{enabled: true, fast: []string{"gateway"}, bottleneck: "database (connections)"}, metav1.ConditionFalse, "BottleneckDetected"},
+		{"fast burn", sloObservation{enabled: true, fast: []string{"feed"}}, metav1.ConditionFalse, "FastBurn"},
+		{"slow burn", sloObservation{enabled: true, slow: []string{"post"}}, metav1.ConditionFalse, "SlowBurn"},
+		{"a bottleneck without burn is not the SLO's business", sloObservation{enabled: true, bottleneck: "cache (memory)"}, metav1.ConditionTrue, "WithinBudget"},
+	}
+	for _, tc := range cases {
+		c := sloCondition(tc.o)
+		if c.Status != tc.status || c.Reason != tc.reason || c.Message == "" {
+			t.Errorf("%s: got %s/%s %q", tc.name, c.Status, c.Reason, c.Message)
+		}
+	}
+}
+
+func TestMonitoringCondition(t *testing.T) {
+	if c := monitoringCondition(monitoringObservation{missing: true}); c.Status != metav1.ConditionFalse || c.Reason != scalestackv1alpha1.ReasonPrometheusOperatorNotInstalled {
+		t.Errorf("missing: %+v", c)
+	}
+	if c := monitoringCondition(monitoringObservation{rules: 97, monitors: 7}); c.Status != metav1.ConditionTrue {
+		t.Errorf("applied: %+v", c)
+	}
+}
+
+func TestKafkaCondition(t *testing.T) {
+	cases := []struct {
+		o      kafkaObservation
+		reason string
+	}{
+		{kafkaObservation{strimziMissing: true}, scalestackv1alpha1.ReasonStrimziNotInstalled},
+		{kafkaObservation{mode: scalestackv1alpha1.KafkaModeExternal, unreachable: errors.New("dial")}, scalestackv1alpha1.ReasonKafkaUnreachable},
+		{kafkaObservation{mode: scalestackv1alpha1.KafkaModeStrimzi, clusterMessage: "pods pending"}, scalestackv1alpha1.ReasonClusterNotReady},
+		{kafkaObservation{mode: scalestackv1alpha1.KafkaModeExternal, topics: []scalestackv1alpha1.TopicStatus{{Name: "a", Ready: false}}, topicMessages: []string{"a: shrink"}}, scalestackv1alpha1.ReasonTopicsNotReady},
+		{kafkaObservation{mode: scalestackv1alpha1.KafkaModeExternal, topics: []scalestackv1alpha1.TopicStatus{{Name: "a", Ready: true}}}, scalestackv1alpha1.ReasonAvailable},
+	}
+	for _, tc := range cases {
+		if c := kafkaCondition(tc.o); c.Reason != tc.reason {
+			t.Errorf("%+v: reason %s, want %s", tc.o, c.Reason, tc.reason)
+		}
+	}
+}
+
+func TestSubset(t *testing.T) {
+	want := map[string]any{"spec": map[string]any{"partitions": int64(6), "config": map[string]any{"a": "b"}}}
+	have := map[string]any{"spec": map[string]any{"partitions": float64(6), "config": map[string]any{"a": "b", "x": "y"}, "extra": true}}
+	if !subset(want, have) {
+		t.Error("a live object with extra fields and float numbers is not a superset")
+	}
+	have["spec"].(map[string]any)["partitions"] = float64(12)
+	if subset(want, have) {
+		t.Error("a changed value passed")
+	}
+}

@@ -36,6 +36,8 @@ type scope struct {
 	kafka kafkaObservation
 	// monitoring is what the monitoring phase applied.
 	monitoring monitoringObservation
+	// slo is what the autoscaling phase observed.
+	slo sloObservation
 	// result is the pass's requeue, the soonest any phase asked for.
 	result ctrl.Result
 

@@ -46,6 +46,7 @@ type SocialPlatformReconciler struct {
 	MaxConcurrentReconciles int
 
 	admins adminClients
+	prom   promClients
 }
 
 // +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms,verbs=get;list;watch;update;patch
@@ -54,6 +55,7 @@ type SocialPlatformReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
@@ -132,6 +134,7 @@ func (r *SocialPlatformReconciler) phases() []phase {
 		{"monitoring", r.reconcileMonitoring},
 		{"archive", r.reconcileArchive},
 		{"cdn", r.reconcileCDN},
+		{"autoscaling", r.reconcileAutoscaling},
 	}
 }
 
@@ -210,6 +213,11 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	var reported []metav1.Condition
 	if !deleting && s.reconciled {
 		reported = append(reported, monitoringCondition(s.monitoring))
+		if s.slo.enabled {
+			reported = append(reported, sloCondition(s.slo))
+		} else {
+			meta.RemoveStatusCondition(&st.Conditions, scalestackv1alpha1.ConditionSLOHealthy)
+		}
 	}
 	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
 	for _, c := range append(append(components, reported...),

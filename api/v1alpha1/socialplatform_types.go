@@ -653,6 +653,12 @@ type ServiceSLOStatus struct {
 	// lastDecision is the autoscaler's last decision for this service.
 	// +optional
 	LastDecision *ScalingDecision `json:"lastDecision,omitempty"`
+	// lastScaleUpTime is when the autoscaler last added replicas (for the cooldown).
+	// +optional
+	LastScaleUpTime *metav1.Time `json:"lastScaleUpTime,omitempty"`
+	// lastBurnTime is when the service last burned error budget (for the stabilization window).
+	// +optional
+	LastBurnTime *metav1.Time `json:"lastBurnTime,omitempty"`
 }
 
 // ScalingDecision is one autoscaler decision.
