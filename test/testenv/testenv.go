@@ -3,12 +3,15 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
@@ -25,6 +28,27 @@ import (
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers"
 )
+
+// Logs holds everything the operator logged, at every level, for the secret scan.
+var Logs = &syncBuffer{}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was logged so far.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // AppsImage is the default apps image of the test operator.
 const AppsImage = "example.test/scalestack/apps:test"
@@ -55,11 +79,13 @@ func Start(extraCRDs ...string) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the integration tests through `make test` (hack/test.sh builds the Kubernetes binaries and sets it)")
 	}
-	level := zapcore.Level(2) // errors only
+	// Everything goes to Logs (for the secret scan); errors, or everything with TEST_VERBOSE, to
+	// stderr too.
+	console := io.Discard
 	if os.Getenv("TEST_VERBOSE") != "" {
-		level = -1
+		console = os.Stderr
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.MultiWriter(Logs, console)), zap.Level(zapcore.Level(-10))))
 
 	e := &Env{Scheme: k8sruntime.NewScheme(), done: make(chan error, 1)}
 	utilruntime.Must(clientgoscheme.AddToScheme(e.Scheme))
