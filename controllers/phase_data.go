@@ -53,6 +53,17 @@ func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scop
 	return nil
 }
 
+// reconcileNetwork converges the NetworkPolicies: deny all ingress to the platform's pods, then
+// allow the paths the stack uses.
+func (r *SocialPlatformReconciler) reconcileNetwork(ctx context.Context, s *scope) error {
+	for _, np := range render.NetworkPolicies(s.sp) {
+		if err := applyRecord(ctx, r.Client, s, "NetworkPolicy", np, &networkingv1.NetworkPolicy{}, networkingv1ac.ExtractNetworkPolicy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // reconcileDatabase converges the shards: the server config, the shard map, and per physical
 // shard a headless Service, the -primary and -replicas Services and two StatefulSets. Shards only
 // grow (the API refuses a decrease), and a new shard starts with an empty block of logical shards,

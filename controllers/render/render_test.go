@@ -236,3 +236,12 @@ func TestReplicaDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestNetworkPoliciesGolden(t *testing.T) {
+	sp := sample(t)
+	var objs []any
+	for _, np := range NetworkPolicies(sp) {
+		objs = append(objs, np)
+	}
+	golden(t, "network.golden.yaml", toYAML(t, objs...))
+}

@@ -106,6 +106,15 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 	if groups, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups"); len(groups) != 9 {
 		t.Errorf("%d rule groups, want 9 (SLI and SLO per HTTP service, and saturation)", len(groups))
 	}
+	var nps networkingv1.NetworkPolicyList
+	if err := k8s.List(context.Background(), &nps, client.InNamespace(ns)); err != nil || len(nps.Items) != 6 {
+		t.Errorf("%d NetworkPolicies (%v), want 6", len(nps.Items), err)
+	}
+	for _, np := range nps.Items {
+		if np.Name == sp.Name+"-default-deny" && (len(np.Spec.Ingress) != 0 || np.Spec.PodSelector.MatchLabels[scalestackv1alpha1.LabelInstance] != sp.Name) {
+			t.Errorf("default deny policy %+v", np.Spec)
+		}
+	}
 	dash, err := get(t, &corev1.ConfigMap{}, ns, sp.Name+"-dashboard")
 	if err != nil || dash.Labels["grafana_dashboard"] != "1" || !strings.Contains(dash.Data[sp.Name+".json"], "Latency p99") {
 		t.Errorf("Grafana dashboard ConfigMap: %v %v", err, dash.Labels)
