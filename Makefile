@@ -1,6 +1,7 @@
 # scalestack Makefile. `make help` lists the targets. Tool and Kubernetes versions are pinned in
 # hack/versions.env; tools install into ./bin, Kubernetes binaries into a cache outside the repo.
 include hack/versions.env
+export GOTOOLCHAIN := $(GO_TOOLCHAIN)
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -49,6 +50,10 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 verify: generate manifests ## Regenerate code and manifests and fail if anything drifted.
 	@git diff --exit-code -- api config || { echo "generated files drifted: run 'make generate manifests' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: commit them" >&2; exit 1; }
+
+.PHONY: vulncheck
+vulncheck: ## Scan for known vulnerabilities with govulncheck and an offline copy of the Go vulnerability database.
+	hack/govulncheck.sh
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build (once, cached outside the repo) kube-apiserver, etcd, kwok and friends from Go modules.

@@ -10,6 +10,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 export PATH="/usr/local/go/bin:$PATH"
+# shellcheck disable=SC1091
+source "$here/versions.env"
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$GO_TOOLCHAIN}"
 command -v go >/dev/null || { echo "make test needs Go 1.26 (expected at /usr/local/go/bin/go)" >&2; exit 1; }
 
 step() { printf '\n=== %s\n' "$*"; }

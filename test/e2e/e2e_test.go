@@ -27,6 +27,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -119,7 +120,15 @@ func run(m *testing.M) (code int) {
 		panic(err)
 	}
 	defer func() { _ = logFile.Close() }()
-	op := exec.Command(manager, "--kubeconfig", kubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0", "--log-format=json")
+	// The operator runs with exactly its shipped RBAC (config/rbac), as its own ServiceAccount,
+	// not as admin: a permission the markers forgot fails the e2e.
+	opKubeconfig, err := serviceAccountKubeconfig(kubectl, kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "operator credentials:", err)
+		return 1
+	}
+	op := exec.Command(manager, "--kubeconfig", opKubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--log-format=json", "--leader-elect", "--leader-election-namespace=scalestack-system")
 	op.Stdout, op.Stderr = logFile, logFile
 	if err := op.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "starting the operator:", err)
@@ -130,6 +139,37 @@ func run(m *testing.M) (code int) {
 		_ = op.Wait()
 	}()
 	return m.Run()
+}
+
+// serviceAccountKubeconfig installs config/rbac (the generated ClusterRole and its bindings) and
+// returns a kubeconfig that authenticates as the scalestack-operator ServiceAccount.
+func serviceAccountKubeconfig(kubectl, adminKubeconfig string) (string, error) {
+	run := func(args ...string) ([]byte, error) {
+		out, err := exec.Command(kubectl, append([]string{"--kubeconfig", adminKubeconfig}, args...)...).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("kubectl %v: %w\n%s", args, err, out)
+		}
+		return out, nil
+	}
+	if _, err := run("create", "namespace", "scalestack-system"); err != nil {
+		return "", err
+	}
+	if _, err := run("apply", "--server-side", "-k", filepath.Join(repo, "config", "rbac")); err != nil {
+		return "", err
+	}
+	token, err := run("create", "token", "scalestack-operator", "-n", "scalestack-system", "--duration=2h")
+	if err != nil {
+		return "", err
+	}
+	cfg, err := clientcmd.LoadFromFile(adminKubeconfig)
+	if err != nil {
+		return "", err
+	}
+	for name := range cfg.AuthInfos {
+		cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(string(token))}
+	}
+	path := filepath.Join(workDir, "operator.kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
 func sample(t *testing.T) *scalestackv1alpha1.SocialPlatform {
