@@ -1,0 +1,161 @@
+// Package cache is the apps' read-through cache on Redis: get from the cache, else load from the
+// database once (single-flight: a thousand concurrent misses on one key make one query), store
+// with a jittered TTL, remember misses briefly (negative caching), and invalidate after a write
+// commits. Reads use rueidis' client-side caching: a hot key is served from the process's memory
+// until Redis says it changed.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrNotFound is what a loader returns for a key that does not exist; it is cached too, briefly.
+var ErrNotFound = errors.New("not found")
+
+// negative marks a cached miss. It cannot be a serialized value: those start with '{'.
+const negative = "\x00nf"
+
+// Options tune a Cache.
+type Options struct {
+	// TTL of a cached value; each write picks a TTL within ±Jitter of it so that keys written
+	// together do not expire together.
+	TTL    time.Duration
+	Jitter float64
+	// NegativeTTL of a cached miss.
+	NegativeTTL time.Duration
+	// LocalTTL bounds how long a value lives in the client-side cache without Redis' word.
+	LocalTTL time.Duration
+	// Name labels the metrics (e.g. "profile").
+	Name string
+}
+
+// Metrics are the cache's counters; register them once per process.
+type Metrics struct {
+	Hits, Misses, Loads *prometheus.CounterVec
+}
+
+// NewMetrics returns the counters scalestack_cache_{hits,misses,loads}_total{cache}.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		Hits:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalestack_cache_hits_total", Help: "Cache reads served from Redis or the client-side cache."}, []string{"cache"}),
+		Misses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalestack_cache_misses_total", Help: "Cache reads that went to the loader."}, []string{"cache"}),
+		Loads:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalestack_cache_loads_total", Help: "Loader calls (one per single-flight group)."}, []string{"cache"}),
+	}
+}
+
+// Register registers the counters.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.Hits, m.Misses, m.Loads} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cache is a read-through cache of byte values.
+type Cache struct {
+	client  rueidis.Client
+	opts    Options
+	metrics *Metrics
+	group   singleflight.Group
+}
+
+// New returns a cache over client.
+func New(client rueidis.Client, opts Options, m *Metrics) *Cache {
+	if opts.TTL <= 0 {
+		opts.TTL = 10 * time.Minute
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 30 * time.Second
+	}
+	if opts.LocalTTL <= 0 {
+		opts.LocalTTL = time.Minute
+	}
+	if opts.Jitter < 0 || opts.Jitter >= 1 {
+		opts.Jitter = 0.1
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Cache{client: client, opts: opts, metrics: m}
+}
+
+// ttl returns the TTL of one write, jittered.
+func (c *Cache) ttl(base time.Duration) time.Duration {
+	if c.opts.Jitter == 0 {
+		return base
+	}
+	f := 1 + c.opts.Jitter*(2*rand.Float64()-1)
+	return time.Duration(float64(base) * f)
+}
+
+// Get returns the value of key, loading it with load on a miss. A loader's ErrNotFound is cached
+// for NegativeTTL and returned as ErrNotFound.
+func (c *Cache) Get(ctx context.Context, key string, load func(context.Context) ([]byte, error)) ([]byte, error) {
+	res := c.client.DoCache(ctx, c.client.B().Get().Key(key).Cache(), c.opts.LocalTTL)
+	v, err := res.ToString()
+	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
+		// A miss remembered locally may predate our own write of the key (Redis' invalidation
+		// message is on its way): ask Redis before going to the database.
+		v, err = c.client.Do(ctx, c.client.B().Get().Key(key).Build()).ToString()
+	}
+	switch {
+	case err == nil:
+		c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
+		if v == negative {
+			return nil, ErrNotFound
+		}
+		return []byte(v), nil
+	case !rueidis.IsRedisNil(err):
+		// Redis is down: serve from the database rather than fail (it is a cache).
+		c.metrics.Misses.WithLabelValues(c.opts.Name).Inc()
+		return c.load(ctx, key, load, false)
+	}
+	c.metrics.Misses.WithLabelValues(c.opts.Name).Inc()
+	return c.load(ctx, key, load, true)
+}
+
+func (c *Cache) load(ctx context.Context, key string, load func(context.Context) ([]byte, error), store bool) ([]byte, error) {
+	res, err, _ := c.group.Do(key, func() (any, error) {
+		c.metrics.Loads.WithLabelValues(c.opts.Name).Inc()
+		v, err := load(ctx)
+		if !store {
+			return v, err
+		}
+		switch {
+		case errors.Is(err, ErrNotFound):
+			_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(negative).Px(c.ttl(c.opts.NegativeTTL)).Build()).Error()
+			return nil, ErrNotFound
+		case err != nil:
+			return nil, err
+		}
+		// A failed write only costs a later miss.
+		_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(string(v)).Px(c.ttl(c.opts.TTL)).Build()).Error()
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.([]byte), nil
+}
+
+// Invalidate deletes keys after the write that changed them has committed; Redis then tells every
+// client that cached them locally.
+func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := c.client.Do(ctx, c.client.B().Del().Key(keys...).Build()).Error(); err != nil {
+		return fmt.Errorf("invalidating %d keys: %w", len(keys), err)
+	}
+	return nil
+}

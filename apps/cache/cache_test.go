@@ -1,0 +1,145 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/rueidis"
+
+	"github.com/scalestack/scalestack/internal/testservers"
+)
+
+// Against a real Redis (Debian's redis-server) that the test starts on a free port.
+func newClient(t *testing.T, addr string) rueidis.Client {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestReadThroughInvalidateAndMetrics(t *testing.T) {
+	ctx := context.Background()
+	r := testservers.StartRedis(t)
+	m := NewMetrics()
+	c := New(newClient(t, r.Addr()), Options{Name: "profile", TTL: time.Minute}, m)
+	db := map[string]string{"user:1": `{"name":"ada"}`}
+	var queries atomic.Int64
+	load := func(key string) func(context.Context) ([]byte, error) {
+		return func(context.Context) ([]byte, error) {
+			queries.Add(1)
+			v, ok := db[key]
+			if !ok {
+				return nil, ErrNotFound
+			}
+			return []byte(v), nil
+		}
+	}
+	for i := range 10 {
+		v, err := c.Get(ctx, "user:1", load("user:1"))
+		if err != nil || string(v) != `{"name":"ada"}` {
+			t.Fatalf("read %d: %q %v", i, v, err)
+		}
+	}
+	if q := queries.Load(); q != 1 {
+		t.Errorf("%d database queries for 10 reads, want 1", q)
+	}
+	if h, mi := testutil.ToFloat64(m.Hits), testutil.ToFloat64(m.Misses); h != 9 || mi != 1 {
+		t.Errorf("hits %v misses %v, want 9 and 1 (hit ratio 90%%)", h, mi)
+	}
+
+	// A write commits, then invalidates: the next read sees the new value, from another client too.
+	other := New(newClient(t, r.Addr()), Options{Name: "profile"}, nil)
+	if _, err := other.Get(ctx, "user:1", load("user:1")); err != nil {
+		t.Fatal(err)
+	}
+	db["user:1"] = `{"name":"ada lovelace"}`
+	if err := c.Invalidate(ctx, "user:1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := other.Get(ctx, "user:1", load("user:1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(v) == `{"name":"ada lovelace"}` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other client still reads %q after invalidation", v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Negative caching: a missing key is asked for once.
+	before := queries.Load()
+	for range 5 {
+		if _, err := c.Get(ctx, "user:404", load("user:404")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing key: %v", err)
+		}
+	}
+	if q := queries.Load() - before; q != 1 {
+		t.Errorf("%d queries for 5 reads of a missing key, want 1", q)
+	}
+}
+
+func TestStampedeMakesOneQuery(t *testing.T) {
+	ctx := context.Background()
+	r := testservers.StartRedis(t)
+	c := New(newClient(t, r.Addr()), Options{Name: "feed"}, nil)
+	var queries atomic.Int64
+	release := make(chan struct{})
+	load := func(context.Context) ([]byte, error) {
+		queries.Add(1)
+		<-release // a slow query: every other reader arrives while it runs
+		return []byte(`[1,2,3]`), nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := c.Get(ctx, "feed:7", load)
+			if err == nil && string(v) != `[1,2,3]` {
+				err = errors.New("wrong value " + string(v))
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if q := queries.Load(); q != 1 {
+		t.Errorf("1000 concurrent misses made %d database queries, want 1", q)
+	}
+}
+
+func TestJitter(t *testing.T) {
+	c := New(nil, Options{TTL: time.Minute, Jitter: 0.2}, nil)
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		d := c.ttl(time.Minute)
+		if d < 48*time.Second || d > 72*time.Second {
+			t.Fatalf("ttl %v outside ±20%%", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("jitter gave only %d distinct TTLs", len(seen))
+	}
+}

@@ -1,0 +1,45 @@
+package testservers
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Redis is one redis-server process on a free port, with no persistence.
+type Redis struct {
+	Port int
+	cmd  *exec.Cmd
+}
+
+// Addr is host:port.
+func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
+
+// StartRedis starts Debian's redis-server on a free loopback port in a temporary directory and
+// stops it when the test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin := find(t, "redis-server")
+	r := &Redis{Port: FreePort(t)}
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--protected-mode", "no", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", r.Addr()); err == nil {
+			_ = c.Close()
+			return r
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("redis-server on port %d did not answer", r.Port)
+	return nil
+}
