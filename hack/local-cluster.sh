@@ -170,8 +170,8 @@ metadata:
     kubernetes.io/arch: amd64
     topology.kubernetes.io/zone: local-a
 status:
-  allocatable: {cpu: "256", memory: 1Ti, pods: "5000"}
-  capacity: {cpu: "256", memory: 1Ti, pods: "5000"}
+  allocatable: {cpu: "4096", memory: 64Ti, pods: "50000"}
+  capacity: {cpu: "4096", memory: 64Ti, pods: "50000"}
 NODE
   wait_for "the kwok node" 60 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
   # The default ServiceAccount appears once the controller-manager runs; pods need it.

@@ -115,30 +115,53 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintf(os.Stderr, "building the operator: %v\n%s", err, out)
 		return 1
 	}
-	logFile, err := os.Create(filepath.Join(workDir, "operator.log"))
-	if err != nil {
-		panic(err)
-	}
-	defer func() { _ = logFile.Close() }()
 	// The operator runs with exactly its shipped RBAC (config/rbac), as its own ServiceAccount,
 	// not as admin: a permission the markers forgot fails the e2e.
-	opKubeconfig, err := serviceAccountKubeconfig(kubectl, kubeconfig)
-	if err != nil {
+	if opKubeconfig, err = serviceAccountKubeconfig(kubectl, kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, "operator credentials:", err)
 		return 1
 	}
-	op := exec.Command(manager, "--kubeconfig", opKubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
-		"--log-format=json", "--leader-elect", "--leader-election-namespace=scalestack-system")
-	op.Stdout, op.Stderr = logFile, logFile
-	if err := op.Start(); err != nil {
+	managerBin = manager
+	first, err := startOperator("operator-1")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the operator:", err)
 		return 1
 	}
-	defer func() {
-		_ = op.Process.Signal(os.Interrupt)
-		_ = op.Wait()
-	}()
+	leader = first
+	defer stopOperators()
 	return m.Run()
+}
+
+var (
+	managerBin, opKubeconfig string
+	// leader is the operator process started first; operators lists every one started.
+	leader    *exec.Cmd
+	operators []*exec.Cmd
+)
+
+// startOperator starts one operator process with leader election on; its log is <name>.log.
+func startOperator(name string) (*exec.Cmd, error) {
+	logFile, err := os.Create(filepath.Join(workDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	op := exec.Command(managerBin, "--kubeconfig", opKubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--log-format=json", "--leader-elect", "--leader-election-namespace=scalestack-system")
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		return nil, err
+	}
+	operators = append(operators, op)
+	return op, nil
+}
+
+func stopOperators() {
+	for _, op := range operators {
+		if op.ProcessState == nil {
+			_ = op.Process.Signal(os.Interrupt)
+			_ = op.Wait()
+		}
+	}
 }
 
 // serviceAccountKubeconfig installs config/rbac (the generated ClusterRole and its bindings) and
@@ -386,6 +409,39 @@ func TestDeletionPolicyDeleteRemovesData(t *testing.T) {
 		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, &corev1.Secret{})
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("Secret still there (%w)", err)
+		}
+		return nil
+	})
+}
+
+// Two operator processes: the second waits as a standby; when the leader stops (releasing its
+// lease), the standby takes over and reconciles a platform created after the hand-over.
+func TestLeaderElectionHandsOver(t *testing.T) {
+	ctx := context.Background()
+	standby, err := startOperator("operator-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = standby
+	time.Sleep(3 * time.Second) // the standby is up and waiting for the lease
+	if leader.ProcessState == nil {
+		_ = leader.Process.Signal(os.Interrupt)
+		_ = leader.Wait()
+	}
+	ns := restrictedNamespace(t)
+	sp := sample(t)
+	sp.Namespace = ns
+	sp.Spec.Database.Shards = 1
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "Ready under the new leader", 3*time.Minute, func() error {
+		cur := &scalestackv1alpha1.SocialPlatform{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), cur); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready is %+v", c)
 		}
 		return nil
 	})
