@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -335,11 +336,9 @@ func shardSelector(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) 
 	return l
 }
 
+// shardLabels are the selector labels plus the labels every child carries.
 func shardLabels(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) map[string]string {
-	l := sp.Labels("database")
-	l[scalestackv1alpha1.LabelShard] = fmt.Sprint(i)
-	if role != "" {
-		l[scalestackv1alpha1.LabelRole] = role
-	}
+	l := shardSelector(sp, i, role)
+	maps.Copy(l, sp.Labels("database"))
 	return l
 }
