@@ -64,7 +64,8 @@ func (r *SocialPlatformReconciler) reconcileMonitoring(ctx context.Context, s *s
 		s.requeueAfter(requeueMissingKinds)
 		return nil
 	}
-	objs := []runtime.Object{render.PrometheusRule(sp)}
+	rule := render.PrometheusRule(sp)
+	objs := []runtime.Object{rule}
 	for _, sm := range render.ServiceMonitors(sp) {
 		objs = append(objs, sm)
 	}
@@ -78,7 +79,7 @@ func (r *SocialPlatformReconciler) reconcileMonitoring(ctx context.Context, s *s
 		}
 	}
 	s.monitoring.monitors = len(objs) - 1
-	for _, g := range render.SLORuleGroups(sp) {
+	for _, g := range rule.Spec.Groups {
 		s.monitoring.rules += len(g.Rules)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/testutil"
 )
 
 // These tests run real MariaDB servers (Debian's mariadb-server) on free ports: one primary and
@@ -25,15 +26,7 @@ func source(m *testservers.MariaDB) Source {
 
 func waitFor(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testutil.Eventually(t, what, 60*time.Second, cond)
 }
 
 func count(ctx context.Context, db *sql.DB) (int, error) {

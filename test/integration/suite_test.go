@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/test/testenv"
 )
 
@@ -92,25 +93,11 @@ func newNamespace(t *testing.T) string {
 // eventually polls cond until it returns nil or the timeout passes, then fails with its last error.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after 30s: %v", what, err)
+	testutil.Eventually(t, what, 30*time.Second, cond)
 }
 
 // consistently checks that cond stays nil for the whole duration.
 func consistently(t *testing.T, what string, d time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := cond(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Consistently(t, what, d, cond)
 }

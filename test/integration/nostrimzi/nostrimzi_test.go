@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/test/testenv"
 )
 
@@ -41,15 +42,7 @@ func TestMain(m *testing.M) {
 
 func poll(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testutil.Eventually(t, what, 30*time.Second, cond)
 }
 
 func TestMissingStrimziDegradesOnlyKafka(t *testing.T) {
