@@ -137,3 +137,16 @@ func (g *Generator) Next(logical int) (ID, error) {
 		return NewID(ms, logical, 0), nil
 	}
 }
+
+// MarshalText makes an ID a JSON string (JSON numbers lose precision above 2^53).
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses an ID with ParseID's rules.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}

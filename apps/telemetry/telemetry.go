@@ -1,0 +1,239 @@
+// Package telemetry gives every app service the same signals: RED metrics per route (the
+// contract the operator's SLO rules read), JSON logs that carry the trace ID, OpenTelemetry
+// traces over OTLP tagged with user_id, request_id and shard, and a request ID on every request.
+package telemetry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DurationBuckets are the request-duration histogram's buckets. The SLO's latency threshold (0.3 s)
+// must be one of them: the slow-request ratio is read off the 0.3 bucket.
+var DurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 0.5, 1, 2.5, 5}
+
+// Metrics holds one service's registry and request metrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+// NewMetrics returns a registry with the Go and process collectors and the request metrics.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scalestack_http_requests_total", Help: "HTTP requests served, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "scalestack_http_request_duration_seconds", Help: "HTTP request durations, by route and method.",
+			Buckets: DurationBuckets,
+		}, []string{"route", "method"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scalestack_http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inflight)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// RequestID returns the request's ID, "" outside a request.
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+// WithRequestID returns ctx carrying id (outgoing calls forward it).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestIDHeader carries the request ID between services.
+const RequestIDHeader = "X-Request-Id"
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Middleware wraps a service's mux: request ID, a server span (otelhttp), and the RED metrics
+// labelled by the mux's route pattern (never the raw path: IDs would explode the series).
+func (m *Metrics) Middleware(service string, mux *http.ServeMux) http.Handler {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set(RequestIDHeader, id)
+		ctx := WithRequestID(r.Context(), id)
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("request_id", id))
+		r = r.WithContext(ctx)
+
+		start := time.Now()
+		m.inflight.Inc()
+		sw := &statusWriter{ResponseWriter: w}
+		mux.ServeHTTP(sw, r)
+		m.inflight.Dec()
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+		m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+	return otelhttp.NewHandler(inner, service, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	}), otelhttp.WithFilter(func(r *http.Request) bool {
+		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+	}))
+}
+
+// Annotate tags the current span with the request's user and shard.
+func Annotate(ctx context.Context, kv ...attribute.KeyValue) {
+	trace.SpanFromContext(ctx).SetAttributes(kv...)
+}
+
+// UserID and Shard are the span attributes the apps set.
+func UserID(id int64) attribute.KeyValue { return attribute.Int64("user_id", id) }
+
+// Shard is the physical shard a request touched.
+func Shard(i int) attribute.KeyValue { return attribute.Int("shard", i) }
+
+// Transport instruments outgoing calls: trace context and the request ID travel with them.
+func Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return otelhttp.NewTransport(requestIDTransport{base})
+}
+
+type requestIDTransport struct{ base http.RoundTripper }
+
+func (t requestIDTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if id := RequestID(r.Context()); id != "" && r.Header.Get(RequestIDHeader) == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set(RequestIDHeader, id)
+	}
+	return t.base.RoundTrip(r)
+}
+
+// SetupTracing installs the global tracer provider: OTLP over HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set (the operator injects it with the sampler settings, which the
+// SDK reads from OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG), else spans are made for the
+// trace IDs in logs but exported nowhere. The returned function flushes and stops it.
+func SetupTracing(ctx context.Context, service string) (func(context.Context) error, error) {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service)))
+	if err != nil && !errors.Is(err, resource.ErrSchemaURLConflict) {
+		return nil, err
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if os.Getenv("OTEL_SDK_DISABLED") != "true" && (os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
+
+// NewLogger returns the service's logger: JSON (or text when format is "text") on stderr, each
+// record carrying the service name and, inside a traced request, trace_id and span_id.
+func NewLogger(service, format string) *slog.Logger {
+	var h slog.Handler
+	if format == "text" {
+		h = slog.NewTextHandler(os.Stderr, nil)
+	} else {
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	return slog.New(traceHandler{h}).With("service", service)
+}
+
+type traceHandler struct{ slog.Handler }
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(a []slog.Attr) slog.Handler { return traceHandler{h.Handler.WithAttrs(a)} }
+func (h traceHandler) WithGroup(n string) slog.Handler      { return traceHandler{h.Handler.WithGroup(n)} }
