@@ -105,7 +105,9 @@ func (r *Relay) drain(ctx context.Context, db *store.DB) error {
 	if got.Int64 != 1 {
 		return nil // another replica is relaying this shard
 	}
-	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('scalestack_outbox_relay')") }()
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('scalestack_outbox_relay')")
+	}()
 	for {
 		n, err := r.relayBatch(ctx, conn)
 		if err != nil {

@@ -59,7 +59,7 @@ type Shards struct {
 	pools   map[string]*sql.DB // by address
 	local   sync.Map           // owner ID -> time of its last write through this process
 	marks   atomic.Int64
-	down    sync.Map           // replica address -> time it failed
+	down    sync.Map // replica address -> time it failed
 	metrics *Metrics
 }
 
@@ -423,7 +423,9 @@ func migrate(ctx context.Context, addr, user, password string) error {
 	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('scalestack_migrate', 60)").Scan(&got); err != nil || got.Int64 != 1 {
 		return fmt.Errorf("taking the migration lock: %v", err)
 	}
-	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('scalestack_migrate')") }()
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('scalestack_migrate')")
+	}()
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version VARCHAR(64) NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL) ENGINE=InnoDB`); err != nil {
 		return err

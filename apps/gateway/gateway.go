@@ -1,0 +1,424 @@
+// Package gateway is the public HTTP API and the CDN origin of the web UI. It authenticates
+// callers (bearer token or the session cookie), limits each client's rate and request size,
+// and assembles responses from the user, post and feed services, degrading instead of failing
+// when a non-essential part is unavailable: a feed without author profiles beats an error.
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scalestack/scalestack/apps/auth"
+	"github.com/scalestack/scalestack/apps/feed"
+	"github.com/scalestack/scalestack/apps/httpx"
+	"github.com/scalestack/scalestack/apps/post"
+	"github.com/scalestack/scalestack/apps/resilience"
+	"github.com/scalestack/scalestack/apps/telemetry"
+	"github.com/scalestack/scalestack/apps/user"
+	"github.com/scalestack/scalestack/apps/web"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// SessionCookie holds the token for the web UI.
+const SessionCookie = "ss_session"
+
+// Gateway serves the public API.
+type Gateway struct {
+	Users, Posts, Feed *resilience.Client
+	Tokens             *auth.Tokens
+	Assets             *web.Assets
+	// Limit applies to every client; AuthLimit to signup and login per address.
+	Limit, AuthLimit *RateLimiter
+	TrustForwarded   bool
+	// SecureCookies marks the session cookie Secure (behind TLS).
+	SecureCookies bool
+}
+
+// Routes registers the public API and the UI on mux.
+func (g *Gateway) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", g.Assets.Page)
+	mux.HandleFunc("GET /static/{name}", g.Assets.Static)
+	mux.Handle("POST /api/signup", g.public(g.signup, true))
+	mux.Handle("POST /api/login", g.public(g.login, true))
+	mux.Handle("POST /api/logout", g.public(g.logout, false))
+	mux.Handle("GET /api/users/{id}", g.public(g.profile, false))
+	mux.Handle("GET /api/users/{id}/posts", g.public(g.userPosts, false))
+	mux.Handle("GET /api/posts/{id}", g.public(g.getPost, false))
+	mux.Handle("GET /api/me", g.authed(g.me))
+	mux.Handle("PATCH /api/me", g.authed(g.updateMe))
+	mux.Handle("PUT /api/users/{id}/follow", g.authed(g.follow))
+	mux.Handle("DELETE /api/users/{id}/follow", g.authed(g.unfollow))
+	mux.Handle("POST /api/posts", g.authed(g.createPost))
+	mux.Handle("POST /api/posts/{id}/like", g.authed(g.like))
+	mux.Handle("GET /api/feed", g.authed(g.feed))
+	mux.Handle("GET /api/suggestions", g.authed(g.suggestions))
+}
+
+type authedFunc func(w http.ResponseWriter, r *http.Request, me shard.ID) error
+
+func (g *Gateway) limited(w http.ResponseWriter, r *http.Request, key string, lim *RateLimiter) bool {
+	if lim == nil || lim.Allow(key) {
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	httpx.WriteError(w, r, httpx.Errorf(http.StatusTooManyRequests, "rate_limited", "too many requests from this client; retry after a second"))
+	return true
+}
+
+func (g *Gateway) public(h httpx.HandlerFunc, authEndpoint bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := ClientIP(r, g.TrustForwarded)
+		if g.limited(w, r, "ip:"+ip, g.Limit) || (authEndpoint && g.limited(w, r, "auth:"+ip, g.AuthLimit)) {
+			return
+		}
+		if err := h(w, r); err != nil {
+			httpx.WriteError(w, r, resilience.HTTPError(err))
+		}
+	})
+}
+
+// token returns the caller's token: the Authorization header, else the session cookie.
+func token(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return t
+		}
+		return "\x00" // a malformed header is refused, not ignored
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+func (g *Gateway) authed(h authedFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := token(r)
+		if t == "" {
+			httpx.WriteError(w, r, httpx.Unauthorized("sign in first: send a bearer token or the session cookie"))
+			return
+		}
+		me, err := g.Tokens.Verify(t)
+		if err != nil {
+			httpx.WriteError(w, r, httpx.Unauthorized("the token is invalid or expired"))
+			return
+		}
+		if g.limited(w, r, "user:"+me.String(), g.Limit) {
+			return
+		}
+		telemetry.Annotate(r.Context(), telemetry.UserID(int64(me)))
+		if err := h(w, r, me); err != nil {
+			httpx.WriteError(w, r, resilience.HTTPError(err))
+		}
+	})
+}
+
+func (g *Gateway) setSession(w http.ResponseWriter, tok string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: g.SecureCookies,
+		SameSite: http.SameSiteStrictMode, MaxAge: int((24 * time.Hour).Seconds()),
+	})
+}
+
+func (g *Gateway) signup(w http.ResponseWriter, r *http.Request) error {
+	var req user.SignupRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	req.Handle = strings.ToLower(req.Handle)
+	if err := user.ValidateSignup(&req); err != nil {
+		return err
+	}
+	var res user.TokenResponse
+	if err := g.Users.Post(r.Context(), "/v1/users", req, &res); err != nil {
+		return err
+	}
+	g.setSession(w, res.Token)
+	httpx.WriteJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+func (g *Gateway) login(w http.ResponseWriter, r *http.Request) error {
+	var req user.LoginRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	var res user.TokenResponse
+	if err := g.Users.Post(r.Context(), "/v1/login", req, &res); err != nil {
+		return err
+	}
+	g.setSession(w, res.Token)
+	httpx.WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (g *Gateway) logout(w http.ResponseWriter, _ *http.Request) error {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true, MaxAge: -1, SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) getProfile(ctx context.Context, id shard.ID) (*user.Profile, error) {
+	var p user.Profile
+	if err := g.Users.Get(ctx, "/v1/users/"+id.String(), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (g *Gateway) profile(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	p, err := g.getProfile(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (g *Gateway) me(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	p, err := g.getProfile(r.Context(), me)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (g *Gateway) updateMe(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	var req user.UpdateRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	var p user.Profile
+	if err := g.Users.Patch(r.Context(), "/v1/users/"+me.String(), req, &p); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (g *Gateway) follow(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	target, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := g.Users.Put(r.Context(), "/v1/users/"+me.String()+"/following/"+target.String(), nil, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *Gateway) unfollow(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	target, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := g.Users.Delete(r.Context(), "/v1/users/"+me.String()+"/following/"+target.String(), nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// PostRequest is POST /api/posts.
+type PostRequest struct {
+	Body string `json:"body"`
+}
+
+func (g *Gateway) createPost(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	var req PostRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	if err := post.ValidateBody(req.Body); err != nil {
+		return err
+	}
+	var p post.Post
+	if err := g.Posts.Post(r.Context(), "/v1/posts", post.CreateRequest{Author: me, Body: req.Body}, &p); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (g *Gateway) like(w http.ResponseWriter, r *http.Request, _ shard.ID) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var p post.Post
+	if err := g.Posts.Post(r.Context(), "/v1/posts/"+id.String()+"/likes", nil, &p); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// FeedPost is a post as the public API shows it, with its author when known.
+type FeedPost struct {
+	post.Post
+	AuthorProfile *AuthorView `json:"author,omitempty"`
+}
+
+// AuthorView is the author part of a FeedPost.
+type AuthorView struct {
+	ID          shard.ID `json:"id"`
+	Handle      string   `json:"handle"`
+	DisplayName string   `json:"display_name"`
+}
+
+// FeedResponse is GET /api/feed and the post lists.
+type FeedResponse struct {
+	Posts    []FeedPost `json:"posts"`
+	Degraded []string   `json:"degraded,omitempty"`
+	Next     *shard.ID  `json:"next,omitempty"`
+}
+
+func (g *Gateway) getPost(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var p post.Post
+	if err := g.Posts.Get(r.Context(), "/v1/posts/"+id.String(), &p); err != nil {
+		return err
+	}
+	res := g.assemble(r.Context(), []*post.Post{&p}, nil)
+	httpx.WriteJSON(w, http.StatusOK, res.Posts[0])
+	return nil
+}
+
+func (g *Gateway) userPosts(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		q.Set("limit", v)
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		q.Set("before", v)
+	}
+	var list struct {
+		Posts []*post.Post `json:"posts"`
+		Next  *shard.ID    `json:"next"`
+	}
+	if err := g.Posts.Get(r.Context(), "/v1/users/"+id.String()+"/posts?"+q.Encode(), &list); err != nil {
+		return err
+	}
+	res := g.assemble(r.Context(), list.Posts, nil)
+	res.Next = list.Next
+	httpx.WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (g *Gateway) feed(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	limit := r.URL.Query().Get("limit")
+	if limit == "" {
+		limit = "20"
+	}
+	if n, err := strconv.Atoi(limit); err != nil || n < 1 || n > 100 {
+		return httpx.BadRequest("query parameter limit must be an integer in [1, 100]")
+	}
+	ctx := r.Context()
+	var f feed.Response
+	if err := g.Feed.Get(ctx, "/v1/feed/"+me.String()+"?limit="+limit, &f); err != nil {
+		return err
+	}
+	var posts []*post.Post
+	if len(f.PostIDs) > 0 {
+		var batch struct {
+			Posts []*post.Post `json:"posts"`
+		}
+		if err := g.Posts.Get(ctx, "/v1/posts?ids="+joinIDs(f.PostIDs), &batch); err != nil {
+			return err
+		}
+		posts = batch.Posts
+	}
+	httpx.WriteJSON(w, http.StatusOK, g.assemble(ctx, posts, f.Degraded))
+	return nil
+}
+
+// assemble adds author profiles to posts; without the user service, posts go out without them.
+func (g *Gateway) assemble(ctx context.Context, posts []*post.Post, degraded []string) *FeedResponse {
+	res := &FeedResponse{Posts: make([]FeedPost, 0, len(posts)), Degraded: degraded}
+	seen := map[shard.ID]bool{}
+	var authors []shard.ID
+	for _, p := range posts {
+		if !seen[p.Author] {
+			seen[p.Author] = true
+			authors = append(authors, p.Author)
+		}
+	}
+	profiles := map[shard.ID]*AuthorView{}
+	if len(authors) > 0 {
+		var batch struct {
+			Users []*user.Profile `json:"users"`
+		}
+		if err := g.Users.Get(ctx, "/v1/users?ids="+joinIDs(authors), &batch); err != nil {
+			res.Degraded = append(res.Degraded, "profiles")
+		}
+		for _, u := range batch.Users {
+			profiles[u.ID] = &AuthorView{ID: u.ID, Handle: u.Handle, DisplayName: u.DisplayName}
+		}
+	}
+	for _, p := range posts {
+		res.Posts = append(res.Posts, FeedPost{Post: *p, AuthorProfile: profiles[p.Author]})
+	}
+	return res
+}
+
+func (g *Gateway) suggestions(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	ctx := r.Context()
+	var s struct {
+		IDs []shard.ID `json:"ids"`
+	}
+	if err := g.Users.Get(ctx, "/v1/users/"+me.String()+"/suggestions", &s); err != nil {
+		return err
+	}
+	users := []*user.Profile{}
+	if len(s.IDs) > 0 {
+		if len(s.IDs) > 20 {
+			s.IDs = s.IDs[:20]
+		}
+		var batch struct {
+			Users []*user.Profile `json:"users"`
+		}
+		if err := g.Users.Get(ctx, "/v1/users?ids="+joinIDs(s.IDs), &batch); err != nil {
+			return err
+		}
+		users = batch.Users
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": users})
+	return nil
+}
+
+func joinIDs(ids []shard.ID) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = id.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// MetricsGuard refuses /metrics to requests that came through a proxy (the CDN or ingress add
+// X-Forwarded-For); Prometheus scrapes the pod directly.
+func MetricsGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,374 @@
+// Package post is the post service: create (the post lives on its author's shard and its
+// post-created event commits with it), get, batch get, list by author with pagination, and likes.
+// Posts the archiver moved to the cold table are still served, from there.
+package post
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scalestack/scalestack/apps/cache"
+	"github.com/scalestack/scalestack/apps/events"
+	"github.com/scalestack/scalestack/apps/httpx"
+	"github.com/scalestack/scalestack/apps/store"
+	"github.com/scalestack/scalestack/apps/telemetry"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// Post is a post.
+type Post struct {
+	ID        shard.ID  `json:"id"`
+	Author    shard.ID  `json:"author_id"`
+	Body      string    `json:"body"`
+	Likes     int       `json:"likes"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Service is the post service.
+type Service struct {
+	Shards *store.Shards
+	IDs    *shard.Generator
+	Posts  *cache.Cache // post:{id}, userposts:{author}
+	Notify func()
+}
+
+// Routes registers the API.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /v1/posts", httpx.Handle(s.create))
+	mux.Handle("GET /v1/posts", httpx.Handle(s.batch))
+	mux.Handle("GET /v1/posts/{id}", httpx.Handle(s.get))
+	mux.Handle("POST /v1/posts/{id}/likes", httpx.Handle(s.like))
+	mux.Handle("GET /v1/users/{id}/posts", httpx.Handle(s.byAuthor))
+}
+
+// CreateRequest is POST /v1/posts (the gateway sets the author from the token).
+type CreateRequest struct {
+	Author shard.ID `json:"author_id"`
+	Body   string   `json:"body"`
+}
+
+// ValidateBody checks a post body.
+func ValidateBody(body string) error {
+	if len(body) > 2000 {
+		return httpx.BadRequest("body must be 1 to 500 characters")
+	}
+	n := 0
+	blank := true
+	for _, c := range body {
+		n++
+		if c == 0 || (c < 0x20 && c != '\n' && c != '\t') {
+			return httpx.BadRequest("body must not contain control characters")
+		}
+		if c != ' ' && c != '\n' && c != '\t' {
+			blank = false
+		}
+	}
+	if n == 0 || n > 500 || blank {
+		return httpx.BadRequest("body must be 1 to 500 characters, not all blank")
+	}
+	return nil
+}
+
+func postKey(id shard.ID) string   { return "post:" + id.String() }
+func authorKey(id shard.ID) string { return "userposts:" + id.String() }
+func (s *Service) notify() {
+	if s.Notify != nil {
+		s.Notify()
+	}
+}
+
+func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
+	var req CreateRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	if req.Author == 0 {
+		return httpx.BadRequest("author_id is required")
+	}
+	if err := ValidateBody(req.Body); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	db, err := s.Shards.Shard(req.Author.Logical())
+	if err != nil {
+		return httpx.BadRequest("author_id %s is not a user", req.Author)
+	}
+	telemetry.Annotate(ctx, telemetry.UserID(int64(req.Author)), telemetry.Shard(db.Index))
+	var p *Post
+	for attempt := 0; ; attempt++ {
+		p, err = s.insert(ctx, db, req)
+		if err == nil || !store.IsDuplicate(err) || attempt == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.notify()
+	s.Shards.MarkWrite(ctx, req.Author)
+	_ = s.Posts.Invalidate(ctx, authorKey(req.Author))
+	httpx.WriteJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (s *Service) insert(ctx context.Context, db *store.DB, req CreateRequest) (*Post, error) {
+	id, err := s.IDs.Next(req.Author.Logical())
+	if err != nil {
+		return nil, err
+	}
+	tx, err := db.Primary.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id = ?", int64(req.Author)).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, httpx.BadRequest("author_id %s is not a user", req.Author)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if _, err := tx.ExecContext(ctx, "INSERT INTO posts (id, author_id, body, created_at) VALUES (?, ?, ?, ?)",
+		int64(id), int64(req.Author), req.Body, now); err != nil {
+		return nil, err
+	}
+	if _, err := events.Enqueue(ctx, tx, s.IDs, events.TopicPostCreated, req.Author, "PostCreated", events.PostCreated{Post: id}); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return &Post{ID: id, Author: req.Author, Body: req.Body, CreatedAt: now}, nil
+}
+
+// Load reads a post from the hot table, then the archive.
+func Load(ctx context.Context, q *sql.DB, id shard.ID) (*Post, error) {
+	var p Post
+	var author int64
+	for _, table := range []string{"posts", "posts_archive"} {
+		err := q.QueryRowContext(ctx, "SELECT id, author_id, body, likes, created_at FROM "+table+" WHERE id = ?", int64(id)).
+			Scan(&p.ID, &author, &p.Body, &p.Likes, &p.CreatedAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		p.Author = shard.ID(author)
+		return &p, err
+	}
+	return nil, sql.ErrNoRows
+}
+
+// Get returns a post through the cache.
+func (s *Service) Get(ctx context.Context, id shard.ID) (*Post, error) {
+	b, err := s.Posts.Get(ctx, postKey(id), func(ctx context.Context) ([]byte, error) {
+		db, err := s.Shards.Shard(id.Logical())
+		if err != nil {
+			return nil, cache.ErrNotFound
+		}
+		var p *Post
+		read := func(q *sql.DB) error { p, err = Load(ctx, q, id); return err }
+		err = s.Shards.ReadShard(ctx, db, id, read)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = read(db.Primary) // the replica may lag: the primary decides before a miss is cached
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, cache.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
+	})
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, httpx.NotFound("post %s does not exist", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p Post
+	return &p, json.Unmarshal(b, &p)
+}
+
+// GetMany returns the posts that exist among ids, in ids' order.
+func (s *Service) GetMany(ctx context.Context, ids []shard.ID) ([]*Post, error) {
+	out := make([]*Post, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, id := range ids {
+		g.Go(func() error {
+			p, err := s.Get(gctx, id)
+			var he *httpx.Error
+			if errors.As(err, &he) && he.Status == http.StatusNotFound {
+				return nil
+			}
+			out[i] = p
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	found := make([]*Post, 0, len(out))
+	for _, p := range out {
+		if p != nil {
+			found = append(found, p)
+		}
+	}
+	return found, nil
+}
+
+func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	p, err := s.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// MaxBatch bounds a batch get.
+const MaxBatch = 200
+
+func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
+	ids, err := httpx.QueryIDs(r, "ids", MaxBatch)
+	if err != nil {
+		return err
+	}
+	posts, err := s.GetMany(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"posts": posts})
+	return nil
+}
+
+// firstPage is how many of an author's newest post IDs are cached.
+const firstPage = 50
+
+// ListByAuthor returns up to limit of author's post IDs older than before (0: the newest).
+func (s *Service) ListByAuthor(ctx context.Context, author, before shard.ID, limit int) ([]shard.ID, error) {
+	if before == 0 && limit <= firstPage {
+		b, err := s.Posts.Get(ctx, authorKey(author), func(ctx context.Context) ([]byte, error) {
+			ids, err := s.queryByAuthor(ctx, author, 0, firstPage)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(ids)
+		})
+		if err != nil {
+			return nil, err
+		}
+		var ids []shard.ID
+		if err := json.Unmarshal(b, &ids); err != nil {
+			return nil, err
+		}
+		if len(ids) > limit {
+			ids = ids[:limit]
+		}
+		return ids, nil
+	}
+	return s.queryByAuthor(ctx, author, before, limit)
+}
+
+func (s *Service) queryByAuthor(ctx context.Context, author, before shard.ID, limit int) ([]shard.ID, error) {
+	if before == 0 {
+		before = shard.ID(1<<63 - 1)
+	}
+	ids := []shard.ID{}
+	err := s.Shards.Read(ctx, author, func(db *sql.DB) error {
+		ids = ids[:0]
+		// Hot rows first; the archive only when the hot table runs out.
+		for _, table := range []string{"posts", "posts_archive"} {
+			rows, err := db.QueryContext(ctx, "SELECT id FROM "+table+" WHERE author_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+				int64(author), int64(before), limit-len(ids))
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var v int64
+				if err := rows.Scan(&v); err != nil {
+					_ = rows.Close()
+					return err
+				}
+				ids = append(ids, shard.ID(v))
+				before = shard.ID(v)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			if len(ids) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+func (s *Service) byAuthor(w http.ResponseWriter, r *http.Request) error {
+	author, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	limit, err := httpx.QueryInt(r, "limit", 20, 1, 100)
+	if err != nil {
+		return err
+	}
+	var before shard.ID
+	if b := r.URL.Query().Get("before"); b != "" {
+		if before, err = shard.ParseID(b); err != nil {
+			return httpx.BadRequest("before: %v", err)
+		}
+	}
+	ids, err := s.ListByAuthor(r.Context(), author, before, limit)
+	if err != nil {
+		return err
+	}
+	posts, err := s.GetMany(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"posts": posts}
+	if len(ids) == limit {
+		out["next"] = ids[len(ids)-1]
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Service) like(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return httpx.NotFound("post %s does not exist", id)
+	}
+	res, err := db.Primary.ExecContext(ctx, "UPDATE posts SET likes = likes + 1 WHERE id = ?", int64(id))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return httpx.NotFound("post %s does not exist (or is archived)", id)
+	}
+	s.Shards.MarkWrite(ctx, id)
+	_ = s.Posts.Invalidate(ctx, postKey(id))
+	p, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}

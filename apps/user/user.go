@@ -1,0 +1,690 @@
+// Package user is the user service: signup (the user lands on the shard the shard map's weights
+// pick and gets a token at once; everything else happens asynchronously from the user-created
+// event), login, profiles, follows (stored for both directions, each on its owner's shard) and
+// suggestions.
+package user
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scalestack/scalestack/apps/auth"
+	"github.com/scalestack/scalestack/apps/cache"
+	"github.com/scalestack/scalestack/apps/events"
+	"github.com/scalestack/scalestack/apps/httpx"
+	"github.com/scalestack/scalestack/apps/store"
+	"github.com/scalestack/scalestack/apps/telemetry"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// MaxFollowing bounds the following list a feed read considers.
+const MaxFollowing = 5000
+
+// Profile is a user's public view.
+type Profile struct {
+	ID          shard.ID  `json:"id"`
+	Handle      string    `json:"handle"`
+	DisplayName string    `json:"display_name"`
+	Bio         string    `json:"bio"`
+	Followers   int       `json:"followers"`
+	Following   int       `json:"following"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Service is the user service.
+type Service struct {
+	Shards    *store.Shards
+	IDs       *shard.Generator
+	Tokens    *auth.Tokens
+	Hash      auth.HashParams
+	Profiles  *cache.Cache // profile:{id}
+	Following *cache.Cache // following:{id}
+	// Notify wakes the outbox relay after a commit (may be nil).
+	Notify func()
+}
+
+// Routes registers the service's API on mux.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /v1/users", httpx.Handle(s.signup))
+	mux.Handle("POST /v1/login", httpx.Handle(s.login))
+	mux.Handle("GET /v1/users", httpx.Handle(s.batch))
+	mux.Handle("GET /v1/users/{id}", httpx.Handle(s.get))
+	mux.Handle("PATCH /v1/users/{id}", httpx.Handle(s.update))
+	mux.Handle("PUT /v1/users/{id}/following/{target}", httpx.Handle(s.follow))
+	mux.Handle("DELETE /v1/users/{id}/following/{target}", httpx.Handle(s.unfollow))
+	mux.Handle("GET /v1/users/{id}/following", httpx.Handle(s.listFollowing))
+	mux.Handle("GET /v1/users/{id}/followers", httpx.Handle(s.listFollowers))
+	mux.Handle("GET /v1/users/{id}/suggestions", httpx.Handle(s.suggestions))
+}
+
+// SignupRequest is POST /v1/users.
+type SignupRequest struct {
+	Handle      string `json:"handle"`
+	Email       string `json:"email"`
+	Password    string `json:"password"`
+	DisplayName string `json:"display_name"`
+}
+
+// TokenResponse answers signup and login.
+type TokenResponse struct {
+	ID     shard.ID `json:"id"`
+	Handle string   `json:"handle"`
+	Token  string   `json:"token"`
+}
+
+var handleRE = regexp.MustCompile(`^[a-z0-9_]{3,32}$`)
+
+// ValidateSignup checks a signup request and names the first bad field.
+func ValidateSignup(r *SignupRequest) error {
+	if !handleRE.MatchString(r.Handle) {
+		return httpx.BadRequest("handle must be 3 to 32 characters of a-z, 0-9 and _")
+	}
+	if len(r.Email) > 254 {
+		return httpx.BadRequest("email must be at most 254 characters")
+	}
+	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || a.Name != "" {
+		return httpx.BadRequest("email must be a plain address like name@example.com")
+	}
+	if n := utf8.RuneCountInString(r.Password); n < 8 || n > 128 || !utf8.ValidString(r.Password) {
+		return httpx.BadRequest("password must be 8 to 128 characters")
+	}
+	return validateText("display_name", r.DisplayName, 1, 64)
+}
+
+func validateText(field, s string, min, max int) error {
+	if !utf8.ValidString(s) {
+		return httpx.BadRequest("%s must be valid UTF-8", field)
+	}
+	n := utf8.RuneCountInString(s)
+	if n < min || n > max {
+		return httpx.BadRequest("%s must be %d to %d characters", field, min, max)
+	}
+	if min > 0 && strings.TrimSpace(s) == "" {
+		return httpx.BadRequest("%s must not be blank", field)
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) && c != '\n' {
+			return httpx.BadRequest("%s must not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+func (s *Service) notify() {
+	if s.Notify != nil {
+		s.Notify()
+	}
+}
+
+func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
+	var req SignupRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	req.Handle = strings.ToLower(req.Handle)
+	if err := ValidateSignup(&req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	hash, err := auth.HashPassword(req.Password, s.Hash)
+	if err != nil {
+		return err
+	}
+	handleDB, err := s.Shards.Shard(store.HandleShard(req.Handle))
+	if err != nil {
+		return err
+	}
+	var id shard.ID
+	for attempt := 0; ; attempt++ {
+		if id, err = s.IDs.Next(s.Shards.Router().Place(nil)); err != nil {
+			return err
+		}
+		// Claim the handle first: it is unique across shards, the user row is not.
+		_, err = handleDB.Primary.ExecContext(ctx, "INSERT INTO handles (handle, user_id) VALUES (?, ?)", req.Handle, int64(id))
+		if store.IsDuplicate(err) {
+			return httpx.Conflict("handle %q is taken", req.Handle)
+		}
+		if err != nil {
+			return err
+		}
+		err = s.createUser(ctx, id, &req, hash)
+		if err == nil {
+			break
+		}
+		// Undo the claim (only ours) so that the handle is free again.
+		_, _ = handleDB.Primary.ExecContext(context.WithoutCancel(ctx), "DELETE FROM handles WHERE handle = ? AND user_id = ?", req.Handle, int64(id))
+		if !store.IsDuplicate(err) || attempt == 2 {
+			return err
+		}
+		// Two processes made the same ID in the same millisecond: take another.
+	}
+	telemetry.Annotate(ctx, telemetry.UserID(int64(id)))
+	s.Shards.MarkWrite(ctx, id)
+	s.notify()
+	token, err := s.Tokens.Issue(id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, TokenResponse{ID: id, Handle: req.Handle, Token: token})
+	return nil
+}
+
+func (s *Service) createUser(ctx context.Context, id shard.ID, req *SignupRequest, hash string) error {
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return err
+	}
+	telemetry.Annotate(ctx, telemetry.Shard(db.Index))
+	tx, err := db.Primary.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, handle, email, password_hash, display_name, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, NOW(3), NOW(3))`, int64(id), req.Handle, req.Email, hash, req.DisplayName); err != nil {
+		return err
+	}
+	if _, err := events.Enqueue(ctx, tx, s.IDs, events.TopicUserCreated, id, "UserCreated",
+		events.UserCreated{Handle: req.Handle, Email: req.Email, DisplayName: req.DisplayName}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// LoginRequest is POST /v1/login.
+type LoginRequest struct {
+	Handle   string `json:"handle"`
+	Password string `json:"password"`
+}
+
+// dummyHash makes a login for an unknown handle cost what a real one costs.
+var dummyHash, _ = auth.HashPassword("scalestack-dummy-password", auth.DefaultHashParams)
+
+func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
+	var req LoginRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	req.Handle = strings.ToLower(req.Handle)
+	if !handleRE.MatchString(req.Handle) || len(req.Password) > 512 {
+		return httpx.Unauthorized("invalid handle or password")
+	}
+	ctx := r.Context()
+	id, hash, err := s.lookupCredentials(ctx, req.Handle)
+	if err != nil {
+		return err
+	}
+	if id == 0 {
+		_, _ = auth.CheckPassword(req.Password, dummyHash)
+		return httpx.Unauthorized("invalid handle or password")
+	}
+	ok, err := auth.CheckPassword(req.Password, hash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return httpx.Unauthorized("invalid handle or password")
+	}
+	token, err := s.Tokens.Issue(id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, TokenResponse{ID: id, Handle: req.Handle, Token: token})
+	return nil
+}
+
+func (s *Service) lookupCredentials(ctx context.Context, handle string) (shard.ID, string, error) {
+	hdb, err := s.Shards.Shard(store.HandleShard(handle))
+	if err != nil {
+		return 0, "", err
+	}
+	var raw int64
+	if err := hdb.Primary.QueryRowContext(ctx, "SELECT user_id FROM handles WHERE handle = ?", handle).Scan(&raw); errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	} else if err != nil {
+		return 0, "", err
+	}
+	id := shard.ID(raw)
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return 0, "", err
+	}
+	var hash string
+	if err := db.Primary.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", raw).Scan(&hash); errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil // a claim whose user was never created
+	} else if err != nil {
+		return 0, "", err
+	}
+	return id, hash, nil
+}
+
+func profileKey(id shard.ID) string   { return "profile:" + id.String() }
+func followingKey(id shard.ID) string { return "following:" + id.String() }
+
+// GetProfile returns a user's profile through the cache.
+func (s *Service) GetProfile(ctx context.Context, id shard.ID) (*Profile, error) {
+	b, err := s.Profiles.Get(ctx, profileKey(id), func(ctx context.Context) ([]byte, error) {
+		p, err := s.loadProfile(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
+	})
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, httpx.NotFound("user %s does not exist", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p Profile
+	return &p, json.Unmarshal(b, &p)
+}
+
+func (s *Service) loadProfile(ctx context.Context, id shard.ID) (*Profile, error) {
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return nil, cache.ErrNotFound // an ID no shard owns is not a user
+	}
+	p := &Profile{ID: id}
+	read := func(q *sql.DB) error {
+		err := q.QueryRowContext(ctx, "SELECT handle, display_name, bio, created_at FROM users WHERE id = ?", int64(id)).
+			Scan(&p.Handle, &p.DisplayName, &p.Bio, &p.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM followers WHERE user_id = ?", int64(id)).Scan(&p.Followers); err != nil {
+			return err
+		}
+		return q.QueryRowContext(ctx, "SELECT COUNT(*) FROM following WHERE user_id = ?", int64(id)).Scan(&p.Following)
+	}
+	err = s.Shards.ReadShard(ctx, db, id, read)
+	if errors.Is(err, sql.ErrNoRows) {
+		// A replica may not have the row yet: the primary decides before we cache a miss.
+		err = read(db.Primary)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, cache.ErrNotFound
+	}
+	return p, err
+}
+
+func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	p, err := s.GetProfile(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// MaxBatch bounds a batch read.
+const MaxBatch = 100
+
+func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
+	ids, err := httpx.QueryIDs(r, "ids", MaxBatch)
+	if err != nil {
+		return err
+	}
+	out := make([]*Profile, len(ids))
+	g, ctx := errgroup.WithContext(r.Context())
+	g.SetLimit(16)
+	for i, id := range ids {
+		g.Go(func() error {
+			p, err := s.GetProfile(ctx, id)
+			var he *httpx.Error
+			if errors.As(err, &he) && he.Status == http.StatusNotFound {
+				return nil // missing users are left out
+			}
+			out[i] = p
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	found := make([]*Profile, 0, len(out))
+	for _, p := range out {
+		if p != nil {
+			found = append(found, p)
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": found})
+	return nil
+}
+
+// UpdateRequest is PATCH /v1/users/{id}; absent fields are left alone.
+type UpdateRequest struct {
+	DisplayName *string `json:"display_name"`
+	Bio         *string `json:"bio"`
+}
+
+func (s *Service) update(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req UpdateRequest
+	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
+		return err
+	}
+	if req.DisplayName == nil && req.Bio == nil {
+		return httpx.BadRequest("nothing to update: set display_name or bio")
+	}
+	if req.DisplayName != nil {
+		if err := validateText("display_name", *req.DisplayName, 1, 64); err != nil {
+			return err
+		}
+	}
+	if req.Bio != nil {
+		if err := validateText("bio", *req.Bio, 0, 280); err != nil {
+			return err
+		}
+	}
+	ctx := r.Context()
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return httpx.NotFound("user %s does not exist", id)
+	}
+	res, err := db.Primary.ExecContext(ctx, `UPDATE users SET display_name = COALESCE(?, display_name), bio = COALESCE(?, bio),
+		updated_at = NOW(3) WHERE id = ?`, req.DisplayName, req.Bio, int64(id))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var exists int
+		if err := db.Primary.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id = ?", int64(id)).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return httpx.NotFound("user %s does not exist", id)
+		}
+	}
+	s.Shards.MarkWrite(ctx, id)
+	if err := s.Profiles.Invalidate(ctx, profileKey(id)); err != nil {
+		return err
+	}
+	p, err := s.GetProfile(ctx, id)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Service) exists(ctx context.Context, id shard.ID) (bool, error) {
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return false, nil
+	}
+	var n int
+	err = db.Primary.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id = ?", int64(id)).Scan(&n)
+	return n > 0, err
+}
+
+func (s *Service) followPair(r *http.Request) (shard.ID, shard.ID, error) {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return 0, 0, err
+	}
+	target, err := httpx.PathID(r, "target")
+	if err != nil {
+		return 0, 0, err
+	}
+	if id == target {
+		return 0, 0, httpx.BadRequest("a user cannot follow themselves")
+	}
+	for _, u := range []shard.ID{id, target} {
+		ok, err := s.exists(r.Context(), u)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			return 0, 0, httpx.NotFound("user %s does not exist", u)
+		}
+	}
+	return id, target, nil
+}
+
+// follow is PUT: following an already-followed user changes nothing.
+func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
+	id, target, err := s.followPair(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return err
+	}
+	tx, err := db.Primary.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO following (user_id, followee_id, created_at) VALUES (?, ?, NOW(3))", int64(id), int64(target))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		// The worker writes the followers row too (the repair path), and backfills the timeline.
+		if _, err := events.Enqueue(ctx, tx, s.IDs, events.TopicFollowCreated, id, "FollowCreated", events.FollowCreated{Followee: target}); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.notify()
+	// The other direction, on the followee's shard. If this fails the follow-created event's
+	// consumer writes it.
+	if err := AddFollower(ctx, s.Shards, target, id); err != nil {
+		slog.WarnContext(ctx, "followers row deferred to the worker", "followee", target, "error", err)
+	}
+	s.afterFollowChange(ctx, id, target)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// AddFollower writes the followee-side row of a follow (idempotent).
+func AddFollower(ctx context.Context, shards *store.Shards, followee, follower shard.ID) error {
+	db, err := shards.Shard(followee.Logical())
+	if err != nil {
+		return err
+	}
+	_, err = db.Primary.ExecContext(ctx, "INSERT IGNORE INTO followers (user_id, follower_id, created_at) VALUES (?, ?, NOW(3))", int64(followee), int64(follower))
+	return err
+}
+
+func (s *Service) afterFollowChange(ctx context.Context, id, target shard.ID) {
+	s.Shards.MarkWrite(ctx, id)
+	s.Shards.MarkWrite(ctx, target)
+	_ = s.Profiles.Invalidate(ctx, profileKey(id), profileKey(target))
+	_ = s.Following.Invalidate(ctx, followingKey(id))
+}
+
+func (s *Service) unfollow(w http.ResponseWriter, r *http.Request) error {
+	id, target, err := s.followPair(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	// Followee side first: a retry after a failure in between finishes the job.
+	tdb, err := s.Shards.Shard(target.Logical())
+	if err != nil {
+		return err
+	}
+	if _, err := tdb.Primary.ExecContext(ctx, "DELETE FROM followers WHERE user_id = ? AND follower_id = ?", int64(target), int64(id)); err != nil {
+		return err
+	}
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return err
+	}
+	if _, err := db.Primary.ExecContext(ctx, "DELETE FROM following WHERE user_id = ? AND followee_id = ?", int64(id), int64(target)); err != nil {
+		return err
+	}
+	s.afterFollowChange(ctx, id, target)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// GetFollowing returns whom id follows (at most MaxFollowing, newest first), through the cache.
+func (s *Service) GetFollowing(ctx context.Context, id shard.ID) ([]shard.ID, error) {
+	b, err := s.Following.Get(ctx, followingKey(id), func(ctx context.Context) ([]byte, error) {
+		var ids []shard.ID
+		err := s.Shards.Read(ctx, id, func(db *sql.DB) error {
+			ids = ids[:0]
+			rows, err := db.QueryContext(ctx, "SELECT followee_id FROM following WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", int64(id), MaxFollowing)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = rows.Close() }()
+			for rows.Next() {
+				var v int64
+				if err := rows.Scan(&v); err != nil {
+					return err
+				}
+				ids = append(ids, shard.ID(v))
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(ids)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ids []shard.ID
+	return ids, json.Unmarshal(b, &ids)
+}
+
+func (s *Service) listFollowing(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ids, err := s.GetFollowing(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if ids == nil {
+		ids = []shard.ID{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"ids": ids})
+	return nil
+}
+
+// Followers pages through followee's followers in ID order, after the given ID.
+func Followers(ctx context.Context, shards *store.Shards, followee, after shard.ID, limit int) ([]shard.ID, error) {
+	var ids []shard.ID
+	err := shards.Read(ctx, followee, func(db *sql.DB) error {
+		ids = ids[:0]
+		rows, err := db.QueryContext(ctx, "SELECT follower_id FROM followers WHERE user_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
+			int64(followee), int64(after), limit)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var v int64
+			if err := rows.Scan(&v); err != nil {
+				return err
+			}
+			ids = append(ids, shard.ID(v))
+		}
+		return rows.Err()
+	})
+	return ids, err
+}
+
+func (s *Service) listFollowers(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	limit, err := httpx.QueryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	var after shard.ID
+	if a := r.URL.Query().Get("after"); a != "" {
+		if after, err = shard.ParseID(a); err != nil {
+			return httpx.BadRequest("after: %v", err)
+		}
+	}
+	ids, err := Followers(r.Context(), s.Shards, id, after, limit)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"ids": ids}
+	if len(ids) == limit {
+		out["next"] = ids[len(ids)-1]
+	}
+	if ids == nil {
+		out["ids"] = []shard.ID{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Service) suggestions(w http.ResponseWriter, r *http.Request) error {
+	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	following, err := s.GetFollowing(ctx, id)
+	if err != nil {
+		return err
+	}
+	skip := map[shard.ID]bool{id: true}
+	for _, f := range following {
+		skip[f] = true
+	}
+	var ids []shard.ID
+	err = s.Shards.Read(ctx, id, func(db *sql.DB) error {
+		ids = ids[:0]
+		rows, err := db.QueryContext(ctx, "SELECT suggested_id FROM suggestions WHERE user_id = ? ORDER BY score DESC, suggested_id LIMIT 50", int64(id))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var v int64
+			if err := rows.Scan(&v); err != nil {
+				return err
+			}
+			if !skip[shard.ID(v)] {
+				ids = append(ids, shard.ID(v))
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("suggestions of %s: %w", id, err)
+	}
+	if ids == nil {
+		ids = []shard.ID{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"ids": ids})
+	return nil
+}
