@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +69,25 @@ type Cache struct {
 	opts    Options
 	metrics *Metrics
 	group   singleflight.Group
+	// Keys this process invalidated lately, read around the client-side cache.
+	invalidated   sync.Map
+	invalidations atomic.Int64
+}
+
+// invalidationWindow bounds how long after our own invalidation a key skips the client-side
+// cache: far longer than Redis takes to deliver the invalidation message.
+const invalidationWindow = 2 * time.Second
+
+func (c *Cache) recentlyInvalidated(key string) bool {
+	t, ok := c.invalidated.Load(key)
+	if !ok {
+		return false
+	}
+	if time.Since(t.(time.Time)) < invalidationWindow {
+		return true
+	}
+	c.invalidated.Delete(key)
+	return false
 }
 
 // New returns a cache over client.
@@ -101,7 +122,14 @@ func (c *Cache) ttl(base time.Duration) time.Duration {
 // Get returns the value of key, loading it with load on a miss. A loader's ErrNotFound is cached
 // for NegativeTTL and returned as ErrNotFound.
 func (c *Cache) Get(ctx context.Context, key string, load func(context.Context) ([]byte, error)) ([]byte, error) {
-	res := c.client.DoCache(ctx, c.client.B().Get().Key(key).Cache(), c.opts.LocalTTL)
+	var res rueidis.RedisResult
+	if c.recentlyInvalidated(key) {
+		// Our own invalidation's message from Redis may not have reached the client-side cache
+		// yet: read Redis itself.
+		res = c.client.Do(ctx, c.client.B().Get().Key(key).Build())
+	} else {
+		res = c.client.DoCache(ctx, c.client.B().Get().Key(key).Cache(), c.opts.LocalTTL)
+	}
 	v, err := res.ToString()
 	if rueidis.IsRedisNil(err) && res.IsCacheHit() {
 		// A miss remembered locally may predate our own write of the key (Redis' invalidation
@@ -153,6 +181,18 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
+	}
+	now := time.Now()
+	for _, k := range keys {
+		c.invalidated.Store(k, now)
+	}
+	if c.invalidations.Add(1)%1024 == 0 {
+		c.invalidated.Range(func(k, v any) bool {
+			if now.Sub(v.(time.Time)) > invalidationWindow {
+				c.invalidated.Delete(k)
+			}
+			return true
+		})
 	}
 	if err := c.client.Do(ctx, c.client.B().Del().Key(keys...).Build()).Error(); err != nil {
 		return fmt.Errorf("invalidating %d keys: %w", len(keys), err)

@@ -74,6 +74,11 @@ func (t *Timelines) PushAuthor(ctx context.Context, author, p shard.ID) error {
 	return nil
 }
 
+// MarkCelebrity makes author's posts merge at read time from now on.
+func (t *Timelines) MarkCelebrity(ctx context.Context, author shard.ID) error {
+	return t.Redis.Do(ctx, t.Redis.B().Sadd().Key(celebritiesKey).Member(author.String()).Build()).Error()
+}
+
 // IsCelebrity reports whether author's posts are merged at read time.
 func (t *Timelines) IsCelebrity(ctx context.Context, author shard.ID) (bool, error) {
 	return t.Redis.Do(ctx, t.Redis.B().Sismember().Key(celebritiesKey).Member(author.String()).Build()).AsBool()

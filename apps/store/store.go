@@ -215,11 +215,14 @@ func (s *Shards) Shard(logical int) (*DB, error) {
 // All returns every physical shard's pools.
 func (s *Shards) All() []*DB { return slices.Clone(s.state.Load().dbs) }
 
-// HandleShard is the logical shard a handle's uniqueness row lives on.
+// HandleShard is the logical shard a handle's uniqueness row lives on: one of the first block's
+// logical shards, picked by the handle's hash. The first block always exists (physical shard 0
+// is created owning it), and the mapping never changes as shards are added; if resharding ever
+// moves those logical shards, the handle rows move with them like any other data.
 func HandleShard(handle string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(strings.ToLower(handle)))
-	return int(h.Sum32() % shard.LogicalShards)
+	return int(h.Sum32() % shard.BlockSize)
 }
 
 // MarkWrite records that owner just wrote: its reads go to the primary for the RYW window.

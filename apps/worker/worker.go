@@ -232,6 +232,9 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 		return err
 	}
 	if n >= w.CelebrityFollowers {
+		if err := w.Timelines.MarkCelebrity(ctx, followee); err != nil {
+			return err
+		}
 		for _, p := range recent {
 			if err := w.Timelines.PushAuthor(ctx, followee, p); err != nil {
 				return err

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -25,15 +24,16 @@ var serverIDs atomic.Int32
 
 // MariaDB is one mariadbd process.
 type MariaDB struct {
-	Port     int
-	ServerID int
-	dir      string
-	cmd      *exec.Cmd
-	t        testing.TB
+	Port       int
+	ServerID   int
+	dir        string
+	cmd        *exec.Cmd
+	t          TB
+	bufferPool string
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +43,7 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func find(t testing.TB, names ...string) string {
+func find(t TB, names ...string) string {
 	t.Helper()
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
@@ -62,7 +62,16 @@ func find(t testing.TB, names ...string) string {
 // StartMariaDB initialises a data directory and starts mariadbd as root on a free port, with
 // binary logs and GTIDs on so that it can serve as a primary or a replica. Root has no password
 // and is reached over TCP on 127.0.0.1.
-func StartMariaDB(t testing.TB) *MariaDB {
+func StartMariaDB(t TB) *MariaDB { t.Helper(); return StartMariaDBWith(t, MariaDBOptions{}) }
+
+// MariaDBOptions size a server.
+type MariaDBOptions struct {
+	// BufferPool is innodb_buffer_pool_size (default 16M).
+	BufferPool string
+}
+
+// StartMariaDBWith is StartMariaDB with options.
+func StartMariaDBWith(t TB, opts MariaDBOptions) *MariaDB {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -71,7 +80,10 @@ func StartMariaDB(t testing.TB) *MariaDB {
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	m := &MariaDB{dir: dir, ServerID: int(serverIDs.Add(1)) + 100, t: t}
+	if opts.BufferPool == "" {
+		opts.BufferPool = "16M"
+	}
+	m := &MariaDB{dir: dir, ServerID: int(serverIDs.Add(1)) + 100, t: t, bufferPool: opts.BufferPool}
 	m.start(FreePort(t))
 	t.Cleanup(m.Stop)
 	return m
@@ -88,7 +100,7 @@ func (m *MariaDB) start(port int) {
 		"--user=root", "--server-id="+strconv.Itoa(m.ServerID),
 		"--log-bin=binlog", "--log-basename=test", "--binlog-format=ROW", "--gtid-strict-mode=ON",
 		"--log-slave-updates=ON", "--relay-log-recovery=ON", "--skip-name-resolve",
-		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=OFF",
+		"--innodb-buffer-pool-size="+m.bufferPool, "--innodb-log-file-size=8M", "--performance-schema=OFF",
 		"--log-error="+filepath.Join(m.dir, "error.log"))
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
@@ -147,7 +159,7 @@ func (m *MariaDB) DSN(user, password string) string {
 }
 
 // DB opens a connection pool as root, closed when the test ends.
-func (m *MariaDB) DB(t testing.TB) *sql.DB {
+func (m *MariaDB) DB(t TB) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", m.DSN("root", ""))
 	if err != nil {

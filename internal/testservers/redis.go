@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -21,12 +20,18 @@ func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
 
 // StartRedis starts Debian's redis-server on a free loopback port in a temporary directory and
 // stops it when the test ends.
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t TB) *Redis { t.Helper(); return StartRedisWith(t, "") }
+
+// StartRedisWith is StartRedis with a maxmemory (default 64mb).
+func StartRedisWith(t TB, maxMemory string) *Redis {
 	t.Helper()
+	if maxMemory == "" {
+		maxMemory = "64mb"
+	}
 	bin := find(t, "redis-server")
 	r := &Redis{Port: FreePort(t)}
 	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--protected-mode", "no", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+		"--dir", t.TempDir(), "--protected-mode", "no", "--maxmemory", maxMemory, "--maxmemory-policy", "allkeys-lru")
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("starting redis-server: %v", err)

@@ -1,0 +1,127 @@
+package apptest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/scalestack/scalestack/apps/gateway"
+	"github.com/scalestack/scalestack/apps/post"
+	"github.com/scalestack/scalestack/internal/testutil"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+func TestFollowThenPostReachesFeed(t *testing.T) {
+	alice, _ := signup(t, shared.Gateway(), "alice")
+	bob, bobID := signup(t, shared.Gateway(), "bob")
+	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	var p post.Post
+	bob.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "hello from bob"}, &p)
+	testutil.Eventually(t, "bob's post in alice's feed", 20*time.Second, func() error {
+		f := feedOf(t, alice)
+		if !feedHas(f, p.ID) {
+			return fmt.Errorf("feed has %d posts, not %s", len(f.Posts), p.ID)
+		}
+		for _, fp := range f.Posts {
+			if fp.ID == p.ID && (fp.AuthorProfile == nil || fp.AuthorProfile.ID != bobID) {
+				return fmt.Errorf("post without its author: %+v", fp)
+			}
+		}
+		return nil
+	})
+	// Unfollow: bob's posts leave alice's feed at once (filtered at read time).
+	alice.must(http.StatusNoContent, "DELETE", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	testutil.Eventually(t, "bob's post gone from alice's feed", 10*time.Second, func() error {
+		if feedHas(feedOf(t, alice), p.ID) {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+}
+
+func TestCelebrityPostsMergeAtReadTime(t *testing.T) {
+	star, starID := signup(t, shared.Gateway(), "star")
+	var fans []*api
+	var fanIDs []shard.ID
+	for range celebrity + 1 {
+		f, id := signup(t, shared.Gateway(), "fan")
+		f.must(http.StatusNoContent, "PUT", "/api/users/"+starID.String()+"/follow", nil, nil)
+		fans = append(fans, f)
+		fanIDs = append(fanIDs, id)
+	}
+	// Wait until the worker has counted the followers (it promotes at the bound).
+	rc := shared.Apps["worker"].Redis
+	testutil.Eventually(t, "star promoted to celebrity", 20*time.Second, func() error {
+		ok, err := rc.Do(context.Background(), rc.B().Sismember().Key("celebrities").Member(starID.String()).Build()).AsBool()
+		if err != nil || !ok {
+			return fmt.Errorf("not yet (%v)", err)
+		}
+		return nil
+	})
+	var p post.Post
+	star.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "a post for millions"}, &p)
+	for i, f := range fans {
+		testutil.Eventually(t, "the star's post in a fan's feed", 20*time.Second, func() error {
+			if !feedHas(feedOf(t, f), p.ID) {
+				return fmt.Errorf("fan %d: not yet", i)
+			}
+			return nil
+		})
+	}
+	// It got there by the read-time merge: no fan's timeline holds it.
+	for _, id := range fanIDs {
+		_, err := rc.Do(context.Background(), rc.B().Zscore().Key("timeline:"+id.String()).Member(p.ID.String()).Build()).AsFloat64()
+		if err == nil {
+			t.Fatalf("the celebrity's post was fanned out to %s's timeline", id)
+		}
+	}
+}
+
+func TestProfileUpdateIsReadBackAtOnce(t *testing.T) {
+	a, id := signup(t, shared.Gateway(), "carol")
+	anon := &api{t: t, base: shared.Gateway()}
+	var before map[string]any
+	anon.must(http.StatusOK, "GET", "/api/users/"+id.String(), nil, &before) // now cached
+	for i := range 5 {
+		name := fmt.Sprintf("Carol v%d", i)
+		a.must(http.StatusOK, "PATCH", "/api/me", map[string]string{"display_name": name}, nil)
+		var after map[string]any
+		anon.must(http.StatusOK, "GET", "/api/users/"+id.String(), nil, &after)
+		if after["display_name"] != name {
+			t.Fatalf("read after update %d: %v, want %q", i, after["display_name"], name)
+		}
+	}
+}
+
+func TestUserPostsPaginate(t *testing.T) {
+	a, id := signup(t, shared.Gateway(), "writer")
+	var ids []shard.ID
+	for i := range 7 {
+		var p post.Post
+		a.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: fmt.Sprintf("post %d", i)}, &p)
+		ids = append(ids, p.ID)
+	}
+	var got []shard.ID
+	path := "/api/users/" + id.String() + "/posts?limit=3"
+	for path != "" {
+		var page gateway.FeedResponse
+		a.must(http.StatusOK, "GET", path, nil, &page)
+		for _, p := range page.Posts {
+			got = append(got, p.ID)
+		}
+		path = ""
+		if page.Next != nil {
+			path = "/api/users/" + id.String() + "/posts?limit=3&before=" + page.Next.String()
+		}
+	}
+	if len(got) != 7 {
+		t.Fatalf("paged %d posts, want 7: %v", len(got), got)
+	}
+	for i := range got {
+		if got[i] != ids[6-i] {
+			t.Fatalf("page order: got %v, want newest first %v", got, ids)
+		}
+	}
+}
