@@ -161,7 +161,8 @@ func (c *Consumer) process(ctx context.Context, rec *kgo.Record) error {
 			kgo.RecordHeader{Key: "x-original-offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
 			kgo.RecordHeader{Key: "x-consumer-group", Value: []byte(c.opts.Group)},
 			kgo.RecordHeader{Key: "x-error", Value: []byte(truncate(err.Error(), 512))},
-			kgo.RecordHeader{Key: "x-attempts", Value: []byte(strconv.Itoa(attempts))}),
+			kgo.RecordHeader{Key: "x-attempts", Value: []byte(strconv.Itoa(attempts))},
+			kgo.RecordHeader{Key: "x-permanent", Value: []byte(strconv.FormatBool(IsPermanent(err)))}),
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -183,58 +184,64 @@ func truncate(s string, n int) string {
 const ReplayGroup = "scalestack-dlq-replay"
 
 // Replay moves the messages waiting in topic's DLQ back to topic (after the cause is fixed) and
-// returns how many it moved. It stops at the DLQ's end as of the start.
-func Replay(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (int, error) {
+// returns how many it moved and how many it skipped: a message that failed permanently (a
+// poison message: it cannot be decoded) would only fail again, so it stays in the DLQ for
+// inspection and is not replayed. Every consumer group of topic sees a replayed message again;
+// their sinks dedupe. It stops at the DLQ's end as of the start.
+func Replay(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (moved, skipped int, err error) {
 	dlq := topic + DLQSuffix
 	client, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(ReplayGroup), kgo.ConsumeTopics(dlq),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	}, opts...)...)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer client.Close()
 	adm := kadm.NewClient(client)
 	pending, err := dlqPending(ctx, adm, dlq)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if pending == 0 {
-		return 0, nil
-	}
-	moved := 0
-	for moved < int(pending) {
+	for moved+skipped < int(pending) {
 		fetches := client.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return moved, ctx.Err()
+			return moved, skipped, ctx.Err()
 		}
 		if err := fetches.Err0(); err != nil {
-			return moved, err
+			return moved, skipped, err
 		}
 		var out []*kgo.Record
+		n := 0
 		fetches.EachRecord(func(r *kgo.Record) {
+			n++
 			var hs []kgo.RecordHeader
 			for _, h := range r.Headers {
-				if h.Key == "x-replayed" {
-					continue
+				if h.Key == "x-permanent" && string(h.Value) == "true" {
+					skipped++
+					return
 				}
-				hs = append(hs, h)
+				if h.Key != "x-replayed" {
+					hs = append(hs, h)
+				}
 			}
 			hs = append(hs, kgo.RecordHeader{Key: "x-replayed", Value: []byte(time.Now().UTC().Format(time.RFC3339))})
 			out = append(out, &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs})
 		})
-		if len(out) == 0 {
+		if n == 0 {
 			continue
 		}
-		if err := client.ProduceSync(ctx, out...).FirstErr(); err != nil {
-			return moved, err
+		if len(out) > 0 {
+			if err := client.ProduceSync(ctx, out...).FirstErr(); err != nil {
+				return moved, skipped, err
+			}
 		}
 		if err := client.CommitUncommittedOffsets(ctx); err != nil {
-			return moved, err
+			return moved, skipped, err
 		}
 		moved += len(out)
 	}
-	return moved, nil
+	return moved, skipped, nil
 }
 
 // dlqPending is the DLQ's end offsets minus the replay group's commits (or the start offsets).

@@ -97,20 +97,23 @@ func (w *Worker) Recommend(ctx context.Context, ev *events.Event) error {
 			out = append(out, sugg{int64(id), 100 - i})
 		}
 	}
-	rows, err := db.Primary.QueryContext(ctx, "SELECT id FROM users WHERE id <> ? ORDER BY id DESC LIMIT 10", int64(ev.User))
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			_ = rows.Close()
+	// Then the newest users of every shard (a few each): a new network has no popular users yet.
+	for _, sdb := range w.Shards.All() {
+		rows, err := sdb.Replicas.QueryContext(ctx, "SELECT id FROM users WHERE id <> ? ORDER BY id DESC LIMIT 5", int64(ev.User))
+		if err != nil {
 			return err
 		}
-		out = append(out, sugg{id, 1})
-	}
-	if err := rows.Close(); err != nil {
-		return err
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				_ = rows.Close()
+				return err
+			}
+			out = append(out, sugg{id, 1})
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
 	}
 	tx, err := db.Primary.BeginTx(ctx, nil)
 	if err != nil {
