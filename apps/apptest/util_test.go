@@ -2,10 +2,10 @@ package apptest
 
 import (
 	"database/sql"
-	"sync"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/scalestack/scalestack/internal/testservers"
@@ -40,3 +40,8 @@ func get(t testing.TB, url string) string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func readAll(res *http.Response) string {
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}

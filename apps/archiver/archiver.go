@@ -18,11 +18,20 @@ import (
 // Result counts what a run moved per shard.
 type Result map[int]int
 
-// Run archives posts created before now-olderThan on every shard, batch rows at a time.
-func Run(ctx context.Context, shards *store.Shards, olderThan time.Duration, batch int, now time.Time) (Result, error) {
+// Options bound a run.
+type Options struct {
+	// Batch is the rows moved per transaction (default 500).
+	Batch int
+	// MaxBatches per shard bounds one run's work (0: until done); the next run continues.
+	MaxBatches int
+}
+
+// Run archives posts created before now-olderThan on every shard.
+func Run(ctx context.Context, shards *store.Shards, olderThan time.Duration, opts Options, now time.Time) (Result, error) {
 	if olderThan <= 0 {
 		return nil, fmt.Errorf("older-than must be positive, got %s", olderThan)
 	}
+	batch := opts.Batch
 	if batch <= 0 {
 		batch = 500
 	}
@@ -30,7 +39,7 @@ func Run(ctx context.Context, shards *store.Shards, olderThan time.Duration, bat
 	cutoff := shard.NewID(now.Add(-olderThan).Sub(shard.Epoch).Milliseconds(), 0, 0)
 	res := Result{}
 	for _, db := range shards.All() {
-		for {
+		for i := 0; opts.MaxBatches == 0 || i < opts.MaxBatches; i++ {
 			n, err := archiveBatch(ctx, db, cutoff, batch)
 			if err != nil {
 				return res, fmt.Errorf("shard %d: %w", db.Index, err)

@@ -58,6 +58,7 @@ type Stack struct {
 	Apps      map[string]*service.App
 	URLs      map[string]string
 	AppPass   string
+	ports     map[string]int
 	cancel    map[string]context.CancelFunc
 	done      map[string]chan struct{}
 }
@@ -82,7 +83,7 @@ func Start(t testservers.TB, opts Options) *Stack {
 		opts.Services = []string{service.User, service.Post, service.Feed, service.Gateway, service.Worker}
 	}
 	s := &Stack{t: t, Apps: map[string]*service.App{}, URLs: map[string]string{}, AppPass: randomSecret(),
-		cancel: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}}
+		ports: map[string]int{}, cancel: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	creds := replication.Credentials{AppPassword: s.AppPass, ReplicationPassword: randomSecret(), ExporterPassword: randomSecret()}
@@ -135,7 +136,7 @@ func Start(t testservers.TB, opts Options) *Stack {
 	cfg.TokenKey = []byte(randomSecret())
 	cfg.SMTPAddr = s.SMTP.Addr()
 	cfg.Hash = auth.DefaultHashParams
-	ports := map[string]int{}
+	ports := s.ports
 	for _, name := range opts.Services {
 		ports[name] = testservers.FreePort(t)
 		if name == service.Gateway && opts.GatewayPort != 0 {
@@ -187,6 +188,9 @@ func (s *Stack) StartService(name string, port int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// RestartService starts a stopped service again on its port.
+func (s *Stack) RestartService(name string) { s.t.Helper(); s.StartService(name, s.ports[name]) }
 
 // StopService stops one service (its in-flight work ends, its loops stop).
 func (s *Stack) StopService(name string) {

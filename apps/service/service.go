@@ -18,7 +18,6 @@ import (
 	"github.com/scalestack/scalestack/apps/events"
 	"github.com/scalestack/scalestack/apps/feed"
 	"github.com/scalestack/scalestack/apps/gateway"
-	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/apps/post"
 	"github.com/scalestack/scalestack/apps/resilience"
 	"github.com/scalestack/scalestack/apps/store"
@@ -91,9 +90,6 @@ func New(ctx context.Context, name string, cfg Config) (*App, error) {
 		metrics = gateway.MetricsGuard(metrics)
 	}
 	mux.Handle("GET /metrics", metrics)
-	mux.Handle("/", httpx.Handle(func(http.ResponseWriter, *http.Request) error {
-		return httpx.NotFound("no such route")
-	}))
 	a.Handler = a.Metrics.Middleware(name, mux)
 	return a, nil
 }

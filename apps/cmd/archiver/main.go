@@ -21,6 +21,7 @@ import (
 func main() {
 	olderThan := flag.Duration("older-than", 0, "archive posts created longer ago than this (e.g. 2160h)")
 	batch := flag.Int("batch", 500, "posts moved per transaction")
+	maxBatches := flag.Int("max-batches", 0, "batches per shard in one run (0: until done); the next run continues")
 	flag.Parse()
 	cfg, err := service.FromEnv()
 	if err != nil {
@@ -45,7 +46,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer shards.Close()
-	res, err := archiver.Run(ctx, shards, *olderThan, *batch, time.Now())
+	res, err := archiver.Run(ctx, shards, *olderThan, archiver.Options{Batch: *batch, MaxBatches: *maxBatches}, time.Now())
 	total := 0
 	for _, n := range res {
 		total += n
