@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need from Debian: MariaDB (servers the tests start themselves on free
-# ports, in temporary directories), Redis (likewise), promtool (Debian's prometheus package), openssl. The tests never use the servers a machine may already run on the standard ports.
+# ports, in temporary directories), Redis (likewise), promtool and prometheus (Debian's prometheus package), openssl, chromium. The tests never use the servers a machine may already run on the standard ports.
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 missing=()
@@ -8,7 +8,9 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(ma
 command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-# promtool checks and unit-tests the generated Prometheus rules.
+# Debian's chromium runs the web UI test headless (apps/apptest).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# promtool checks and unit-tests the generated Prometheus rules; prometheus scrapes the apps in e2e.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

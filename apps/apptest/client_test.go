@@ -20,7 +20,6 @@ type api struct {
 	t     testing.TB
 	base  string
 	token string
-	ip    string
 }
 
 type reply struct {

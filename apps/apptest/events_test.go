@@ -226,7 +226,7 @@ func TestPoisonAndFailingMessagesGoToTheDLQAndReplay(t *testing.T) {
 	testutil.Eventually(t, "the poison message and the failing one in the DLQ", 60*time.Second, func() error {
 		n, err := events.DLQPending(ctx, brokers, events.TopicUserCreated)
 		if err != nil || n != 3 {
-			return fmt.Errorf("%d in the DLQ (%v)", n, err)
+			return fmt.Errorf("%d in the DLQ (%w)", n, err)
 		}
 		return nil
 	})
@@ -264,7 +264,7 @@ func TestPoisonAndFailingMessagesGoToTheDLQAndReplay(t *testing.T) {
 		}
 		n, err := events.DLQPending(ctx, brokers, events.TopicUserCreated)
 		if err != nil || n != 0 {
-			return fmt.Errorf("%d in the DLQ (%v)", n, err)
+			return fmt.Errorf("%d in the DLQ (%w)", n, err)
 		}
 		return nil
 	})

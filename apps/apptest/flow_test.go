@@ -56,7 +56,7 @@ func TestCelebrityPostsMergeAtReadTime(t *testing.T) {
 	testutil.Eventually(t, "star promoted to celebrity", 20*time.Second, func() error {
 		ok, err := rc.Do(context.Background(), rc.B().Sismember().Key("celebrities").Member(starID.String()).Build()).AsBool()
 		if err != nil || !ok {
-			return fmt.Errorf("not yet (%v)", err)
+			return fmt.Errorf("not yet (%w)", err)
 		}
 		return nil
 	})

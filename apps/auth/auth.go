@@ -67,11 +67,11 @@ func (t *Tokens) Verify(token string) (shard.ID, error) {
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(Issuer),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(t.now))
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return 0, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	id, err := shard.ParseID(claims.Subject)
 	if err != nil {
-		return 0, fmt.Errorf("%w: subject: %v", ErrInvalidToken, err)
+		return 0, fmt.Errorf("%w: subject: %w", ErrInvalidToken, err)
 	}
 	return id, nil
 }

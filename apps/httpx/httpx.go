@@ -93,7 +93,8 @@ func Decode(body io.Reader, maxBytes int64, dst any) error {
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		if err != nil {
-			if de := decodeError(err, maxBytes); de.(*Error).Status == http.StatusRequestEntityTooLarge {
+			var he *Error
+			if de := decodeError(err, maxBytes); errors.As(de, &he) && he.Status == http.StatusRequestEntityTooLarge {
 				return de
 			}
 		}

@@ -85,7 +85,7 @@ func New(ctx context.Context, name string, cfg Config) (*App, error) {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", a.readyz)
-	var metrics http.Handler = a.Metrics.Handler()
+	metrics := a.Metrics.Handler()
 	if name == Gateway {
 		metrics = gateway.MetricsGuard(metrics)
 	}

@@ -229,8 +229,8 @@ func HandleShard(handle string) int {
 func (s *Shards) MarkWrite(ctx context.Context, owner shard.ID) {
 	if s.cfg.Redis != nil {
 		c := s.cfg.Redis
-		if err := c.Do(ctx, c.B().Set().Key(rywKey(owner)).Value("1").Px(s.cfg.RYWWindow).Build()).Error(); err == nil {
-		}
+		// Best effort: other replicas of the service see the mark; this one keeps its own below.
+		_ = c.Do(ctx, c.B().Set().Key(rywKey(owner)).Value("1").Px(s.cfg.RYWWindow).Build()).Error()
 	}
 	s.local.Store(owner, time.Now())
 	if s.marks.Add(1)%4096 == 0 {
@@ -423,8 +423,11 @@ func migrate(ctx context.Context, addr, user, password string) error {
 		return err
 	}
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('scalestack_migrate', 60)").Scan(&got); err != nil || got.Int64 != 1 {
-		return fmt.Errorf("taking the migration lock: %v", err)
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('scalestack_migrate', 60)").Scan(&got); err != nil {
+		return fmt.Errorf("taking the migration lock: %w", err)
+	}
+	if got.Int64 != 1 {
+		return errors.New("taking the migration lock: another process held it for 60s")
 	}
 	defer func() {
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('scalestack_migrate')")
