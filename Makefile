@@ -89,6 +89,10 @@ run: ## Start the local control plane (if no cluster is configured), install the
 	hack/run.sh
 
 .PHONY: cluster-up
+run-apps: ## Run the whole social network locally (MariaDB shards, Redis, kfake, every service); open http://127.0.0.1:8080/.
+	@hack/test-deps.sh
+	$(GO) run ./apps/cmd/devstack $(RUN_APPS_ARGS)
+
 cluster-up: ## Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
 	hack/local-cluster.sh up
 
