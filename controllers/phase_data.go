@@ -42,6 +42,10 @@ func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scop
 	for _, k := range render.SecretKeys {
 		if len(passwords[k]) == 0 {
 			passwords[k] = []byte(rand.Text())
+			if k == render.SecretKeyToken {
+				// 52 base32 characters (260 bits): an HMAC key longer than its 256-bit hash.
+				passwords[k] = []byte(rand.Text() + rand.Text())
+			}
 		}
 	}
 	desired := render.DatabaseSecret(sp, passwords)

@@ -5,7 +5,6 @@
 package service
 
 import (
-	"encoding/base64"
 	"fmt"
 	"os"
 	"strconv"
@@ -118,11 +117,7 @@ func FromEnv() (Config, error) {
 	str("SCALESTACK_POST_URL", &c.PostURL)
 	str("SCALESTACK_FEED_URL", &c.FeedURL)
 	if v := os.Getenv("SCALESTACK_TOKEN_KEY"); v != "" {
-		k, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			k = []byte(v)
-		}
-		c.TokenKey = k
+		c.TokenKey = []byte(v)
 	}
 	dur("SCALESTACK_ASSET_MAX_AGE", &c.AssetMaxAge)
 	str("SCALESTACK_SMTP_ADDR", &c.SMTPAddr)

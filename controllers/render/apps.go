@@ -144,6 +144,8 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace"))),
 			corev1ac.EnvVar().WithName("SCALESTACK_DB_PASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyApp))),
+			corev1ac.EnvVar().WithName("SCALESTACK_TOKEN_KEY").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyToken))),
 			// The Go runtime collects harder as it nears the container's memory limit instead of
 			// being OOM-killed.
 			corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValueFrom(corev1ac.EnvVarSource().WithResourceFieldRef(

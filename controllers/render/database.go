@@ -35,10 +35,12 @@ const (
 	SecretKeyApp         = "app-password"
 	SecretKeyReplication = "replication-password"
 	SecretKeyExporter    = "exporter-password"
+	// SecretKeyToken signs the apps' bearer tokens (the user service issues, the gateway verifies).
+	SecretKeyToken = "token-key"
 )
 
 // SecretKeys lists the generated passwords.
-var SecretKeys = []string{SecretKeyRoot, SecretKeyApp, SecretKeyReplication, SecretKeyExporter}
+var SecretKeys = []string{SecretKeyRoot, SecretKeyApp, SecretKeyReplication, SecretKeyExporter, SecretKeyToken}
 
 // Retained says whether data outlives the platform (deletionPolicy Retain, the default).
 func Retained(sp *scalestackv1alpha1.SocialPlatform) bool {
