@@ -1,0 +1,257 @@
+// Command apps is `make bench-apps`: loadgen's Zipf workload over a million seeded users against
+// the gateway, with every service, two MariaDB shards (and a replica), Redis and kfake on this
+// machine; and, in the same run, two baselines for a profile read: a bare net/http handler doing
+// one Redis GET (the ceiling) and the write-up's phase-1 path, a handler querying one database
+// with no cache (the floor). It prints the figures and ratios, and writes them, with a plot of
+// latency against load, to docs/bench/.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/scalestack/scalestack/apps/auth"
+	"github.com/scalestack/scalestack/apps/loadgen"
+	"github.com/scalestack/scalestack/apps/localstack"
+	"github.com/scalestack/scalestack/apps/service"
+	"github.com/scalestack/scalestack/apps/store"
+	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+func main() {
+	users := flag.Int("users", 1_000_000, "users to seed")
+	active := flag.Int("active", 20_000, "active users (they follow others and have timelines)")
+	run := flag.Duration("run", 15*time.Second, "duration of each measured run")
+	concurrency := flag.Int("concurrency", 64, "closed-loop workers")
+	out := flag.String("out", "docs/bench", "where to write the results and the plot")
+	flag.Parse()
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	session := testservers.NewSession()
+	defer session.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintln(os.Stderr, "bench-apps:", r)
+			session.Close()
+			os.Exit(1)
+		}
+	}()
+	ctx := context.Background()
+	say := func(format string, args ...any) {
+		fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+
+	say("starting the stack (2 MariaDB shards + a replica, Redis, kfake, every service)")
+	st := localstack.Start(session, localstack.Options{Replica: true, InnoDBBufferPool: "384M", RedisMaxMemory: "1gb",
+		Configure: func(c *service.Config) {
+			c.RateLimit, c.RateBurst, c.AuthRateLimit, c.AuthRateBurst = 1e6, 1e6, 1e6, 1e6
+			c.CelebrityFollowers = 1000
+		}})
+	shards := st.Apps[service.User].Shards
+	rc := st.Apps[service.User].Redis
+	say("seeding %d users (%d active)", *users, *active)
+	ids, err := loadgen.Seed(ctx, shards, rc, loadgen.SeedOptions{Users: *users, Active: *active, FollowsEach: 20,
+		Authors: 5000, PostsEach: 10, CelebrityFollowers: 1000}, func(s string) { say("  %s", s) })
+	if err != nil {
+		panic(err)
+	}
+	tok, err := auth.NewTokens(st.Config.TokenKey, 24*time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	var tmu sync.Mutex
+	tokens := map[shard.ID]string{}
+	token := func(id shard.ID) string {
+		tmu.Lock()
+		defer tmu.Unlock()
+		if t, ok := tokens[id]; ok {
+			return t
+		}
+		t, _ := tok.Issue(id)
+		tokens[id] = t
+		return t
+	}
+	// Loadgen picks the acting user among the active ones, and targets (profiles, follows) over
+	// the whole million.
+	cfg := func(target string, mix loadgen.Mix, rate float64) loadgen.Config {
+		return loadgen.Config{Target: target, Users: ids, Token: token, Mix: mix, Concurrency: *concurrency, Rate: rate, Duration: *run, Seed: 7}
+	}
+	ceiling := serve(ceilingHandler(rc, ids))
+	floor := serve(floorHandler(st.DBs[0], st.AppPass))
+	profiles := loadgen.Mix{loadgen.Profile: 1}
+
+	say("warming up")
+	warm := cfg(st.Gateway(), loadgen.DefaultMix, 0)
+	warm.Duration = 10 * time.Second
+	loadgen.Run(ctx, warm)
+
+	results := map[string]any{}
+	record := func(name string, r loadgen.Result) loadgen.Result {
+		say("%s\n  %s", name, r)
+		for _, e := range r.ErrorSamples {
+			say("  error sample: %s", e)
+		}
+		results[name] = r
+		return r
+	}
+	record("ceiling: net/http + one Redis GET, closed loop", loadgen.Run(ctx, cfg(ceiling, profiles, 0)))
+	record("floor: phase-1 path, one database, no cache, closed loop", loadgen.Run(ctx, cfg(floor, profiles, 0)))
+	hitsBefore := cacheCounts(st)
+	prof := record("scalestack profile read, closed loop", loadgen.Run(ctx, cfg(st.Gateway(), profiles, 0)))
+	mixed := record("scalestack mixed workload, closed loop", loadgen.Run(ctx, cfg(st.Gateway(), loadgen.DefaultMix, 0)))
+	hitsAfter := cacheCounts(st)
+	half := record("scalestack profile read at half of its peak, open loop",
+		loadgen.Run(ctx, cfg(st.Gateway(), profiles, prof.All.Throughput/2)))
+	at1k := record("scalestack mixed workload at 1000 req/s, open loop", loadgen.Run(ctx, cfg(st.Gateway(), loadgen.DefaultMix, 1000)))
+
+	var p50, p95, p99 series
+	p50 = series{name: "p50", color: "#2b7bb9"}
+	p95 = series{name: "p95", color: "#e08a1e"}
+	p99 = series{name: "p99", color: "#c0392b"}
+	for _, f := range []float64{0.2, 0.4, 0.6, 0.8, 0.9} {
+		r := record(fmt.Sprintf("scalestack mixed workload at %.0f%% of peak, open loop", 100*f),
+			loadgen.Run(ctx, cfg(st.Gateway(), loadgen.DefaultMix, f*mixed.All.Throughput)))
+		for _, s := range []*series{&p50, &p95, &p99} {
+			var v time.Duration
+			switch s.name {
+			case "p50":
+				v = r.All.P50
+			case "p95":
+				v = r.All.P95
+			default:
+				v = r.All.P99
+			}
+			s.points = append(s.points, [2]float64{r.All.Throughput, float64(v.Microseconds()) / 1000})
+		}
+	}
+	hits := hitsAfter[0] - hitsBefore[0]
+	misses := hitsAfter[1] - hitsBefore[1]
+	ratio := hits / (hits + misses)
+	ceil := results["ceiling: net/http + one Redis GET, closed loop"].(loadgen.Result)
+	flo := results["floor: phase-1 path, one database, no cache, closed loop"].(loadgen.Result)
+	summary := map[string]any{
+		"users": *users, "active": *active, "concurrency": *concurrency, "run": run.String(),
+		"profile_peak_rps": prof.All.Throughput, "ceiling_rps": ceil.All.Throughput, "floor_rps": flo.All.Throughput,
+		"ratio_to_ceiling": prof.All.Throughput / ceil.All.Throughput, "ratio_to_floor": prof.All.Throughput / flo.All.Throughput,
+		"mixed_peak_rps": mixed.All.Throughput, "cache_hit_ratio": ratio,
+		"profile_p99_at_half_peak_ms": ms(half.All.P99), "signup_p99_ms": ms(mixed.ByOp[loadgen.Signup].P99),
+		"feed_p95_at_1k_ms": ms(at1k.ByOp[loadgen.Feed].P95), "error_rate_mixed": mixed.All.ErrorRate(),
+		"error_rate_1k": at1k.All.ErrorRate(),
+	}
+	results["summary"] = summary
+	fmt.Println()
+	fmt.Println("=== summary (this machine; ratios measured side by side in this run)")
+	fmt.Printf("  profile read peak          %8.0f req/s   ceiling %8.0f (ratio %.2f)   floor %8.0f (ratio %.2f)\n",
+		prof.All.Throughput, ceil.All.Throughput, prof.All.Throughput/ceil.All.Throughput, flo.All.Throughput, prof.All.Throughput/flo.All.Throughput)
+	fmt.Printf("  profile read p99 at half peak %s\n", half.All.P99.Round(10*time.Microsecond))
+	fmt.Printf("  mixed workload peak        %8.0f req/s, error rate %.4f%%\n", mixed.All.Throughput, 100*mixed.All.ErrorRate())
+	fmt.Printf("  cache hit ratio            %.2f%%\n", 100*ratio)
+	fmt.Printf("  signup p99 (in the mix)    %s\n", mixed.ByOp[loadgen.Signup].P99.Round(10*time.Microsecond))
+	fmt.Printf("  feed p95 at 1000 req/s     %s (error rate %.4f%%)\n", at1k.ByOp[loadgen.Feed].P95.Round(10*time.Microsecond), 100*at1k.All.ErrorRate())
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		panic(err)
+	}
+	b, _ := json.MarshalIndent(results, "", "  ")
+	if err := os.WriteFile(filepath.Join(*out, "apps-results.json"), b, 0o644); err != nil {
+		panic(err)
+	}
+	plot := svgPlot("scalestack mixed workload: latency against load (open loop, this machine)", []series{p50, p95, p99})
+	if err := os.WriteFile(filepath.Join(*out, "apps-latency.svg"), []byte(plot), 0o644); err != nil {
+		panic(err)
+	}
+	say("wrote %s and %s", filepath.Join(*out, "apps-results.json"), filepath.Join(*out, "apps-latency.svg"))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func serve(h http.Handler) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() { _ = http.Serve(l, h) }()
+	return "http://" + l.Addr().String()
+}
+
+// ceilingHandler answers GET /api/users/{id} with one Redis GET: the least any cached read does.
+func ceilingHandler(rc rueidis.Client, ids []shard.ID) http.Handler {
+	ctx := context.Background()
+	for i := 0; i < len(ids) && i < 100_000; i++ {
+		_ = rc.Do(ctx, rc.B().Set().Key("ceiling:"+ids[i].String()).Value(`{"id":"`+ids[i].String()+`","handle":"u"}`).Build()).Error()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := rc.Do(r.Context(), rc.B().Get().Key("ceiling:"+r.PathValue("id")).Build()).ToString()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(v))
+	})
+	return mux
+}
+
+// floorHandler is the write-up's phase 1: every profile read is a query on one database.
+func floorHandler(m *testservers.MariaDB, password string) http.Handler {
+	db, err := sql.Open("mysql", store.DSN(m.Addr(), "app", password, store.Database))
+	if err != nil {
+		panic(err)
+	}
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(64)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		var handle, name, bio string
+		var followers int
+		err := db.QueryRowContext(r.Context(), "SELECT handle, display_name, bio FROM users WHERE id = ?", id).Scan(&handle, &name, &bio)
+		if err != nil && err != sql.ErrNoRows {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_ = db.QueryRowContext(r.Context(), "SELECT COUNT(*) FROM followers WHERE user_id = ?", id).Scan(&followers)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": strconv.FormatInt(id, 10), "handle": handle, "display_name": name, "followers": followers})
+	})
+	return mux
+}
+
+var counterRE = regexp.MustCompile(`scalestack_cache_(hits|misses)_total\{cache="[a-z]+"\} ([0-9.e+]+)`)
+
+// cacheCounts sums the cache hit and miss counters of the user and post services.
+func cacheCounts(st *localstack.Stack) [2]float64 {
+	var out [2]float64
+	for _, svc := range []string{service.User, service.Post} {
+		res, err := http.Get(st.URLs[svc] + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		for _, m := range counterRE.FindAllStringSubmatch(string(b), -1) {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			if m[1] == "hits" {
+				out[0] += v
+			} else {
+				out[1] += v
+			}
+		}
+	}
+	return out
+}
