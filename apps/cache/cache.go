@@ -176,6 +176,50 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 	return res.([]byte), nil
 }
 
+// GetMany returns the values of keys in one round trip (hot keys from the client-side cache):
+// out[i] is nil when keys[i] does not exist. Misses are loaded one by one through Get (single-
+// flight and negative caching included) with load(ctx, i).
+func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx context.Context, i int) ([]byte, error)) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	cmds := make([]rueidis.CacheableTTL, 0, len(keys))
+	idx := make([]int, 0, len(keys))
+	var missing []int
+	for i, k := range keys {
+		if c.recentlyInvalidated(k) {
+			missing = append(missing, i)
+			continue
+		}
+		cmds = append(cmds, rueidis.CT(c.client.B().Get().Key(k).Cache(), c.opts.LocalTTL))
+		idx = append(idx, i)
+	}
+	if len(cmds) > 0 {
+		for j, res := range c.client.DoMultiCache(ctx, cmds...) {
+			i := idx[j]
+			v, err := res.ToString()
+			switch {
+			case err == nil && v == negative:
+				c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
+			case err == nil:
+				c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
+				out[i] = []byte(v)
+			default:
+				missing = append(missing, i)
+			}
+		}
+	}
+	for _, i := range missing {
+		v, err := c.Get(ctx, keys[i], func(ctx context.Context) ([]byte, error) { return load(ctx, i) })
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = v
+		}
+	}
+	return out, nil
+}
+
 // Invalidate deletes keys after the write that changed them has committed; Redis then tells every
 // client that cached them locally.
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {

@@ -163,8 +163,8 @@ func (s *Service) Build(ctx context.Context, u shard.ID, limit int) (*Response, 
 	}
 	slices.SortFunc(cands, func(a, b shard.ID) int { return cmpID(b, a) }) // newest first: IDs order by time
 	cands = slices.Compact(cands)
-	// Rank the newest few times the page: older candidates cannot win on engagement alone.
-	if n := 5 * limit; len(cands) > n {
+	// Rank the newest three times the page: older candidates cannot win on engagement alone.
+	if n := 3 * limit; len(cands) > n {
 		cands = cands[:n]
 	}
 	if len(cands) == 0 {

@@ -162,12 +162,14 @@ func (g *Gateway) logout(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-func (g *Gateway) getProfile(ctx context.Context, id shard.ID) (*user.Profile, error) {
-	var p user.Profile
-	if err := g.Users.Get(ctx, "/v1/users/"+id.String(), &p); err != nil {
-		return nil, err
+// passProfile answers with the user service's profile as it came.
+func (g *Gateway) passProfile(w http.ResponseWriter, r *http.Request, id shard.ID) error {
+	var raw []byte
+	if err := g.Users.Get(r.Context(), "/v1/users/"+id.String(), &raw); err != nil {
+		return err
 	}
-	return &p, nil
+	httpx.WriteRaw(w, http.StatusOK, raw)
+	return nil
 }
 
 func (g *Gateway) profile(w http.ResponseWriter, r *http.Request) error {
@@ -175,21 +177,11 @@ func (g *Gateway) profile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := g.getProfile(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, p)
-	return nil
+	return g.passProfile(w, r, id)
 }
 
 func (g *Gateway) me(w http.ResponseWriter, r *http.Request, me shard.ID) error {
-	p, err := g.getProfile(r.Context(), me)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, p)
-	return nil
+	return g.passProfile(w, r, me)
 }
 
 func (g *Gateway) updateMe(w http.ResponseWriter, r *http.Request, me shard.ID) error {

@@ -133,6 +133,14 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// WriteRaw writes an already-encoded JSON body.
+func WriteRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
 // WriteError writes err: an *Error as itself, anything else as a 500 whose cause is logged, not
 // shown.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/scalestack/scalestack/apps/cache"
 	"github.com/scalestack/scalestack/apps/events"
 	"github.com/scalestack/scalestack/apps/httpx"
@@ -164,27 +162,30 @@ func Load(ctx context.Context, q *sql.DB, id shard.ID) (*Post, error) {
 	return nil, sql.ErrNoRows
 }
 
+// loadJSON reads a post from its shard as the cache stores it.
+func (s *Service) loadJSON(ctx context.Context, id shard.ID) ([]byte, error) {
+	db, err := s.Shards.Shard(id.Logical())
+	if err != nil {
+		return nil, cache.ErrNotFound
+	}
+	var p *Post
+	read := func(q *sql.DB) error { p, err = Load(ctx, q, id); return err }
+	err = s.Shards.ReadShard(ctx, db, id, read)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = read(db.Primary) // the replica may lag: the primary decides before a miss is cached
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, cache.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(p)
+}
+
 // Get returns a post through the cache.
 func (s *Service) Get(ctx context.Context, id shard.ID) (*Post, error) {
-	b, err := s.Posts.Get(ctx, postKey(id), func(ctx context.Context) ([]byte, error) {
-		db, err := s.Shards.Shard(id.Logical())
-		if err != nil {
-			return nil, cache.ErrNotFound
-		}
-		var p *Post
-		read := func(q *sql.DB) error { p, err = Load(ctx, q, id); return err }
-		err = s.Shards.ReadShard(ctx, db, id, read)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = read(db.Primary) // the replica may lag: the primary decides before a miss is cached
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, cache.ErrNotFound
-		}
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(p)
-	})
+	b, err := s.Posts.Get(ctx, postKey(id), func(ctx context.Context) ([]byte, error) { return s.loadJSON(ctx, id) })
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, httpx.NotFound("post %s does not exist", id)
 	}
@@ -195,32 +196,58 @@ func (s *Service) Get(ctx context.Context, id shard.ID) (*Post, error) {
 	return &p, json.Unmarshal(b, &p)
 }
 
-// GetMany returns the posts that exist among ids, in ids' order.
-func (s *Service) GetMany(ctx context.Context, ids []shard.ID) ([]*Post, error) {
-	out := make([]*Post, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+// GetManyRaw returns the JSON of the posts that exist among ids, in ids' order, in one cache
+// round trip.
+func (s *Service) GetManyRaw(ctx context.Context, ids []shard.ID) ([][]byte, error) {
+	keys := make([]string, len(ids))
 	for i, id := range ids {
-		g.Go(func() error {
-			p, err := s.Get(gctx, id)
-			var he *httpx.Error
-			if errors.As(err, &he) && he.Status == http.StatusNotFound {
-				return nil
-			}
-			out[i] = p
-			return err
-		})
+		keys[i] = postKey(id)
 	}
-	if err := g.Wait(); err != nil {
+	vals, err := s.Posts.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) { return s.loadJSON(ctx, ids[i]) })
+	if err != nil {
 		return nil, err
 	}
-	found := make([]*Post, 0, len(out))
-	for _, p := range out {
-		if p != nil {
-			found = append(found, p)
+	found := vals[:0]
+	for _, v := range vals {
+		if v != nil {
+			found = append(found, v)
 		}
 	}
 	return found, nil
+}
+
+// GetMany returns the posts that exist among ids, in ids' order.
+func (s *Service) GetMany(ctx context.Context, ids []shard.ID) ([]*Post, error) {
+	raw, err := s.GetManyRaw(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Post, len(raw))
+	for i, b := range raw {
+		out[i] = &Post{}
+		if err := json.Unmarshal(b, out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// WriteRawList writes {"<field>":[raw...]<extra>} without decoding the cached values.
+func WriteRawList(w http.ResponseWriter, field string, raw [][]byte, extra string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	buf := make([]byte, 0, 64+len(raw)*256)
+	buf = append(buf, `{"`+field+`":[`...)
+	for i, b := range raw {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, b...)
+	}
+	buf = append(buf, ']')
+	buf = append(buf, extra...)
+	buf = append(buf, "}\n"...)
+	_, _ = w.Write(buf)
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
@@ -244,11 +271,11 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	posts, err := s.GetMany(r.Context(), ids)
+	raw, err := s.GetManyRaw(r.Context(), ids)
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"posts": posts})
+	WriteRawList(w, "posts", raw, "")
 	return nil
 }
 
@@ -334,15 +361,15 @@ func (s *Service) byAuthor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	posts, err := s.GetMany(r.Context(), ids)
+	raw, err := s.GetManyRaw(r.Context(), ids)
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"posts": posts}
+	extra := ""
 	if len(ids) == limit {
-		out["next"] = ids[len(ids)-1]
+		extra = `,"next":"` + ids[len(ids)-1].String() + `"`
 	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	WriteRawList(w, "posts", raw, extra)
 	return nil
 }
 

@@ -162,7 +162,8 @@ func New(name, base string, opts Options, m *Metrics) *Client {
 // State reports the breaker's state (for tests and readiness).
 func (c *Client) State() gobreaker.State { return c.breaker.State() }
 
-// Get calls GET path and decodes the JSON answer into out. GET is idempotent: it is retried.
+// Get calls GET path and decodes the JSON answer into out (a *[]byte receives it undecoded).
+// GET is idempotent: it is retried.
 func (c *Client) Get(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, out, true)
 }
@@ -220,6 +221,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, idemp
 		res, err = c.attempt(ctx, method, path, body)
 		if err == nil {
 			c.count("ok")
+			if raw, ok := out.(*[]byte); ok {
+				*raw = res.body // passed through undecoded
+				return nil
+			}
 			if out != nil && len(res.body) > 0 {
 				if err := json.Unmarshal(res.body, out); err != nil {
 					return fmt.Errorf("decoding %s's answer: %w", c.name, err)

@@ -19,12 +19,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/cache"
 	"github.com/scalestack/scalestack/apps/events"
 	"github.com/scalestack/scalestack/apps/httpx"
+	"github.com/scalestack/scalestack/apps/post"
 	"github.com/scalestack/scalestack/apps/store"
 	"github.com/scalestack/scalestack/apps/telemetry"
 	"github.com/scalestack/scalestack/pkg/shard"
@@ -326,11 +325,20 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.GetProfile(r.Context(), id)
+	b, err := s.Profiles.Get(r.Context(), profileKey(id), func(ctx context.Context) ([]byte, error) {
+		p, err := s.loadProfile(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
+	})
+	if errors.Is(err, cache.ErrNotFound) {
+		return httpx.NotFound("user %s does not exist", id)
+	}
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, p)
+	httpx.WriteRaw(w, http.StatusOK, b)
 	return nil
 }
 
@@ -342,30 +350,27 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]*Profile, len(ids))
-	g, ctx := errgroup.WithContext(r.Context())
-	g.SetLimit(16)
+	keys := make([]string, len(ids))
 	for i, id := range ids {
-		g.Go(func() error {
-			p, err := s.GetProfile(ctx, id)
-			var he *httpx.Error
-			if errors.As(err, &he) && he.Status == http.StatusNotFound {
-				return nil // missing users are left out
-			}
-			out[i] = p
-			return err
-		})
+		keys[i] = profileKey(id)
 	}
-	if err := g.Wait(); err != nil {
+	vals, err := s.Profiles.GetMany(r.Context(), keys, func(ctx context.Context, i int) ([]byte, error) {
+		p, err := s.loadProfile(ctx, ids[i])
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
+	})
+	if err != nil {
 		return err
 	}
-	found := make([]*Profile, 0, len(out))
-	for _, p := range out {
-		if p != nil {
-			found = append(found, p)
+	found := vals[:0]
+	for _, v := range vals {
+		if v != nil { // missing users are left out
+			found = append(found, v)
 		}
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": found})
+	post.WriteRawList(w, "users", found, "")
 	return nil
 }
 

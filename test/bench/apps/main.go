@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ func main() {
 	run := flag.Duration("run", 15*time.Second, "duration of each measured run")
 	concurrency := flag.Int("concurrency", 64, "closed-loop workers")
 	out := flag.String("out", "docs/bench", "where to write the results and the plot")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured runs here")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	session := testservers.NewSession()
@@ -100,6 +102,16 @@ func main() {
 	warm.Duration = 10 * time.Second
 	loadgen.Run(ctx, warm)
 
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			panic(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			panic(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	results := map[string]any{}
 	record := func(name string, r loadgen.Result) loadgen.Result {
 		say("%s\n  %s", name, r)
