@@ -220,6 +220,16 @@ func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx contex
 	return out, nil
 }
 
+// MarkInvalidated makes this process read keys from Redis rather than its client-side copy for
+// a moment: for a process that relayed a write it did not make itself (the gateway), so that the
+// caller's next read sees it even before Redis' invalidation message arrives.
+func (c *Cache) MarkInvalidated(keys ...string) {
+	now := time.Now()
+	for _, k := range keys {
+		c.invalidated.Store(k, now)
+	}
+}
+
 // Invalidate deletes keys after the write that changed them has committed; Redis then tells every
 // client that cached them locally.
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {

@@ -6,6 +6,8 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/apps/auth"
+	"github.com/scalestack/scalestack/apps/cache"
 	"github.com/scalestack/scalestack/apps/feed"
 	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/apps/post"
@@ -36,6 +39,9 @@ type Gateway struct {
 	TrustForwarded   bool
 	// SecureCookies marks the session cookie Secure (behind TLS).
 	SecureCookies bool
+	// Profiles and Posts, when set, read the services' shared cache directly (hot entries from
+	// this process's client-side cache); the services are called only on a miss.
+	ProfileCache, PostCache *cache.Cache
 }
 
 // Routes registers the public API and the UI on mux.
@@ -162,14 +168,48 @@ func (g *Gateway) logout(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// passProfile answers with the user service's profile as it came.
-func (g *Gateway) passProfile(w http.ResponseWriter, r *http.Request, id shard.ID) error {
+// loadRaw calls a service for one entity; a 404 is a cacheable miss.
+func loadRaw(ctx context.Context, c *resilience.Client, path string) ([]byte, error) {
 	var raw []byte
-	if err := g.Users.Get(r.Context(), "/v1/users/"+id.String(), &raw); err != nil {
+	err := c.Get(ctx, path, &raw)
+	var se *resilience.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return nil, cache.ErrNotFound
+	}
+	return raw, err
+}
+
+// rawProfile returns a profile's JSON, from the cache when it is there.
+func (g *Gateway) rawProfile(ctx context.Context, id shard.ID) ([]byte, error) {
+	path := "/v1/users/" + id.String()
+	if g.ProfileCache == nil {
+		var raw []byte
+		return raw, g.Users.Get(ctx, path, &raw)
+	}
+	b, err := g.ProfileCache.Get(ctx, user.ProfileKey(id), func(ctx context.Context) ([]byte, error) { return loadRaw(ctx, g.Users, path) })
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, httpx.NotFound("user %s does not exist", id)
+	}
+	return b, err
+}
+
+// passProfile answers with a profile as it is stored.
+func (g *Gateway) passProfile(w http.ResponseWriter, r *http.Request, id shard.ID) error {
+	raw, err := g.rawProfile(r.Context(), id)
+	if err != nil {
 		return err
 	}
 	httpx.WriteRaw(w, http.StatusOK, raw)
 	return nil
+}
+
+// relayed marks cache keys a write through the gateway changed.
+func (g *Gateway) relayed(keys ...string) {
+	for _, c := range []*cache.Cache{g.ProfileCache, g.PostCache} {
+		if c != nil {
+			c.MarkInvalidated(keys...)
+		}
+	}
 }
 
 func (g *Gateway) profile(w http.ResponseWriter, r *http.Request) error {
@@ -193,6 +233,7 @@ func (g *Gateway) updateMe(w http.ResponseWriter, r *http.Request, me shard.ID) 
 	if err := g.Users.Patch(r.Context(), "/v1/users/"+me.String(), req, &p); err != nil {
 		return err
 	}
+	g.relayed(user.ProfileKey(me))
 	httpx.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
@@ -205,6 +246,7 @@ func (g *Gateway) follow(w http.ResponseWriter, r *http.Request, me shard.ID) er
 	if err := g.Users.Put(r.Context(), "/v1/users/"+me.String()+"/following/"+target.String(), nil, nil); err != nil {
 		return err
 	}
+	g.relayed(user.ProfileKey(me), user.ProfileKey(target))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -217,6 +259,7 @@ func (g *Gateway) unfollow(w http.ResponseWriter, r *http.Request, me shard.ID) 
 	if err := g.Users.Delete(r.Context(), "/v1/users/"+me.String()+"/following/"+target.String(), nil); err != nil {
 		return err
 	}
+	g.relayed(user.ProfileKey(me), user.ProfileKey(target))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -251,6 +294,7 @@ func (g *Gateway) like(w http.ResponseWriter, r *http.Request, _ shard.ID) error
 	if err := g.Posts.Post(r.Context(), "/v1/posts/"+id.String()+"/likes", nil, &p); err != nil {
 		return err
 	}
+	g.relayed(post.Key(id))
 	httpx.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
@@ -327,18 +371,53 @@ func (g *Gateway) feed(w http.ResponseWriter, r *http.Request, me shard.ID) erro
 	if err := g.Feed.Get(ctx, "/v1/feed/"+me.String()+"?limit="+limit, &f); err != nil {
 		return err
 	}
-	var posts []*post.Post
-	if len(f.PostIDs) > 0 {
-		var batch struct {
-			Posts []*post.Post `json:"posts"`
-		}
-		if err := g.Posts.Get(ctx, "/v1/posts?ids="+joinIDs(f.PostIDs), &batch); err != nil {
-			return err
-		}
-		posts = batch.Posts
+	posts, err := g.getPosts(ctx, f.PostIDs)
+	if err != nil {
+		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, g.assemble(ctx, posts, f.Degraded))
 	return nil
+}
+
+// getPosts returns the posts that exist among ids, in order: from the cache when set.
+func (g *Gateway) getPosts(ctx context.Context, ids []shard.ID) ([]*post.Post, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if g.PostCache == nil {
+		var batch struct {
+			Posts []*post.Post `json:"posts"`
+		}
+		err := g.Posts.Get(ctx, "/v1/posts?ids="+joinIDs(ids), &batch)
+		return batch.Posts, err
+	}
+	return CachedPosts(ctx, g.PostCache, g.Posts, ids)
+}
+
+// CachedPosts batch-reads posts from the shared cache, loading misses from the post service.
+func CachedPosts(ctx context.Context, c *cache.Cache, svc *resilience.Client, ids []shard.ID) ([]*post.Post, error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = post.Key(id)
+	}
+	vals, err := c.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) {
+		return loadRaw(ctx, svc, "/v1/posts/"+ids[i].String())
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*post.Post, 0, len(vals))
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		p := &post.Post{}
+		if err := json.Unmarshal(v, p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // assemble adds author profiles to posts; without the user service, posts go out without them.
@@ -354,13 +433,11 @@ func (g *Gateway) assemble(ctx context.Context, posts []*post.Post, degraded []s
 	}
 	profiles := map[shard.ID]*AuthorView{}
 	if len(authors) > 0 {
-		var batch struct {
-			Users []*user.Profile `json:"users"`
-		}
-		if err := g.Users.Get(ctx, "/v1/users?ids="+joinIDs(authors), &batch); err != nil {
+		users, err := g.getProfiles(ctx, authors)
+		if err != nil {
 			res.Degraded = append(res.Degraded, "profiles")
 		}
-		for _, u := range batch.Users {
+		for _, u := range users {
 			profiles[u.ID] = &AuthorView{ID: u.ID, Handle: u.Handle, DisplayName: u.DisplayName}
 		}
 	}
@@ -368,6 +445,39 @@ func (g *Gateway) assemble(ctx context.Context, posts []*post.Post, degraded []s
 		res.Posts = append(res.Posts, FeedPost{Post: *p, AuthorProfile: profiles[p.Author]})
 	}
 	return res
+}
+
+// getProfiles returns the profiles that exist among ids: from the cache when set.
+func (g *Gateway) getProfiles(ctx context.Context, ids []shard.ID) ([]*user.Profile, error) {
+	if g.ProfileCache == nil {
+		var batch struct {
+			Users []*user.Profile `json:"users"`
+		}
+		err := g.Users.Get(ctx, "/v1/users?ids="+joinIDs(ids), &batch)
+		return batch.Users, err
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = user.ProfileKey(id)
+	}
+	vals, err := g.ProfileCache.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) {
+		return loadRaw(ctx, g.Users, "/v1/users/"+ids[i].String())
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*user.Profile, 0, len(vals))
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		p := &user.Profile{}
+		if err := json.Unmarshal(v, p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func (g *Gateway) suggestions(w http.ResponseWriter, r *http.Request, me shard.ID) error {
@@ -383,13 +493,10 @@ func (g *Gateway) suggestions(w http.ResponseWriter, r *http.Request, me shard.I
 		if len(s.IDs) > 20 {
 			s.IDs = s.IDs[:20]
 		}
-		var batch struct {
-			Users []*user.Profile `json:"users"`
-		}
-		if err := g.Users.Get(ctx, "/v1/users?ids="+joinIDs(s.IDs), &batch); err != nil {
+		var err error
+		if users, err = g.getProfiles(ctx, s.IDs); err != nil {
 			return err
 		}
-		users = batch.Users
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": users})
 	return nil

@@ -73,7 +73,7 @@ func ValidateBody(body string) error {
 	return nil
 }
 
-func postKey(id shard.ID) string   { return "post:" + id.String() }
+func Key(id shard.ID) string   { return "post:" + id.String() }
 func authorKey(id shard.ID) string { return "userposts:" + id.String() }
 func (s *Service) notify() {
 	if s.Notify != nil {
@@ -185,7 +185,7 @@ func (s *Service) loadJSON(ctx context.Context, id shard.ID) ([]byte, error) {
 
 // Get returns a post through the cache.
 func (s *Service) Get(ctx context.Context, id shard.ID) (*Post, error) {
-	b, err := s.Posts.Get(ctx, postKey(id), func(ctx context.Context) ([]byte, error) { return s.loadJSON(ctx, id) })
+	b, err := s.Posts.Get(ctx, Key(id), func(ctx context.Context) ([]byte, error) { return s.loadJSON(ctx, id) })
 	if errors.Is(err, cache.ErrNotFound) {
 		return nil, httpx.NotFound("post %s does not exist", id)
 	}
@@ -201,7 +201,7 @@ func (s *Service) Get(ctx context.Context, id shard.ID) (*Post, error) {
 func (s *Service) GetManyRaw(ctx context.Context, ids []shard.ID) ([][]byte, error) {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = postKey(id)
+		keys[i] = Key(id)
 	}
 	vals, err := s.Posts.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) { return s.loadJSON(ctx, ids[i]) })
 	if err != nil {
@@ -391,7 +391,7 @@ func (s *Service) like(w http.ResponseWriter, r *http.Request) error {
 		return httpx.NotFound("post %s does not exist (or is archived)", id)
 	}
 	s.Shards.MarkWrite(ctx, id)
-	_ = s.Posts.Invalidate(ctx, postKey(id))
+	_ = s.Posts.Invalidate(ctx, Key(id))
 	p, err := s.Get(ctx, id)
 	if err != nil {
 		return err

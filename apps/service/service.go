@@ -282,6 +282,10 @@ func (a *App) buildFeed(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
+	postCache, err := a.caches("post")
+	if err != nil {
+		return err
+	}
 	svc := &feed.Service{
 		Timelines: &feed.Timelines{Redis: rc},
 		Following: func(ctx context.Context, u shard.ID) ([]shard.ID, error) {
@@ -292,33 +296,11 @@ func (a *App) buildFeed(mux *http.ServeMux) error {
 			return res.IDs, err
 		},
 		Posts: func(ctx context.Context, ids []shard.ID) ([]*post.Post, error) {
-			var out []*post.Post
-			for start := 0; start < len(ids); start += post.MaxBatch {
-				end := min(start+post.MaxBatch, len(ids))
-				var res struct {
-					Posts []*post.Post `json:"posts"`
-				}
-				if err := posts.Get(ctx, "/v1/posts?ids="+join(ids[start:end]), &res); err != nil {
-					return nil, err
-				}
-				out = append(out, res.Posts...)
-			}
-			return out, nil
+			return gateway.CachedPosts(ctx, postCache[0], posts, ids)
 		},
 	}
 	svc.Routes(mux)
 	return nil
-}
-
-func join(ids []shard.ID) string {
-	b := make([]byte, 0, 20*len(ids))
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, id.String()...)
-	}
-	return string(b)
 }
 
 func (a *App) buildGateway(mux *http.ServeMux) error {
@@ -340,6 +322,13 @@ func (a *App) buildGateway(mux *http.ServeMux) error {
 	}
 	if g.Assets, err = web.New(a.cfg.AssetMaxAge); err != nil {
 		return err
+	}
+	if a.cfg.RedisAddr != "" {
+		cs, err := a.caches("profile", "post")
+		if err != nil {
+			return err
+		}
+		g.ProfileCache, g.PostCache = cs[0], cs[1]
 	}
 	g.Routes(mux)
 	a.Gateway = g

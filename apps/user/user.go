@@ -270,12 +270,14 @@ func (s *Service) lookupCredentials(ctx context.Context, handle string) (shard.I
 	return id, hash, nil
 }
 
-func profileKey(id shard.ID) string   { return "profile:" + id.String() }
+// ProfileKey is a profile's cache key.
+func ProfileKey(id shard.ID) string { return "profile:" + id.String() }
+
 func followingKey(id shard.ID) string { return "following:" + id.String() }
 
 // GetProfile returns a user's profile through the cache.
 func (s *Service) GetProfile(ctx context.Context, id shard.ID) (*Profile, error) {
-	b, err := s.Profiles.Get(ctx, profileKey(id), func(ctx context.Context) ([]byte, error) {
+	b, err := s.Profiles.Get(ctx, ProfileKey(id), func(ctx context.Context) ([]byte, error) {
 		p, err := s.loadProfile(ctx, id)
 		if err != nil {
 			return nil, err
@@ -325,7 +327,7 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.Profiles.Get(r.Context(), profileKey(id), func(ctx context.Context) ([]byte, error) {
+	b, err := s.Profiles.Get(r.Context(), ProfileKey(id), func(ctx context.Context) ([]byte, error) {
 		p, err := s.loadProfile(ctx, id)
 		if err != nil {
 			return nil, err
@@ -352,7 +354,7 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
 	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = profileKey(id)
+		keys[i] = ProfileKey(id)
 	}
 	vals, err := s.Profiles.GetMany(r.Context(), keys, func(ctx context.Context, i int) ([]byte, error) {
 		p, err := s.loadProfile(ctx, ids[i])
@@ -422,7 +424,7 @@ func (s *Service) update(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	s.Shards.MarkWrite(ctx, id)
-	if err := s.Profiles.Invalidate(ctx, profileKey(id)); err != nil {
+	if err := s.Profiles.Invalidate(ctx, ProfileKey(id)); err != nil {
 		return err
 	}
 	p, err := s.GetProfile(ctx, id)
@@ -520,7 +522,7 @@ func AddFollower(ctx context.Context, shards *store.Shards, followee, follower s
 func (s *Service) afterFollowChange(ctx context.Context, id, target shard.ID) {
 	s.Shards.MarkWrite(ctx, id)
 	s.Shards.MarkWrite(ctx, target)
-	_ = s.Profiles.Invalidate(ctx, profileKey(id), profileKey(target))
+	_ = s.Profiles.Invalidate(ctx, ProfileKey(id), ProfileKey(target))
 	_ = s.Following.Invalidate(ctx, followingKey(id))
 }
 

@@ -253,7 +253,7 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 			}
 		}
 	}
-	_ = w.Redis.Do(ctx, w.Redis.B().Del().Key("profile:"+followee.String()).Build()).Error()
+	_ = w.Redis.Do(ctx, w.Redis.B().Del().Key(user.ProfileKey(followee)).Build()).Error()
 	tx, err := db.Primary.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -246,10 +246,10 @@ func floorHandler(m *testservers.MariaDB, password string) http.Handler {
 
 var counterRE = regexp.MustCompile(`scalestack_cache_(hits|misses)_total\{cache="[a-z]+"\} ([0-9.e+]+)`)
 
-// cacheCounts sums the cache hit and miss counters of the user and post services.
+// cacheCounts sums the cache hit and miss counters of every service that reads the cache.
 func cacheCounts(st *localstack.Stack) [2]float64 {
 	var out [2]float64
-	for _, svc := range []string{service.User, service.Post} {
+	for _, svc := range []string{service.Gateway, service.User, service.Post, service.Feed} {
 		res, err := http.Get(st.URLs[svc] + "/metrics")
 		if err != nil {
 			continue
