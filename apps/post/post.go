@@ -73,7 +73,7 @@ func ValidateBody(body string) error {
 	return nil
 }
 
-func Key(id shard.ID) string   { return "post:" + id.String() }
+func Key(id shard.ID) string       { return "post:" + id.String() }
 func authorKey(id shard.ID) string { return "userposts:" + id.String() }
 func (s *Service) notify() {
 	if s.Notify != nil {
