@@ -152,13 +152,23 @@ func (s *Service) Build(ctx context.Context, u shard.ID, limit int) (*Response, 
 		if err != nil {
 			res.Degraded = append(res.Degraded, "celebrities")
 		}
-		for _, c := range celebs {
-			ids, err := s.Timelines.read(ctx, AuthorPostsKey(c), celebRead)
+		// Every celebrity's recent posts in one pipelined round trip.
+		c := s.Timelines.Redis
+		cmds := make(rueidis.Commands, 0, len(celebs))
+		for _, cb := range celebs {
+			cmds = append(cmds, c.B().Zrevrange().Key(AuthorPostsKey(cb)).Start(0).Stop(celebRead-1).Build())
+		}
+		for _, r := range c.DoMulti(ctx, cmds...) {
+			vals, err := r.AsStrSlice()
 			if err != nil {
 				res.Degraded = append(res.Degraded, "celebrities")
 				break
 			}
-			cands = append(cands, ids...)
+			for _, v := range vals {
+				if id, err := shard.ParseID(v); err == nil {
+					cands = append(cands, id)
+				}
+			}
 		}
 	}
 	slices.SortFunc(cands, func(a, b shard.ID) int { return cmpID(b, a) }) // newest first: IDs order by time

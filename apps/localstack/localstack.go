@@ -223,3 +223,29 @@ func (s *Stack) StopKafka() {
 
 // Gateway is the gateway's base URL.
 func (s *Stack) Gateway() string { return s.URLs[service.Gateway] }
+
+// WaitReplica waits until shard 0's replica has applied everything its primary has written
+// (MariaDB GTIDs), so that a measurement does not share the machine with a catch-up.
+func (s *Stack) WaitReplica(ctx context.Context) error {
+	if s.Replica == nil {
+		return nil
+	}
+	p, r := s.DBs[0].DB(s.t), s.Replica.DB(s.t)
+	for {
+		var want, got string
+		if err := p.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&want); err != nil {
+			return err
+		}
+		if err := r.QueryRowContext(ctx, "SELECT @@gtid_slave_pos").Scan(&got); err != nil {
+			return err
+		}
+		if want == got {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replica at %s, primary at %s: %w", got, want, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

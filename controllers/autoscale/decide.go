@@ -81,6 +81,9 @@ func DefaultFastFactors(windowHours float64) map[string]float64 {
 // pairs are the (long, short) window pairs whose both burns above the factor make a fast burn.
 var pairs = [][2]string{{"1h", "5m"}, {"6h", "30m"}}
 
+// currentWindow is the window whose burn says whether the service burns budget now.
+const currentWindow = "5m"
+
 // Decide returns what to do with one service.
 func Decide(in Input) Decision {
 	d := Decision{Action: Hold, From: in.Current, To: in.Current}
@@ -115,9 +118,16 @@ func Decide(in Input) Decision {
 			break
 		}
 	}
-	for _, b := range in.Burn {
-		if b > 1 {
-			d.Burning = true
+	// Burning now is the shortest window's burn: the long windows remember an incident for
+	// hours after it ended (they confirm a page, they do not say it is still on). Without the
+	// short window, any window above 1 counts.
+	if b, ok := in.Burn[currentWindow]; ok {
+		d.Burning = b > 1
+	} else {
+		for _, b := range in.Burn {
+			if b > 1 {
+				d.Burning = true
+			}
 		}
 	}
 

@@ -19,6 +19,7 @@ func TestDecide(t *testing.T) {
 	slow := Burn{"5m": 2, "30m": 2, "1h": 2, "2h": 2, "6h": 2, "1d": 2, "3d": 2}
 	sixHour := Burn{"5m": 3, "30m": 7, "1h": 5, "2h": 6, "6h": 8, "1d": 2, "3d": 1}
 	blip := Burn{"5m": 30, "30m": 3, "1h": 2, "2h": 1, "6h": 1, "1d": 1, "3d": 1}
+	over := Burn{"5m": 0, "30m": 3, "1h": 8, "2h": 5, "6h": 2, "1d": 1.5, "3d": 1.1}
 
 	cases := []struct {
 		name    string
@@ -41,6 +42,7 @@ func TestDecide(t *testing.T) {
 		{"the step is configurable", func(in *Input) { in.Burn, in.Step = calm, 3 }, ScaleDown, 2, ReasonNoBurn, false},
 		{"never under min", func(in *Input) { in.Burn, in.Step, in.Current = calm, 5, 3 }, ScaleDown, 2, ReasonNoBurn, false},
 		{"at min it holds", func(in *Input) { in.Burn, in.Current = calm, 2 }, Hold, 2, ReasonAtMinReplicas, false},
+		{"an incident that ended: long windows still high, 5m calm: not burning", func(in *Input) { in.Burn = over }, ScaleDown, 3, ReasonNoBurn, false},
 		{"calm but burned recently: stabilizing", func(in *Input) { in.Burn, in.LastBurn = calm, now.Add(-3*time.Minute) }, Hold, 4, ReasonStabilizing, false},
 		{"never burned: scale down", func(in *Input) { in.Burn, in.LastBurn = calm, time.Time{} }, ScaleDown, 3, ReasonNoBurn, false},
 		{"Prometheus unreachable holds", func(in *Input) { in.Burn, in.MetricsError = nil, errors.New("connection refused") }, Hold, 4, ReasonMetricsUnavailable, false},

@@ -72,6 +72,12 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	if err := st.WaitReplica(wctx); err != nil {
+		panic(err)
+	}
+	cancel()
+	say("the replica has caught up")
 	tok, err := auth.NewTokens(st.Config.TokenKey, 24*time.Hour)
 	if err != nil {
 		panic(err)
