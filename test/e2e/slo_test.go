@@ -251,4 +251,3 @@ func startPrometheus(t *testing.T, addr string, rules []byte, scrapeConfigs stri
 	})
 	return stop
 }
-
