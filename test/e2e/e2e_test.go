@@ -140,13 +140,16 @@ var (
 )
 
 // startOperator starts one operator process with leader election on; its log is <name>.log.
-func startOperator(name string) (*exec.Cmd, error) {
+func startOperator(name string) (*exec.Cmd, error) { return startOperatorWith(name, true) }
+
+// startOperatorWith starts an operator process, with or without leader election.
+func startOperatorWith(name string, leaderElect bool) (*exec.Cmd, error) {
 	logFile, err := os.Create(filepath.Join(workDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	op := exec.Command(managerBin, "--kubeconfig", opKubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
-		"--log-format=json", "--leader-elect", "--leader-election-namespace=scalestack-system")
+		"--log-format=json", fmt.Sprintf("--leader-elect=%t", leaderElect), "--leader-election-namespace=scalestack-system")
 	op.Stdout, op.Stderr = logFile, logFile
 	if err := op.Start(); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -79,33 +80,55 @@ func TestAutoscalerFollowsRealAppErrors(t *testing.T) {
         labels: {namespace: %q, service: %q}
 `, gateway, ns, sp.ComponentName(scalestackv1alpha1.ComponentGateway)))
 
-	// Traffic: a steady 40 requests a second, all fine until errors are switched on.
+	// Traffic in three phases. The generated alerts pair a long and a short window; within a
+	// test shorter than 30 minutes every long window holds the whole history, so the phases are
+	// sized for the errors to burn fast (a few hundred errors and nothing else), then to be
+	// outweighed (hundreds of thousands of good requests) once the 5m window has let them go.
+	const (
+		warm = iota
+		erroring
+		recovering
+	)
 	anon, tokenOf := signupForE2E(t, st.Gateway())
-	var failing atomic.Bool
+	var phase atomic.Int32
 	stopTraffic := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(25 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopTraffic:
-				return
-			case <-tick.C:
-			}
-			path := "/api/users/" + anon
-			if failing.Load() {
-				path = "/api/suggestions" // needs the user service, which is stopped: 503
-			}
-			req, _ := http.NewRequest("GET", st.Gateway()+path, nil)
-			req.Header.Set("Authorization", "Bearer "+tokenOf)
-			if res, err := http.DefaultClient.Do(req); err == nil {
-				_ = res.Body.Close()
-			}
+	hit := func(path string) {
+		req, _ := http.NewRequest("GET", st.Gateway()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tokenOf)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
 		}
-	}()
+	}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stopTraffic:
+					return
+				default:
+				}
+				switch phase.Load() {
+				case warm:
+					if w == 0 {
+						hit("/api/users/" + anon) // 20 a second
+					}
+					time.Sleep(50 * time.Millisecond)
+				case erroring:
+					if w == 0 {
+						hit("/api/suggestions") // needs the stopped user service: 503, 10 a second
+					}
+					time.Sleep(100 * time.Millisecond)
+				default:
+					hit("/api/users/" + anon) // as fast as four clients go, with a breath
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
 	defer func() { close(stopTraffic); wg.Wait() }()
 
 	replicas := func() int32 {
@@ -138,7 +161,7 @@ func TestAutoscalerFollowsRealAppErrors(t *testing.T) {
 
 	// Errors: the user service goes away and every request the traffic makes fails.
 	st.StopService(service.User)
-	failing.Store(true)
+	phase.Store(erroring)
 	poll(t, "the gateway scaled up on the fast burn, within maxReplicas", 3*time.Minute, func() error {
 		if r := replicas(); r < 2 || r > 3 {
 			return fmt.Errorf("replicas %d", r)
@@ -155,9 +178,10 @@ func TestAutoscalerFollowsRealAppErrors(t *testing.T) {
 		return nil
 	})
 
-	// The errors stop. The 5m window forgets them after five minutes; then, after the
-	// stabilization window, the gateway comes back down one step at a time.
-	failing.Store(false)
+	// The errors stop. The 5m window forgets them after five minutes, by then the good requests
+	// outweigh them on the long windows; after the stabilization window the gateway comes back
+	// down one step at a time.
+	phase.Store(recovering)
 	st.RestartService(service.User)
 	poll(t, "the gateway back at minReplicas after the burn ended", 9*time.Minute, func() error {
 		if r := replicas(); r != 1 {
