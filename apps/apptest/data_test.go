@@ -14,6 +14,7 @@ import (
 	"github.com/scalestack/scalestack/apps/archiver"
 	"github.com/scalestack/scalestack/apps/gateway"
 	"github.com/scalestack/scalestack/apps/service"
+	"github.com/scalestack/scalestack/apps/user"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -56,10 +57,12 @@ func TestReadsGoToReplicasExceptAfterOwnWritesOrWhenReplicasFail(t *testing.T) {
 		t.Fatalf("read after own write: %q", got)
 	}
 	// Past the window, a cache miss reads the replica, which is stale.
-	rc := shared.Apps[service.User].Redis
+	// Drop the cached profile the way a write does, in both processes that cache it.
 	drop := func() {
-		if err := rc.Do(ctx, rc.B().Del().Key("profile:"+id.String()).Build()).Error(); err != nil {
-			t.Fatal(err)
+		for _, svc := range []string{service.User, service.Gateway} {
+			if err := shared.Apps[svc].Caches["profile"].Invalidate(ctx, user.ProfileKey(id)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	time.Sleep(5500 * time.Millisecond) // the RYW window (5 s) and the invalidation window (2 s)

@@ -177,9 +177,11 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 }
 
 // GetMany returns the values of keys in one round trip (hot keys from the client-side cache):
-// out[i] is nil when keys[i] does not exist. Misses are loaded one by one through Get (single-
-// flight and negative caching included) with load(ctx, i).
-func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx context.Context, i int) ([]byte, error)) ([][]byte, error) {
+// out[i] is nil when keys[i] does not exist. The misses are loaded together by one call of
+// load(ctx, missing), which returns their values in missing's order (nil: not found), and stored
+// (or remembered as missing) in one more round trip. Unlike Get there is no single-flight across
+// callers: a batch is one query already.
+func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx context.Context, missing []int) ([][]byte, error)) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	cmds := make([]rueidis.CacheableTTL, 0, len(keys))
 	idx := make([]int, 0, len(keys))
@@ -207,16 +209,29 @@ func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx contex
 			}
 		}
 	}
-	for _, i := range missing {
-		v, err := c.Get(ctx, keys[i], func(ctx context.Context) ([]byte, error) { return load(ctx, i) })
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return nil, err
-		default:
-			out[i] = v
+	if len(missing) == 0 {
+		return out, nil
+	}
+	c.metrics.Misses.WithLabelValues(c.opts.Name).Add(float64(len(missing)))
+	c.metrics.Loads.WithLabelValues(c.opts.Name).Inc()
+	vals, err := load(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) != len(missing) {
+		return nil, fmt.Errorf("loader returned %d values for %d keys", len(vals), len(missing))
+	}
+	sets := make(rueidis.Commands, 0, len(missing))
+	for j, i := range missing {
+		out[i] = vals[j]
+		if vals[j] == nil {
+			sets = append(sets, c.client.B().Set().Key(keys[i]).Value(negative).Px(c.ttl(c.opts.NegativeTTL)).Build())
+		} else {
+			sets = append(sets, c.client.B().Set().Key(keys[i]).Value(string(vals[j])).Px(c.ttl(c.opts.TTL)).Build())
 		}
 	}
+	// A failed write only costs a later miss.
+	c.client.DoMulti(ctx, sets...)
 	return out, nil
 }
 

@@ -179,6 +179,33 @@ func loadRaw(ctx context.Context, c *resilience.Client, path string) ([]byte, er
 	return raw, err
 }
 
+// batchRaw batch-gets entities from a service (at most 100 per call) and returns each one's JSON
+// in ids' order, nil for those that do not exist.
+func batchRaw(ctx context.Context, svc *resilience.Client, prefix, field string, ids []shard.ID) ([][]byte, error) {
+	byID := map[shard.ID][]byte{}
+	for start := 0; start < len(ids); start += 100 {
+		end := min(start+100, len(ids))
+		var res map[string][]json.RawMessage
+		if err := svc.Get(ctx, prefix+joinIDs(ids[start:end]), &res); err != nil {
+			return nil, err
+		}
+		for _, raw := range res[field] {
+			var head struct {
+				ID shard.ID `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &head); err != nil {
+				return nil, err
+			}
+			byID[head.ID] = raw
+		}
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
 // rawProfile returns a profile's JSON, from the cache when it is there.
 func (g *Gateway) rawProfile(ctx context.Context, id shard.ID) ([]byte, error) {
 	path := "/v1/users/" + id.String()
@@ -400,8 +427,12 @@ func CachedPosts(ctx context.Context, c *cache.Cache, svc *resilience.Client, id
 	for i, id := range ids {
 		keys[i] = post.Key(id)
 	}
-	vals, err := c.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) {
-		return loadRaw(ctx, svc, "/v1/posts/"+ids[i].String())
+	vals, err := c.GetMany(ctx, keys, func(ctx context.Context, missing []int) ([][]byte, error) {
+		want := make([]shard.ID, len(missing))
+		for j, i := range missing {
+			want[j] = ids[i]
+		}
+		return batchRaw(ctx, svc, "/v1/posts?ids=", "posts", want)
 	})
 	if err != nil {
 		return nil, err
@@ -460,8 +491,12 @@ func (g *Gateway) getProfiles(ctx context.Context, ids []shard.ID) ([]*user.Prof
 	for i, id := range ids {
 		keys[i] = user.ProfileKey(id)
 	}
-	vals, err := g.ProfileCache.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) {
-		return loadRaw(ctx, g.Users, "/v1/users/"+ids[i].String())
+	vals, err := g.ProfileCache.GetMany(ctx, keys, func(ctx context.Context, missing []int) ([][]byte, error) {
+		want := make([]shard.ID, len(missing))
+		for j, i := range missing {
+			want[j] = ids[i]
+		}
+		return batchRaw(ctx, g.Users, "/v1/users?ids=", "users", want)
 	})
 	if err != nil {
 		return nil, err

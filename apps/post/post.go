@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/scalestack/scalestack/apps/cache"
@@ -34,6 +35,9 @@ type Service struct {
 	IDs    *shard.Generator
 	Posts  *cache.Cache // post:{id}, userposts:{author}
 	Notify func()
+	// Created, when set, runs after a post commits (the author's own timeline gets it at once,
+	// before the fan-out: an author sees their post in their feed immediately).
+	Created func(ctx context.Context, p *Post)
 }
 
 // Routes registers the API.
@@ -109,6 +113,9 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.notify()
+	if s.Created != nil {
+		s.Created(ctx, p)
+	}
 	s.Shards.MarkWrite(ctx, req.Author)
 	_ = s.Posts.Invalidate(ctx, authorKey(req.Author))
 	httpx.WriteJSON(w, http.StatusCreated, p)
@@ -183,6 +190,69 @@ func (s *Service) loadJSON(ctx context.Context, id shard.ID) ([]byte, error) {
 	return json.Marshal(p)
 }
 
+// loadManyJSON reads posts from their shards, one query per shard and table: replicas first, then
+// the primary for what they lack (it decides before a miss is cached), then the archive.
+func (s *Service) loadManyJSON(ctx context.Context, ids []shard.ID) ([][]byte, error) {
+	found := map[shard.ID]*Post{}
+	byShard := map[*store.DB][]shard.ID{}
+	for _, id := range ids {
+		if db, err := s.Shards.Shard(id.Logical()); err == nil {
+			byShard[db] = append(byShard[db], id)
+		}
+	}
+	query := func(q *sql.DB, table string, want []shard.ID) error {
+		args := make([]any, 0, len(want))
+		for _, id := range want {
+			if found[id] == nil {
+				args = append(args, int64(id))
+			}
+		}
+		if len(args) == 0 {
+			return nil
+		}
+		rows, err := q.QueryContext(ctx, "SELECT id, author_id, body, likes, created_at FROM "+table+
+			" WHERE id IN (?"+strings.Repeat(",?", len(args)-1)+")", args...)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			p := &Post{}
+			var author int64
+			if err := rows.Scan(&p.ID, &author, &p.Body, &p.Likes, &p.CreatedAt); err != nil {
+				return err
+			}
+			p.Author = shard.ID(author)
+			found[p.ID] = p
+		}
+		return rows.Err()
+	}
+	for db, want := range byShard {
+		if err := s.Shards.ReadShard(ctx, db, 0, func(q *sql.DB) error { return query(q, "posts", want) }); err != nil {
+			return nil, err
+		}
+		for _, step := range []struct {
+			q     *sql.DB
+			table string
+		}{{db.Primary, "posts"}, {db.Primary, "posts_archive"}} {
+			if err := query(step.q, step.table, want); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		if p := found[id]; p != nil {
+			b, err := json.Marshal(p)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = b
+		}
+	}
+	return out, nil
+}
+
 // Get returns a post through the cache.
 func (s *Service) Get(ctx context.Context, id shard.ID) (*Post, error) {
 	b, err := s.Posts.Get(ctx, Key(id), func(ctx context.Context) ([]byte, error) { return s.loadJSON(ctx, id) })
@@ -203,7 +273,13 @@ func (s *Service) GetManyRaw(ctx context.Context, ids []shard.ID) ([][]byte, err
 	for i, id := range ids {
 		keys[i] = Key(id)
 	}
-	vals, err := s.Posts.GetMany(ctx, keys, func(ctx context.Context, i int) ([]byte, error) { return s.loadJSON(ctx, ids[i]) })
+	vals, err := s.Posts.GetMany(ctx, keys, func(ctx context.Context, missing []int) ([][]byte, error) {
+		want := make([]shard.ID, len(missing))
+		for j, i := range missing {
+			want[j] = ids[i]
+		}
+		return s.loadManyJSON(ctx, want)
+	})
 	if err != nil {
 		return nil, err
 	}

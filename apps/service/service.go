@@ -50,6 +50,8 @@ type App struct {
 	Worker    *worker.Worker
 	Gateway   *gateway.Gateway
 	Consumers *events.ConsumerMetrics
+	// Caches by name (profile, following, post).
+	Caches map[string]*cache.Cache
 
 	cfg      Config
 	clientM  *resilience.Metrics
@@ -181,8 +183,13 @@ func (a *App) caches(names ...string) ([]*cache.Cache, error) {
 		return nil, err
 	}
 	var out []*cache.Cache
+	if a.Caches == nil {
+		a.Caches = map[string]*cache.Cache{}
+	}
 	for _, n := range names {
-		out = append(out, cache.New(rc, cache.Options{TTL: a.cfg.CacheTTL, Jitter: 0.1, Name: n}, m))
+		c := cache.New(rc, cache.Options{TTL: a.cfg.CacheTTL, Jitter: 0.1, Name: n}, m)
+		a.Caches[n] = c
+		out = append(out, c)
 	}
 	return out, nil
 }
@@ -250,7 +257,17 @@ func (a *App) buildPost(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	svc := &post.Service{Shards: s, IDs: shard.NewGenerator(), Posts: cs[0], Notify: r.Notify}
+	rc, err := a.redis()
+	if err != nil {
+		return err
+	}
+	tl := &feed.Timelines{Redis: rc}
+	svc := &post.Service{Shards: s, IDs: shard.NewGenerator(), Posts: cs[0], Notify: r.Notify,
+		Created: func(ctx context.Context, p *post.Post) {
+			if err := tl.Push(ctx, []shard.ID{p.Author}, p.ID); err != nil {
+				slog.WarnContext(ctx, "own timeline push deferred to the fan-out", "error", err)
+			}
+		}}
 	svc.Routes(mux)
 	return nil
 }

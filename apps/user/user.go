@@ -356,12 +356,21 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
 	for i, id := range ids {
 		keys[i] = ProfileKey(id)
 	}
-	vals, err := s.Profiles.GetMany(r.Context(), keys, func(ctx context.Context, i int) ([]byte, error) {
-		p, err := s.loadProfile(ctx, ids[i])
-		if err != nil {
-			return nil, err
+	vals, err := s.Profiles.GetMany(r.Context(), keys, func(ctx context.Context, missing []int) ([][]byte, error) {
+		out := make([][]byte, len(missing))
+		for j, i := range missing {
+			p, err := s.loadProfile(ctx, ids[i])
+			if errors.Is(err, cache.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if out[j], err = json.Marshal(p); err != nil {
+				return nil, err
+			}
 		}
-		return json.Marshal(p)
+		return out, nil
 	})
 	if err != nil {
 		return err

@@ -197,7 +197,7 @@ func TestOperatorKilledAtRandomPoints(t *testing.T) {
 	poll(t, "the platform gone", 3*time.Minute, func() error {
 		err := k8s.Get(ctx, client.ObjectKeyFromObject(fresh), &scalestackv1alpha1.SocialPlatform{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there (%v)", err)
+			return fmt.Errorf("still there (%w)", err)
 		}
 		return nil
 	})

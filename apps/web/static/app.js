@@ -71,3 +71,5 @@ form("#follow", async (f) => { await api("PUT", "/users/" + encodeURIComponent(f
 $("#logout").addEventListener("click", async () => { await api("POST", "/logout"); location.reload(); });
 
 enter().catch(() => {});
+// New posts from the people you follow arrive through the fan-out: look again now and then.
+setInterval(() => { if (!$("#app").hidden) loadFeed().catch(() => {}); }, 5000);
