@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ func main() {
 	rate := flag.Float64("rate", 0, "requests per second (0: closed loop, as fast as the workers go)")
 	zipfS := flag.Float64("zipf", 1.1, "Zipf exponent (> 1)")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
+	metrics := flag.String("metrics", "", "comma-separated /metrics URLs of the services, for the cache hit ratio (e.g. http://127.0.0.1:8080/metrics,...)")
 	flag.Parse()
 
 	tokens := map[shard.ID]string{}
@@ -54,16 +56,26 @@ func main() {
 		users = append(users, tr.ID)
 		tokens[tr.ID] = tr.Token
 	}
+	var murls []string
+	if *metrics != "" {
+		murls = strings.Split(*metrics, ",")
+	}
+	h0, m0 := loadgen.CacheCounts(murls)
 	var mu sync.Mutex
 	res := loadgen.Run(context.Background(), loadgen.Config{
 		Target: *target, Users: users, ZipfS: *zipfS, Concurrency: *concurrency, Rate: *rate, Duration: *duration,
 		Token: func(id shard.ID) string { mu.Lock(); defer mu.Unlock(); return tokens[id] },
 	})
+	h1, m1 := loadgen.CacheCounts(murls)
+	ratio := loadgen.HitRatio(h0, m0, h1, m1)
 	if *asJSON {
-		_ = json.NewEncoder(os.Stdout).Encode(res)
+		_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"result": res, "cache_hit_ratio": ratio})
 		return
 	}
 	fmt.Println(res)
+	if len(murls) > 0 {
+		fmt.Printf("    cache hit ratio %.2f%%\n", 100*ratio)
+	}
 	for _, e := range res.ErrorSamples {
 		fmt.Println("  error:", e)
 	}

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime/pprof"
 	"strconv"
 	"sync"
@@ -250,26 +249,12 @@ func floorHandler(m *testservers.MariaDB, password string) http.Handler {
 	return mux
 }
 
-var counterRE = regexp.MustCompile(`scalestack_cache_(hits|misses)_total\{cache="[a-z]+"\} ([0-9.e+]+)`)
-
 // cacheCounts sums the cache hit and miss counters of every service that reads the cache.
 func cacheCounts(st *localstack.Stack) [2]float64 {
-	var out [2]float64
+	var urls []string
 	for _, svc := range []string{service.Gateway, service.User, service.Post, service.Feed} {
-		res, err := http.Get(st.URLs[svc] + "/metrics")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(res.Body)
-		_ = res.Body.Close()
-		for _, m := range counterRE.FindAllStringSubmatch(string(b), -1) {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			if m[1] == "hits" {
-				out[0] += v
-			} else {
-				out[1] += v
-			}
-		}
+		urls = append(urls, st.URLs[svc]+"/metrics")
 	}
-	return out
+	h, m := loadgen.CacheCounts(urls)
+	return [2]float64{h, m}
 }
