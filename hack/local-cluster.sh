@@ -102,7 +102,7 @@ up() {
 
   log "kube-apiserver on https://127.0.0.1:$api_port"
   local p="$dir/pki"
-  start kube-apiserver "$bin/kube-apiserver" \
+  local api_args=(
     --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
     --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" --client-ca-file "$p/ca.crt" \
@@ -113,6 +113,10 @@ up() {
     --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
     --enable-priority-and-fairness=false \
     --max-requests-inflight 2000 --max-mutating-requests-inflight 1000
+  )
+  # Kept so that restart-apiserver starts it again exactly the same way.
+  printf '%q ' "${api_args[@]}" >"$dir/apiserver.args"
+  start kube-apiserver "$bin/kube-apiserver" "${api_args[@]}"
   cat >"$kubeconfig" <<KC
 apiVersion: v1
 kind: Config
@@ -201,6 +205,23 @@ down() {
   log "stopped"
 }
 
+# restart-apiserver stops kube-apiserver and starts it again with the same flags (fault tests:
+# clients must survive the API server going away).
+restart_apiserver() {
+  bin=$("$here/build-k8s-binaries.sh")
+  pid_alive kube-apiserver || die "kube-apiserver is not running"
+  kill -TERM -- "-$(cat "$dir/pids/kube-apiserver")" 2>/dev/null || kill -TERM "$(cat "$dir/pids/kube-apiserver")"
+  for _ in $(seq 1 100); do pid_alive kube-apiserver || break; sleep 0.1; done
+  rm -f "$dir/pids/kube-apiserver"
+  log "kube-apiserver stopped"
+  sleep "${APISERVER_DOWN_SECONDS:-3}"
+  local args
+  eval "args=($(cat "$dir/apiserver.args"))"
+  start kube-apiserver "$bin/kube-apiserver" "${args[@]}"
+  wait_for kube-apiserver 60 "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz
+  log "kube-apiserver restarted"
+}
+
 status() {
   local c
   for c in "${components[@]}"; do
@@ -214,5 +235,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  restart-apiserver) restart_apiserver ;;
+  *) echo "usage: $0 up|down|status|restart-apiserver" >&2; exit 2 ;;
 esac

@@ -35,6 +35,8 @@ import (
 )
 
 var (
+	// cluster runs a verb of hack/local-cluster.sh on the test's control plane.
+	cluster func(verb string) (string, error)
 	k8s     client.Client
 	repo    string
 	workDir string
@@ -63,7 +65,7 @@ func run(m *testing.M) (code int) {
 		_ = os.RemoveAll(workDir)
 	}()
 	clusterDir := filepath.Join(workDir, "cluster")
-	cluster := func(verb string) (string, error) {
+	cluster = func(verb string) (string, error) {
 		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
 		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir)
 		cmd.Stderr = os.Stderr

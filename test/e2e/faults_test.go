@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,4 +213,71 @@ func TestOperatorKilledAtRandomPoints(t *testing.T) {
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: fresh.Namespace, Name: fresh.DatabaseSecretName()}, &corev1.Secret{}); err != nil {
 		t.Errorf("the credentials Secret after a Retain teardown: %v", err)
 	}
+}
+
+// TestAPIServerRestartIsSurvived stops the API server for a few seconds under a converged
+// platform: the operator keeps running, and a spec change made once the API server is back is
+// reconciled.
+func TestAPIServerRestartIsSurvived(t *testing.T) {
+	ctx := context.Background()
+	sp := sample(t)
+	sp.Namespace, sp.Spec.Database.Shards = restrictedNamespace(t), 1
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	readyPlatform(t, sp, 3*time.Minute)
+	t.Setenv("APISERVER_DOWN_SECONDS", "1")
+	if out, err := cluster("restart-apiserver"); err != nil {
+		t.Fatalf("restarting the API server: %v %s", err, out)
+	}
+	time.Sleep(2 * time.Second)
+	if exited(leader) {
+		_ = leader.Wait()
+		// A leader that could not renew its lease in time steps down by exiting, by design;
+		// in a cluster its Deployment restarts it. Do what the kubelet would.
+		t.Logf("the operator stepped down while the API server was away (%v); starting it again", leader.ProcessState)
+		var err error
+		if leader, err = startOperator("operator-after-apiserver-restart"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, "the API server answering the test's client again", time.Minute, func() error {
+		return k8s.Get(ctx, client.ObjectKeyFromObject(sp), &scalestackv1alpha1.SocialPlatform{})
+	})
+	cur := &scalestackv1alpha1.SocialPlatform{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Apps.User.Replicas = ptrTo(int32(3))
+	if err := k8s.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the change reconciled after the restart", 2*time.Minute, func() error {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: sp.ComponentName(scalestackv1alpha1.ComponentUser)}, d); err != nil {
+			return err
+		}
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+			return fmt.Errorf("user replicas %v", d.Spec.Replicas)
+		}
+		return nil
+	})
+	readyPlatform(t, sp, 2*time.Minute)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// exited reports whether a started process has ended (it is gone or a zombie not yet waited for).
+func exited(cmd *exec.Cmd) bool {
+	if cmd.ProcessState != nil {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
