@@ -168,9 +168,17 @@ func TestAutoscalerFollowsRealAppErrors(t *testing.T) {
 		}
 		return nil
 	})
-	if _, s := sloStatus(); s == nil || s.LastDecision == nil || s.LastDecision.Reason != "FastBurn" {
-		t.Fatalf("last decision: %+v", s)
-	}
+	// The status is written after the scale subresource: it may trail the Deployment briefly.
+	poll(t, "the scale-up recorded as FastBurn with its burn rates", 30*time.Second, func() error {
+		_, s := sloStatus()
+		if s == nil || s.LastScaleUpTime == nil || s.BurnRates["5m"] == "0.0" {
+			return fmt.Errorf("status %+v", s)
+		}
+		if d := s.LastDecision; d == nil || (d.Reason != "FastBurn" && d.Reason != "CoolingDown" && d.Reason != "AtMaxReplicas") {
+			return fmt.Errorf("last decision %+v", d)
+		}
+		return nil
+	})
 	poll(t, "the gateway at maxReplicas and no further", 2*time.Minute, func() error {
 		if r := replicas(); r != 3 {
 			return fmt.Errorf("replicas %d", r)
