@@ -9,6 +9,7 @@ import (
 
 	"github.com/scalestack/scalestack/apps/gateway"
 	"github.com/scalestack/scalestack/apps/post"
+	"github.com/scalestack/scalestack/apps/user"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -17,6 +18,12 @@ func TestFollowThenPostReachesFeed(t *testing.T) {
 	alice, _ := signup(t, shared.Gateway(), "alice")
 	bob, bobID := signup(t, shared.Gateway(), "bob")
 	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil) // idempotent
+	var prof user.Profile
+	alice.must(http.StatusOK, "GET", "/api/users/"+bobID.String(), nil, &prof)
+	if prof.Followers != 1 {
+		t.Fatalf("bob has %d followers after one follow (made twice), want 1", prof.Followers)
+	}
 	var p post.Post
 	bob.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "hello from bob"}, &p)
 	testutil.Eventually(t, "bob's post in alice's feed", 20*time.Second, func() error {
@@ -39,6 +46,13 @@ func TestFollowThenPostReachesFeed(t *testing.T) {
 		}
 		return nil
 	})
+	alice.must(http.StatusNoContent, "DELETE", "/api/users/"+bobID.String()+"/follow", nil, nil) // idempotent
+	alice.must(http.StatusOK, "GET", "/api/users/"+bobID.String(), nil, &prof)
+	var me user.Profile
+	alice.must(http.StatusOK, "GET", "/api/me", nil, &me)
+	if prof.Followers != 0 || me.Following != 0 {
+		t.Fatalf("after unfollowing (twice): bob has %d followers, alice follows %d", prof.Followers, me.Following)
+	}
 }
 
 func TestCelebrityPostsMergeAtReadTime(t *testing.T) {

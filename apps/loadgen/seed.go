@@ -102,6 +102,16 @@ func Seed(ctx context.Context, shards *store.Shards, rc rueidis.Client, o SeedOp
 	if err := b.flush(ctx); err != nil {
 		return nil, err
 	}
+	for _, db := range shards.All() {
+		for _, q := range []string{
+			"INSERT INTO follow_counts (user_id, followers) SELECT user_id, COUNT(*) FROM followers GROUP BY user_id ON DUPLICATE KEY UPDATE followers = VALUES(followers)",
+			"INSERT INTO follow_counts (user_id, following) SELECT user_id, COUNT(*) FROM following GROUP BY user_id ON DUPLICATE KEY UPDATE following = VALUES(following)",
+		} {
+			if _, err := db.Primary.ExecContext(ctx, q); err != nil {
+				return nil, err
+			}
+		}
+	}
 	progress(fmt.Sprintf("%d follows and %d posts in %s", o.Active*o.FollowsEach, o.Authors*o.PostsEach, time.Since(start).Round(time.Millisecond)))
 
 	// Timelines as the worker's fan-out would have built them; celebrities' posts go to their

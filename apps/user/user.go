@@ -19,6 +19,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/cache"
 	"github.com/scalestack/scalestack/apps/events"
@@ -301,15 +303,10 @@ func (s *Service) loadProfile(ctx context.Context, id shard.ID) (*Profile, error
 	}
 	p := &Profile{ID: id}
 	read := func(q *sql.DB) error {
-		err := q.QueryRowContext(ctx, "SELECT handle, display_name, bio, created_at FROM users WHERE id = ?", int64(id)).
-			Scan(&p.Handle, &p.DisplayName, &p.Bio, &p.CreatedAt)
-		if err != nil {
-			return err
-		}
-		if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM followers WHERE user_id = ?", int64(id)).Scan(&p.Followers); err != nil {
-			return err
-		}
-		return q.QueryRowContext(ctx, "SELECT COUNT(*) FROM following WHERE user_id = ?", int64(id)).Scan(&p.Following)
+		return q.QueryRowContext(ctx, `SELECT u.handle, u.display_name, u.bio, u.created_at,
+			COALESCE(c.followers, 0), COALESCE(c.following, 0)
+			FROM users u LEFT JOIN follow_counts c ON c.user_id = u.id WHERE u.id = ?`, int64(id)).
+			Scan(&p.Handle, &p.DisplayName, &p.Bio, &p.CreatedAt, &p.Followers, &p.Following)
 	}
 	err = s.Shards.ReadShard(ctx, db, id, read)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -358,19 +355,22 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request) error {
 	}
 	vals, err := s.Profiles.GetMany(r.Context(), keys, func(ctx context.Context, missing []int) ([][]byte, error) {
 		out := make([][]byte, len(missing))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
 		for j, i := range missing {
-			p, err := s.loadProfile(ctx, ids[i])
-			if errors.Is(err, cache.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if out[j], err = json.Marshal(p); err != nil {
-				return nil, err
-			}
+			g.Go(func() error {
+				p, err := s.loadProfile(gctx, ids[i])
+				if errors.Is(err, cache.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				out[j], err = json.Marshal(p)
+				return err
+			})
 		}
-		return out, nil
+		return out, g.Wait()
 	})
 	if err != nil {
 		return err
@@ -499,6 +499,9 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
+		if err := addCount(ctx, tx, id, "following", 1); err != nil {
+			return err
+		}
 		// The worker writes the followers row too (the repair path), and backfills the timeline.
 		if _, err := events.Enqueue(ctx, tx, s.IDs, events.TopicFollowCreated, id, "FollowCreated", events.FollowCreated{Followee: target}); err != nil {
 			return err
@@ -518,14 +521,54 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// AddFollower writes the followee-side row of a follow (idempotent).
+// AddFollower writes the followee-side row of a follow and counts it, once (idempotent).
 func AddFollower(ctx context.Context, shards *store.Shards, followee, follower shard.ID) error {
-	db, err := shards.Shard(followee.Logical())
+	return changeFollow(ctx, shards, followee, "INSERT IGNORE INTO followers (user_id, follower_id, created_at) VALUES (?, ?, NOW(3))",
+		[]any{int64(followee), int64(follower)}, "followers", 1)
+}
+
+// changeFollow runs one statement on owner's shard and, when it changed a row, moves owner's
+// count by delta in the same transaction.
+func changeFollow(ctx context.Context, shards *store.Shards, owner shard.ID, stmt string, args []any, column string, delta int) error {
+	db, err := shards.Shard(owner.Logical())
 	if err != nil {
 		return err
 	}
-	_, err = db.Primary.ExecContext(ctx, "INSERT IGNORE INTO followers (user_id, follower_id, created_at) VALUES (?, ?, NOW(3))", int64(followee), int64(follower))
+	tx, err := db.Primary.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, stmt, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		if err := addCount(ctx, tx, owner, column, delta); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// addCount moves a user's followers or following count.
+func addCount(ctx context.Context, tx *sql.Tx, user shard.ID, column string, delta int) error {
+	if column != "followers" && column != "following" {
+		return fmt.Errorf("no count %q", column)
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO follow_counts (user_id, "+column+") VALUES (?, GREATEST(?, 0)) ON DUPLICATE KEY UPDATE "+
+		column+" = GREATEST("+column+" + ?, 0)", int64(user), delta, delta)
 	return err
+}
+
+// FollowerCount is a user's follower count.
+func FollowerCount(ctx context.Context, db *sql.DB, u shard.ID) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT followers FROM follow_counts WHERE user_id = ?", int64(u)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
 }
 
 func (s *Service) afterFollowChange(ctx context.Context, id, target shard.ID) {
@@ -542,18 +585,12 @@ func (s *Service) unfollow(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	// Followee side first: a retry after a failure in between finishes the job.
-	tdb, err := s.Shards.Shard(target.Logical())
-	if err != nil {
+	if err := changeFollow(ctx, s.Shards, target, "DELETE FROM followers WHERE user_id = ? AND follower_id = ?",
+		[]any{int64(target), int64(id)}, "followers", -1); err != nil {
 		return err
 	}
-	if _, err := tdb.Primary.ExecContext(ctx, "DELETE FROM followers WHERE user_id = ? AND follower_id = ?", int64(target), int64(id)); err != nil {
-		return err
-	}
-	db, err := s.Shards.Shard(id.Logical())
-	if err != nil {
-		return err
-	}
-	if _, err := db.Primary.ExecContext(ctx, "DELETE FROM following WHERE user_id = ? AND followee_id = ?", int64(id), int64(target)); err != nil {
+	if err := changeFollow(ctx, s.Shards, id, "DELETE FROM following WHERE user_id = ? AND followee_id = ?",
+		[]any{int64(id), int64(target)}, "following", -1); err != nil {
 		return err
 	}
 	s.afterFollowChange(ctx, id, target)

@@ -171,9 +171,7 @@ func (w *Worker) followerCount(ctx context.Context, u shard.ID) (int, error) {
 	if err != nil {
 		return 0, events.Permanent(err)
 	}
-	var n int
-	err = db.Primary.QueryRowContext(ctx, "SELECT COUNT(*) FROM followers WHERE user_id = ?", int64(u)).Scan(&n)
-	return n, err
+	return user.FollowerCount(ctx, db.Primary, u)
 }
 
 // FanOut pushes a new post into its author's and each follower's timeline, or, for a celebrity,
