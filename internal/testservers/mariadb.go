@@ -75,9 +75,24 @@ func StartMariaDBWith(t TB, opts MariaDBOptions) *MariaDB {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	install := exec.Command(find(t, "mariadb-install-db", "mysql_install_db"), "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db")
-	if out, err := install.CombinedOutput(); err != nil {
+	// Its own tmpdir: concurrent bootstraps and servers sharing /tmp have been seen to trip over
+	// each other's temporary tables.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bin := find(t, "mariadb-install-db", "mysql_install_db")
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 2; attempt++ { // a failed bootstrap is retried once, from scratch
+		_ = os.RemoveAll(data)
+		install := exec.Command(bin, "--no-defaults", "--datadir="+data, "--user=root",
+			"--auth-root-authentication-method=normal", "--skip-test-db", "--tmpdir="+tmp)
+		if out, err = install.CombinedOutput(); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
 	if opts.BufferPool == "" {
@@ -95,7 +110,7 @@ func (m *MariaDB) start(port int) {
 	m.cmd = exec.Command(find(m.t, "mariadbd", "mysqld"), "--no-defaults",
 		"--datadir="+filepath.Join(m.dir, "data"),
 		"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
-		"--socket="+filepath.Join(m.dir, "mysqld.sock"),
+		"--socket="+filepath.Join(m.dir, "mysqld.sock"), "--tmpdir="+filepath.Join(m.dir, "tmp"),
 		"--pid-file="+filepath.Join(m.dir, "mysqld.pid"),
 		"--user=root", "--server-id="+strconv.Itoa(m.ServerID),
 		"--log-bin=binlog", "--log-basename=test", "--binlog-format=ROW", "--gtid-strict-mode=ON",
