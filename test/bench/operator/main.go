@@ -52,6 +52,7 @@ var (
 	unrelated  = flag.Int("unrelated", 10000, "unrelated ConfigMaps and Secrets created for the memory check")
 	timeout    = flag.Duration("timeout", 10*time.Minute, "how long one size may take to converge")
 	reportPath = flag.String("report", "", "also write the markdown report to this file")
+	opEnv      = flag.String("operator-env", "", "extra environment of the operator process only, e.g. GOMEMLIMIT=48MiB")
 )
 
 type bench struct {
@@ -121,7 +122,16 @@ func run() error {
 	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "apply", "--server-side", "-f", filepath.Join(b.repo, "config", "crd", "bases")).CombinedOutput(); err != nil {
 		return fmt.Errorf("installing CRDs: %w\n%s", err, out)
 	}
-	if out, err := exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "wait", "--for", "condition=established", "crd/socialplatforms.scalestack.dev").CombinedOutput(); err != nil {
+	// Right after the apply the CRD may have no status yet, which kubectl wait reports as an
+	// error: ask again.
+	var out []byte
+	for attempt := 0; attempt < 10; attempt++ {
+		if out, err = exec.Command(kubectl, "--kubeconfig", b.kubeconfig, "wait", "--for", "condition=established", "crd/socialplatforms.scalestack.dev").CombinedOutput(); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
 		return fmt.Errorf("waiting for CRDs: %w\n%s", err, out)
 	}
 	kafka, err := kfake.NewCluster(kfake.NumBrokers(3))
@@ -205,6 +215,9 @@ func (b *bench) startOperator() (func(), error) {
 	op := exec.Command(manager, "--kubeconfig", b.kubeconfig, "--metrics-secure=false",
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--health-probe-bind-address=127.0.0.1:0", "--log-format=json", "--zap-log-level=error")
 	op.Stdout, op.Stderr = logFile, logFile
+	if *opEnv != "" {
+		op.Env = append(os.Environ(), strings.Fields(*opEnv)...)
+	}
 	if err := op.Start(); err != nil {
 		return nil, err
 	}
