@@ -207,3 +207,16 @@ func QueryIDs(r *http.Request, name string, max int) ([]shard.ID, error) {
 	}
 	return ids, nil
 }
+
+// QueryID parses an optional ID query parameter (a pagination cursor): 0 when absent.
+func QueryID(r *http.Request, name string) (shard.ID, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	id, err := shard.ParseID(s)
+	if err != nil {
+		return 0, BadRequest("query parameter %s: %v", name, err)
+	}
+	return id, nil
+}

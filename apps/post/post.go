@@ -427,11 +427,9 @@ func (s *Service) byAuthor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var before shard.ID
-	if b := r.URL.Query().Get("before"); b != "" {
-		if before, err = shard.ParseID(b); err != nil {
-			return httpx.BadRequest("before: %v", err)
-		}
+	before, err := httpx.QueryID(r, "before")
+	if err != nil {
+		return err
 	}
 	ids, err := s.ListByAuthor(r.Context(), author, before, limit)
 	if err != nil {

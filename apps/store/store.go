@@ -491,3 +491,21 @@ func Statements(src string) []string {
 	}
 	return out
 }
+
+// QueryIDs runs a query whose rows are single IDs and returns them in order.
+func QueryIDs(ctx context.Context, q *sql.DB, query string, args ...any) ([]shard.ID, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	ids := []shard.ID{}
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		ids = append(ids, shard.ID(v))
+	}
+	return ids, rows.Err()
+}

@@ -602,21 +602,9 @@ func (s *Service) unfollow(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) GetFollowing(ctx context.Context, id shard.ID) ([]shard.ID, error) {
 	b, err := s.Following.Get(ctx, followingKey(id), func(ctx context.Context) ([]byte, error) {
 		var ids []shard.ID
-		err := s.Shards.Read(ctx, id, func(db *sql.DB) error {
-			ids = ids[:0]
-			rows, err := db.QueryContext(ctx, "SELECT followee_id FROM following WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", int64(id), MaxFollowing)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = rows.Close() }()
-			for rows.Next() {
-				var v int64
-				if err := rows.Scan(&v); err != nil {
-					return err
-				}
-				ids = append(ids, shard.ID(v))
-			}
-			return rows.Err()
+		err := s.Shards.Read(ctx, id, func(db *sql.DB) (err error) {
+			ids, err = store.QueryIDs(ctx, db, "SELECT followee_id FROM following WHERE user_id = ? ORDER BY created_at DESC LIMIT ?", int64(id), MaxFollowing)
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -649,22 +637,10 @@ func (s *Service) listFollowing(w http.ResponseWriter, r *http.Request) error {
 // Followers pages through followee's followers in ID order, after the given ID.
 func Followers(ctx context.Context, shards *store.Shards, followee, after shard.ID, limit int) ([]shard.ID, error) {
 	var ids []shard.ID
-	err := shards.Read(ctx, followee, func(db *sql.DB) error {
-		ids = ids[:0]
-		rows, err := db.QueryContext(ctx, "SELECT follower_id FROM followers WHERE user_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
+	err := shards.Read(ctx, followee, func(db *sql.DB) (err error) {
+		ids, err = store.QueryIDs(ctx, db, "SELECT follower_id FROM followers WHERE user_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
 			int64(followee), int64(after), limit)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = rows.Close() }()
-		for rows.Next() {
-			var v int64
-			if err := rows.Scan(&v); err != nil {
-				return err
-			}
-			ids = append(ids, shard.ID(v))
-		}
-		return rows.Err()
+		return err
 	})
 	return ids, err
 }
@@ -678,11 +654,9 @@ func (s *Service) listFollowers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var after shard.ID
-	if a := r.URL.Query().Get("after"); a != "" {
-		if after, err = shard.ParseID(a); err != nil {
-			return httpx.BadRequest("after: %v", err)
-		}
+	after, err := httpx.QueryID(r, "after")
+	if err != nil {
+		return err
 	}
 	ids, err := Followers(r.Context(), s.Shards, id, after, limit)
 	if err != nil {
@@ -713,30 +687,19 @@ func (s *Service) suggestions(w http.ResponseWriter, r *http.Request) error {
 	for _, f := range following {
 		skip[f] = true
 	}
-	var ids []shard.ID
-	err = s.Shards.Read(ctx, id, func(db *sql.DB) error {
-		ids = ids[:0]
-		rows, err := db.QueryContext(ctx, "SELECT suggested_id FROM suggestions WHERE user_id = ? ORDER BY score DESC, suggested_id LIMIT 50", int64(id))
-		if err != nil {
-			return err
-		}
-		defer func() { _ = rows.Close() }()
-		for rows.Next() {
-			var v int64
-			if err := rows.Scan(&v); err != nil {
-				return err
-			}
-			if !skip[shard.ID(v)] {
-				ids = append(ids, shard.ID(v))
-			}
-		}
-		return rows.Err()
+	var all []shard.ID
+	err = s.Shards.Read(ctx, id, func(db *sql.DB) (err error) {
+		all, err = store.QueryIDs(ctx, db, "SELECT suggested_id FROM suggestions WHERE user_id = ? ORDER BY score DESC, suggested_id LIMIT 50", int64(id))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("suggestions of %s: %w", id, err)
 	}
-	if ids == nil {
-		ids = []shard.ID{}
+	ids := []shard.ID{}
+	for _, v := range all {
+		if !skip[v] {
+			ids = append(ids, v)
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"ids": ids})
 	return nil

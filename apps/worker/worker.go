@@ -271,20 +271,7 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 }
 
 func recentPosts(ctx context.Context, db *sql.DB, author shard.ID, n int) ([]shard.ID, error) {
-	rows, err := db.QueryContext(ctx, "SELECT id FROM posts WHERE author_id = ? ORDER BY id DESC LIMIT ?", int64(author), n)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rows.Close() }()
-	var out []shard.ID
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, shard.ID(v))
-	}
-	return out, rows.Err()
+	return store.QueryIDs(ctx, db, "SELECT id FROM posts WHERE author_id = ? ORDER BY id DESC LIMIT ?", int64(author), n)
 }
 
 // Consumers maps each consumer group to its topic and handler.
