@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ type Stack struct {
 	Kafka     *kfake.Cluster
 	KafkaPort int
 	kafkaDir  string
+	// kafkaListener holds the Kafka port from the start until the broker takes it over, so no
+	// other process can take the port while the broker is "down".
+	kafkaListener net.Listener
 	Config    service.Config
 	Apps      map[string]*service.App
 	URLs      map[string]string
@@ -123,7 +127,16 @@ func Start(t testservers.TB, opts Options) *Stack {
 	}
 	s.Redis = testservers.StartRedisWith(t, opts.RedisMaxMemory)
 	s.SMTP = testservers.StartSMTP(t)
-	s.KafkaPort = testservers.FreePort(t)
+	kl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kafkaListener, s.KafkaPort = kl, kl.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() {
+		if s.kafkaListener != nil {
+			_ = s.kafkaListener.Close()
+		}
+	})
 	s.kafkaDir = filepath.Join(dir, "kafka")
 	if !opts.NoKafka {
 		s.StartKafka()
@@ -205,7 +218,14 @@ func (s *Stack) StopService(name string) {
 // data across restarts.
 func (s *Stack) StartKafka() {
 	s.t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(s.KafkaPort), kfake.DataDir(s.kafkaDir), kfake.SeedTopics(3, Topics...))
+	listen := func(network, addr string) (net.Listener, error) {
+		if l := s.kafkaListener; l != nil {
+			s.kafkaListener = nil
+			return l, nil
+		}
+		return net.Listen(network, addr)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(s.KafkaPort), kfake.ListenFn(listen), kfake.DataDir(s.kafkaDir), kfake.SeedTopics(3, Topics...))
 	if err != nil {
 		s.t.Fatalf("kfake: %v", err)
 	}
