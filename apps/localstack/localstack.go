@@ -58,13 +58,13 @@ type Stack struct {
 	// kafkaListener holds the Kafka port from the start until the broker takes it over, so no
 	// other process can take the port while the broker is "down".
 	kafkaListener net.Listener
-	Config    service.Config
-	Apps      map[string]*service.App
-	URLs      map[string]string
-	AppPass   string
-	ports     map[string]int
-	cancel    map[string]context.CancelFunc
-	done      map[string]chan struct{}
+	Config        service.Config
+	Apps          map[string]*service.App
+	URLs          map[string]string
+	AppPass       string
+	ports         map[string]int
+	cancel        map[string]context.CancelFunc
+	done          map[string]chan struct{}
 }
 
 // Topics are the topics the apps use, and their dead-letter twins.
