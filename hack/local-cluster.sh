@@ -114,9 +114,19 @@ up() {
     --enable-priority-and-fairness=false \
     --max-requests-inflight 2000 --max-mutating-requests-inflight 1000
   )
-  # Kept so that restart-apiserver starts it again exactly the same way.
-  printf '%q ' "${api_args[@]}" >"$dir/apiserver.args"
-  start kube-apiserver "$bin/kube-apiserver" "${api_args[@]}"
+  local attempt old i
+  for attempt in 1 2 3; do
+    # Kept so that restart-apiserver starts it again exactly the same way.
+    printf '%q ' "${api_args[@]}" >"$dir/apiserver.args"
+    start kube-apiserver "$bin/kube-apiserver" "${api_args[@]}"
+    sleep 2
+    # A free port can be taken by another process before the API server binds it: pick another.
+    if pid_alive kube-apiserver || ! grep -q 'address already in use' "$dir/logs/kube-apiserver.log"; then break; fi
+    old=$api_port; api_port=$(free_port)
+    log "port $old was taken (attempt $attempt); kube-apiserver on https://127.0.0.1:$api_port"
+    rm -f "$dir/pids/kube-apiserver"
+    for i in "${!api_args[@]}"; do [ "${api_args[$i]}" = "$old" ] && api_args[$i]=$api_port; done
+  done
   cat >"$kubeconfig" <<KC
 apiVersion: v1
 kind: Config
