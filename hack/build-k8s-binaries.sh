@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes control-plane binaries from Go modules (no Docker, no release downloads):
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd and kwok, at the versions
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, etcd and kwok
+# (kubelet and kube-proxy for the real local node), at the versions
 # pinned in hack/versions.env. Results are cached outside the repository, keyed by version, so every
 # checkout on this machine reuses them:
 #   ${SCALESTACK_CACHE:-$HOME/.cache/scalestack}/k8s/<kubernetes>-<etcd>-<kwok>/bin
@@ -13,7 +14,7 @@ source "$here/versions.env"
 cache=${SCALESTACK_CACHE:-$HOME/.cache/scalestack}
 key="${KUBERNETES_VERSION}-${ETCD_VERSION}-${KWOK_VERSION}"
 out="$cache/k8s/$key/bin"
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok)
 
 missing=()
 for b in "${want[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
@@ -75,11 +76,13 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
   log "go mod tidy (downloads k8s.io/kubernetes and its dependencies; first time takes a few minutes)"
   (cd "$mod" && go mod tidy -e >&2)
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
     [ -x "$out/$b" ] && continue
     log "building $b $KUBERNETES_VERSION"
     (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w \

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The local control plane: etcd, kube-apiserver (PodSecurity admission on), kube-controller-manager
-# (ReplicaSets, garbage collection, StatefulSets), kube-scheduler and kwok with one fake node, so that
-# Pods are scheduled and become Running and Ready and volume claims get bound, with no container
-# runtime and no Docker.
+# (ReplicaSets, garbage collection, StatefulSets), kube-scheduler, and its nodes:
+#   SCALESTACK_NODE=kwok (default)  kwok with one fake node: Pods are scheduled and become Running
+#                                   and Ready and claims get bound with no container runtime (tests
+#                                   and benchmarks with hundreds of platforms);
+#   SCALESTACK_NODE=real            a real node (hack/local-node.sh: containerd, kubelet, kube-proxy,
+#                                   CoreDNS, local-path-provisioner) running real containers; root;
+#   SCALESTACK_NODE=both            both (the kwok node cordoned).
 #
 #   hack/local-cluster.sh up       start it (idempotent); prints the kubeconfig path
-#   hack/local-cluster.sh down     stop every process and delete the data
+#   hack/local-cluster.sh down     stop every process (the real node's containers too) and delete the data
 #   hack/local-cluster.sh status   show what runs
 #
 # Everything lives under $SCALESTACK_CLUSTER_DIR (default: <repo>/.local/cluster): kubeconfig,
@@ -16,6 +20,10 @@ repo=$(cd "$here/.." && pwd)
 dir=${SCALESTACK_CLUSTER_DIR:-$repo/.local/cluster}
 kubeconfig="$dir/kubeconfig"
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+mode=${SCALESTACK_NODE:-$(cat "$dir/node-mode" 2>/dev/null || echo kwok)}
+case "$mode" in kwok | real | both) ;; *) echo "SCALESTACK_NODE must be kwok, real or both, not $mode" >&2; exit 2 ;; esac
+has_kwok() { [ "$mode" != real ]; }
+has_real() { [ "$mode" != kwok ]; }
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
@@ -81,14 +89,16 @@ up() {
   stages="$bin/../kwok-stages"
   mkdir -p "$dir/logs" "$dir/pids" "$dir/etcd"
   if pid_alive kube-apiserver && [ -f "$kubeconfig" ] && "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+    if has_real; then "$here/local-node.sh" up "$dir"; fi
     log "already running"
     echo "$kubeconfig"
     return
   fi
-  down_processes
+  echo "$mode" >"$dir/node-mode"
+  down_all
   # Interrupted half-way (Ctrl-C, a failed step): stop what was started.
-  trap 'down_processes; exit 130' INT TERM
-  trap 'rc=$?; [ $rc -eq 0 ] || down_processes' EXIT
+  trap 'down_all; exit 130' INT TERM
+  trap 'rc=$?; [ $rc -eq 0 ] || down_all' EXIT
   certs
 
   local etcd_port etcd_peer api_port
@@ -112,6 +122,8 @@ up() {
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
     --enable-priority-and-fairness=false \
+    --kubelet-preferred-address-types InternalIP \
+    --kubelet-client-certificate "$p/admin.crt" --kubelet-client-key "$p/admin.key" \
     --max-requests-inflight 2000 --max-mutating-requests-inflight 1000
   )
   local attempt old i
@@ -160,6 +172,18 @@ KC
     --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
     --secure-port 0 --leader-elect=false --kube-api-qps 200 --kube-api-burst 400
 
+  if has_kwok; then kwok_node; fi
+  # The default ServiceAccount appears once the controller-manager runs; pods need it.
+  wait_for "the default ServiceAccount" 60 "${k[@]}" get serviceaccount default -n default
+  if has_real; then "$here/local-node.sh" up "$dir"; fi
+  if [ "$mode" = both ]; then "${k[@]}" cordon kwok-node-0 >/dev/null; fi
+  trap - INT TERM EXIT
+  log "ready: export KUBECONFIG=$kubeconfig"
+  echo "$kubeconfig"
+}
+
+kwok_node() {
+  local k=("$bin/kubectl" --kubeconfig "$kubeconfig")
   log "kwok with a fake node"
   start kwok "$bin/kwok" --kubeconfig "$kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
@@ -188,11 +212,12 @@ status:
   capacity: {cpu: "4096", memory: 64Ti, pods: "50000"}
 NODE
   wait_for "the kwok node" 60 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
-  # The default ServiceAccount appears once the controller-manager runs; pods need it.
-  wait_for "the default ServiceAccount" 60 "${k[@]}" get serviceaccount default -n default
-  trap - INT TERM EXIT
-  log "ready: export KUBECONFIG=$kubeconfig"
-  echo "$kubeconfig"
+}
+
+# down_all stops the real node (its containers first) and then the control plane.
+down_all() {
+  if [ -d "$dir/node" ]; then "$here/local-node.sh" down "$dir" || true; fi
+  down_processes
 }
 
 down_processes() {
@@ -210,8 +235,8 @@ down_processes() {
 }
 
 down() {
-  down_processes
-  rm -rf "$dir/etcd" "$dir/kubeconfig"
+  down_all
+  rm -rf "$dir/etcd" "$dir/kubeconfig" "$dir/node-mode"
   log "stopped"
 }
 
@@ -238,6 +263,8 @@ status() {
     if pid_alive "$c"; then echo "$c: running (pid $(cat "$dir/pids/$c"))"; else echo "$c: stopped"; fi
   done
   [ -f "$kubeconfig" ] && echo "kubeconfig: $kubeconfig"
+  echo "nodes: $mode"
+  if [ -d "$dir/node" ]; then "$here/local-node.sh" status "$dir"; fi
   return 0
 }
 

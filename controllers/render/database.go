@@ -18,11 +18,20 @@ import (
 
 // Database images per engine. Overridden by spec.database.image.
 const (
-	MariaDBImage       = "docker.io/library/mariadb:10.11"
-	MySQLImage         = "docker.io/library/mysql:8.4"
-	MySQLExporterImage = "quay.io/prometheus/mysqld-exporter:v0.17.2"
-	// DatabaseUID is the mysql user of both official images.
+	MariaDBImage = "docker.io/library/mariadb:10.11"
+	MySQLImage   = "docker.io/library/mysql:8.4"
+	// MySQLExporterImage is built for the local node from its Go module at this version
+	// (hack/versions.env MYSQLD_EXPORTER_VERSION).
+	MySQLExporterImage = "quay.io/prometheus/mysqld-exporter:v0.16.0"
+	// DatabaseUID runs the database containers. The data directory is made by the agent's
+	// bootstrap under this uid (fsGroup owns the volume), so it need not exist in the image: the
+	// official images' mysql user (999) and Debian's (100) both work.
 	DatabaseUID int64 = 999
+	// DataDir is the server's data directory: a subdirectory of the volume, since an ext4 volume
+	// root holds lost+found, which MySQL refuses in a data directory.
+	DataDir = "/var/lib/mysql/data"
+	// agentBinDir is where the agent binary is copied for the database image's init container.
+	agentBinDir = "/opt/scalestack/bin"
 	// ExporterPort is where the mysqld exporter serves metrics.
 	ExporterPort int32 = 9104
 	// AgentPort is where the replication agent serves /healthz, /readyz and /metrics.
@@ -98,7 +107,13 @@ func ShardMapConfigMap(sp *scalestackv1alpha1.SocialPlatform, mapJSON string) *c
 // DatabaseConfig is the server configuration of every shard pod: GTID replication, binary logs in
 // row format, crash-safe replica state, and the engine's statements for both.
 func DatabaseConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyConfiguration {
+	// Read with --defaults-file: the image's own configuration is never read, so every image of
+	// the engine behaves the same.
 	common := `[mysqld]
+datadir = ` + DataDir + `
+socket = /run/mysqld/mysqld.sock
+pid-file = /run/mysqld/mysqld.pid
+tmpdir = /tmp
 bind-address = 0.0.0.0
 port = 3306
 character-set-server = utf8mb4
@@ -203,27 +218,53 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		return corev1ac.EnvVar().WithName(env).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(key)))
 	}
-	rootEnv := "MARIADB_ROOT_PASSWORD"
+	server := "mariadbd"
 	if engine(sp) == scalestackv1alpha1.EngineMySQL {
-		rootEnv = "MYSQL_ROOT_PASSWORD"
+		server = "mysqld"
 	}
+	dataMounts := []*corev1ac.VolumeMountApplyConfiguration{
+		corev1ac.VolumeMount().WithName("data").WithMountPath("/var/lib/mysql"),
+		corev1ac.VolumeMount().WithName("run").WithMountPath("/run/mysqld"),
+		corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
+	}
+	small := resources(corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+	})
+	// The database pods never depend on an image's entrypoint script: the agent, copied out of the
+	// apps image, bootstraps the data directory and root's password inside the database image.
+	installAgent := corev1ac.Container().
+		WithName("install-agent").
+		WithImage(in.AgentImage).
+		WithCommand("/usr/local/bin/dbagent", "install", agentBinDir+"/dbagent").
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir)).
+		WithResources(small).
+		WithSecurityContext(restrictedContainerSecurityContext())
+	bootstrap := corev1ac.Container().
+		WithName("bootstrap").
+		WithImage(image).
+		WithCommand(agentBinDir+"/dbagent", "init").
+		WithEnv(
+			corev1ac.EnvVar().WithName("DBAGENT_ENGINE").WithValue(string(engine(sp))),
+			corev1ac.EnvVar().WithName("DBAGENT_DATADIR").WithValue(DataDir),
+			secretEnv("DBAGENT_ROOT_PASSWORD", SecretKeyRoot),
+		).
+		WithVolumeMounts(append(dataMounts, corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true))...).
+		WithResources(resources(res)).
+		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
 	database := corev1ac.Container().
 		WithName("database").
 		WithImage(image).
-		WithArgs("--defaults-extra-file=/etc/mysql/scalestack/scalestack.cnf").
+		WithCommand(server).
+		WithArgs("--defaults-file=/etc/mysql/scalestack/scalestack.cnf").
 		WithPorts(corev1ac.ContainerPort().WithName("mysql").WithContainerPort(MySQLPort).WithProtocol(corev1.ProtocolTCP)).
-		WithEnv(secretEnv(rootEnv, SecretKeyRoot)).
 		WithResources(resources(res)).
 		WithStartupProbe(corev1ac.Probe().WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("mysql"))).
 			WithPeriodSeconds(5).WithFailureThreshold(60)).
 		WithLivenessProbe(corev1ac.Probe().WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("mysql"))).
 			WithPeriodSeconds(10).WithFailureThreshold(6)).
-		WithVolumeMounts(
-			corev1ac.VolumeMount().WithName("data").WithMountPath("/var/lib/mysql"),
-			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/mysql/scalestack").WithReadOnly(true),
-			corev1ac.VolumeMount().WithName("run").WithMountPath("/run/mysqld"),
-			corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
-		).
+		WithVolumeMounts(append(dataMounts,
+			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/mysql/scalestack").WithReadOnly(true))...).
 		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
 
 	agent := corev1ac.Container().
@@ -273,8 +314,10 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithEnableServiceLinks(false).
 		WithTerminationGracePeriodSeconds(60).
 		WithSecurityContext(restrictedPodSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID).WithFSGroup(DatabaseUID)).
+		WithInitContainers(installAgent, bootstrap).
 		WithContainers(database, agent, exporter).
 		WithVolumes(
+			corev1ac.Volume().WithName("agent-bin").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
 			corev1ac.Volume().WithName("config").WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(sp.DatabaseConfigName())),
 			corev1ac.Volume().WithName("run").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
 			corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),

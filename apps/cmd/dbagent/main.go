@@ -1,5 +1,9 @@
 // Command dbagent runs beside each shard's database container: it sets up and watches GTID
 // replication and answers the pod's readiness probe. See package dbagent.
+//
+//	dbagent              the sidecar (the default)
+//	dbagent install DST  copy this binary to DST (an init container of the apps image)
+//	dbagent init         bootstrap the data directory (an init container of the database image)
 package main
 
 import (
@@ -23,7 +27,22 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	if err := run(log); err != nil {
+	var err error
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "install":
+		if len(os.Args) != 3 {
+			err = errors.New("usage: dbagent install DESTINATION")
+		} else {
+			err = dbagent.CopySelf(os.Args[2])
+		}
+	case len(os.Args) > 1 && os.Args[1] == "init":
+		err = bootstrap(log)
+	case len(os.Args) > 1:
+		err = fmt.Errorf("unknown command %q (commands: install, init; none runs the agent)", os.Args[1])
+	default:
+		err = run(log)
+	}
+	if err != nil {
 		log.Error("dbagent stopped", "error", err.Error())
 		os.Exit(1)
 	}
@@ -34,6 +53,19 @@ func env(name, def string) string {
 		return v
 	}
 	return def
+}
+
+func bootstrap(log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return dbagent.Bootstrap{
+		Engine:       replication.Engine(env("DBAGENT_ENGINE", string(replication.MariaDB))),
+		DataDir:      env("DBAGENT_DATADIR", "/var/lib/mysql/data"),
+		RunDir:       env("DBAGENT_RUNDIR", "/run/mysqld"),
+		TmpDir:       env("DBAGENT_TMPDIR", "/tmp"),
+		RootPassword: os.Getenv("DBAGENT_ROOT_PASSWORD"),
+		Log:          log,
+	}.Run(ctx)
 }
 
 func run(log *slog.Logger) error {

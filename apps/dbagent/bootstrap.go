@@ -1,0 +1,253 @@
+package dbagent
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/scalestack/scalestack/pkg/replication"
+)
+
+// Bootstrap initializes a shard pod's data directory, so that the database pods never depend on an
+// image's entrypoint script: the official mariadb and mysql images and the project's own Debian
+// image behave alike. It runs as an init container in the database image (the agent binary copied
+// in by the container before it).
+//
+// The first time it creates the system tables (mariadb-install-db, or mysqld --initialize-insecure),
+// starts the server on a private socket with networking and binary logs off, gives root its
+// password from the Secret (root@localhost and root@127.0.0.1/::1: the agent connects over TCP to
+// 127.0.0.1; there is no root@'%'), and shuts the server down. Only then does it write the marker
+// beside the data directory; a bootstrap interrupted before that leaves no marker and is redone
+// from scratch on the next start (no user data can exist yet: the database container never ran).
+// With the marker present it does nothing, so restarts and rescheduling keep the data as it is.
+type Bootstrap struct {
+	Engine replication.Engine
+	// DataDir is the server's data directory: a subdirectory of the volume, since an ext4 volume
+	// root holds lost+found, which MySQL refuses in a data directory.
+	DataDir string
+	// RunDir holds the bootstrap server's socket and pid file.
+	RunDir string
+	// TmpDir is the server's tmpdir.
+	TmpDir       string
+	RootPassword string
+	Log          *slog.Logger
+	// Output receives the servers' own messages (default: standard error).
+	Output io.Writer
+}
+
+// Marker is the file, beside the data directory, that says the bootstrap completed.
+func (b Bootstrap) Marker() string {
+	return filepath.Join(filepath.Dir(filepath.Clean(b.DataDir)), ".scalestack-initialized")
+}
+
+// Run bootstraps the data directory unless the marker says it was done.
+func (b Bootstrap) Run(ctx context.Context) error {
+	if b.RootPassword == "" {
+		return errors.New("no root password")
+	}
+	if b.Output == nil {
+		b.Output = os.Stderr
+	}
+	if _, err := os.Stat(b.Marker()); err == nil {
+		b.Log.Info("Data directory already initialized", "datadir", b.DataDir)
+		return nil
+	}
+	if err := os.RemoveAll(b.DataDir); err != nil {
+		return fmt.Errorf("removing an unfinished data directory: %w", err)
+	}
+	if err := os.MkdirAll(b.DataDir, 0o750); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.install(ctx); err != nil {
+		return err
+	}
+	if err := b.setRootPassword(ctx); err != nil {
+		return err
+	}
+	if err := os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+		return err
+	}
+	b.Log.Info("Data directory initialized", "datadir", b.DataDir, "engine", string(b.Engine), "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// asRoot adds --user=root when the bootstrap itself runs as root (tests on a host); in pods it
+// runs as the database user and the servers refuse --user.
+func asRoot(args []string) []string {
+	if os.Geteuid() == 0 {
+		return append(args, "--user=root")
+	}
+	return args
+}
+
+func (b Bootstrap) install(ctx context.Context) error {
+	var cmd *exec.Cmd
+	if b.Engine == replication.MySQL {
+		cmd = exec.CommandContext(ctx, "mysqld", asRoot([]string{"--no-defaults", "--initialize-insecure",
+			"--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir})...)
+	} else {
+		bin, err := lookPath("mariadb-install-db", "mysql_install_db")
+		if err != nil {
+			return err
+		}
+		cmd = exec.CommandContext(ctx, bin, asRoot([]string{"--no-defaults", "--datadir=" + b.DataDir,
+			"--auth-root-authentication-method=normal", "--skip-test-db", "--tmpdir=" + b.TmpDir})...)
+	}
+	cmd.Stdout, cmd.Stderr = b.Output, b.Output
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("creating the system tables (%s): %w", filepath.Base(cmd.Path), err)
+	}
+	return nil
+}
+
+func (b Bootstrap) server() string {
+	if b.Engine == replication.MySQL {
+		return "mysqld"
+	}
+	if p, err := lookPath("mariadbd", "mysqld"); err == nil {
+		return p
+	}
+	return "mariadbd"
+}
+
+// setRootPassword starts the server with no network and no binary log, sets root's password over
+// the socket and shuts the server down again.
+func (b Bootstrap) setRootPassword(ctx context.Context) error {
+	sock := filepath.Join(b.RunDir, "bootstrap.sock")
+	args := []string{"--no-defaults", "--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir,
+		"--socket=" + sock, "--pid-file=" + filepath.Join(b.RunDir, "bootstrap.pid"),
+		"--skip-networking", "--skip-log-bin", "--innodb-buffer-pool-size=32M"}
+	if b.Engine == replication.MySQL {
+		args = append(args, "--mysqlx=OFF")
+	}
+	srv := exec.Command(b.server(), asRoot(args)...)
+	srv.Stdout, srv.Stderr = b.Output, b.Output
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("starting the bootstrap server: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = srv.Process.Kill()
+			<-exited
+		}
+	}()
+
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
+	cfg.InterpolateParams = true
+	cfg.Timeout = 2 * time.Second
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	db.SetMaxOpenConns(1)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if err = db.PingContext(ctx); err == nil {
+			break
+		}
+		select {
+		case e := <-exited:
+			stopped = true
+			return fmt.Errorf("the bootstrap server exited: %v", e)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the bootstrap server did not answer on its socket: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, host := range []string{"localhost", "127.0.0.1", "::1"} {
+		stmts := []string{
+			"CREATE USER IF NOT EXISTS 'root'@'" + host + "' IDENTIFIED BY ?",
+			"ALTER USER 'root'@'" + host + "' IDENTIFIED BY ?",
+			"GRANT ALL PRIVILEGES ON *.* TO 'root'@'" + host + "' WITH GRANT OPTION",
+		}
+		for _, q := range stmts {
+			var args []any
+			if strings.Contains(q, "?") {
+				args = []any{b.RootPassword}
+			}
+			if _, err := db.ExecContext(ctx, q, args...); err != nil {
+				// The statement carries the password: name the account, not the statement.
+				return fmt.Errorf("setting the password of root@%s: %s", host, strings.ReplaceAll(err.Error(), b.RootPassword, "<redacted>"))
+			}
+		}
+	}
+	if _, err := db.ExecContext(ctx, "SHUTDOWN"); err != nil {
+		return fmt.Errorf("shutting the bootstrap server down: %w", err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			return fmt.Errorf("the bootstrap server did not shut down cleanly: %w", err)
+		}
+	case <-time.After(2 * time.Minute):
+		return errors.New("the bootstrap server did not stop within 2 minutes")
+	}
+	return nil
+}
+
+func lookPath(names ...string) (string, error) {
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+		for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/mysql/bin"} {
+			if p := filepath.Join(dir, n); isExecutable(p) {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("none of %s is in the image", strings.Join(names, ", "))
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// CopySelf copies the running binary to dst (an emptyDir shared with the database image's init
+// container), so the agent runs in an image that does not ship it.
+func CopySelf(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = in.Close() }()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(dst+".tmp", dst)
+}
