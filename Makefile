@@ -9,7 +9,7 @@ GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
 IMG ?= ghcr.io/scalestack/operator:v0.1.0
-APPS_IMG ?= ghcr.io/scalestack/apps:dev
+APPS_IMG ?= ghcr.io/scalestack/apps:v0.1.0
 # Tools are cached outside the repo, keyed by version, so every clone (CI's included) reuses them.
 TOOLS_BIN ?= $(or $(SCALESTACK_CACHE),$(HOME)/.cache/scalestack)/tools
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
@@ -97,7 +97,7 @@ run-apps: ## Run the whole social network locally (MariaDB shards, Redis, kfake,
 	@hack/test-deps.sh
 	$(GO) run ./apps/cmd/devstack $(RUN_APPS_ARGS)
 
-cluster-up: ## Start the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
+cluster-up: ## Start the local control plane (SCALESTACK_NODE=kwok|real|both: a kwok node, a real node, or both).
 	hack/local-cluster.sh up
 
 .PHONY: cluster-down
@@ -105,7 +105,7 @@ cluster-down: ## Stop the local control plane.
 	hack/local-cluster.sh down
 
 .PHONY: cluster-status
-cluster-status: ## Show the local control plane's processes.
+cluster-status: ## Show the local control plane's processes, and the real node's containers, namespaces, chains.
 	hack/local-cluster.sh status
 
 ##@ Build
@@ -114,9 +114,14 @@ cluster-status: ## Show the local control plane's processes.
 build: ## Build the operator binary into bin/manager.
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/manager .
 
-.PHONY: docker-build
-docker-build: ## Build the operator image (needs a Docker engine).
-	docker build -t $(IMG) .
+.PHONY: images
+images: ## Build every image without Docker (operator, apps, exporters; pause, kfake, MariaDB, Redis for the local node).
+	IMG=$(IMG) APPS_IMG=$(APPS_IMG) hack/build-images.sh $(IMAGES) >/dev/null
+
+.PHONY: push
+push: ## Push the operator and apps images to REGISTRY (e.g. make images push REGISTRY=registry.example.com/team).
+	@test -n "$(REGISTRY)" || { echo "make push needs REGISTRY=<registry/path>" >&2; exit 1; }
+	IMG=$(IMG) APPS_IMG=$(APPS_IMG) hack/build-images.sh --push $(REGISTRY) $(or $(IMAGES),operator apps) >/dev/null
 
 ##@ Deploy (KUBECONFIG points at the cluster)
 

@@ -61,15 +61,20 @@ if want operator || want apps || want pause || want kfake; then
     CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/localkafka" ./cmd/localkafka) >&2
 fi
 
-# go_tool <binary> <module> <version> [extra env]: go install at a pinned version, cached by version.
+# go_tool <binary> <module> <version> [env...]: built from its module at a pinned version, cached by
+# version. A throwaway module requires it (`go install mod@version` asks the proxy for the module's
+# version list, which the proxy here refuses for some modules).
 go_tool() {
   local b=$1 mod=$2 ver=$3 dir="$cache/tools/$1-$3"
   shift 3
   if [ ! -x "$dir/$b" ]; then
     log "building $b $ver from its Go module"
-    mkdir -p "$dir"
-    env "$@" GOBIN="$dir" CGO_ENABLED=0 go install -trimpath \
-      -ldflags "-s -w -buildid= -X github.com/prometheus/common/version.Version=${ver#v}" "$mod@$ver" >&2
+    mkdir -p "$dir/src"
+    printf 'module scalestack.local/%sbuild\n\ngo 1.24\n\nrequire %s %s\n' "$b" "$mod" "$ver" >"$dir/src/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$mod" >"$dir/src/tools.go"
+    (cd "$dir/src" && env "$@" go mod tidy >&2 && env "$@" CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -buildid= -X github.com/prometheus/common/version.Version=${ver#v}" -o "$dir/$b.tmp" "$mod" >&2)
+    mv "$dir/$b.tmp" "$dir/$b"
   fi
   cp "$dir/$b" "$bin/$b"
 }
@@ -95,10 +100,10 @@ rootfs_build() { # rootfs_build <name> <packages>
       --aptopt='Acquire::Retries "3"' \
       --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-      "$DEBIAN_SUITE" "$dir/$name.tar.tmp" \
+      "$DEBIAN_SUITE" "$dir/$name.tmp.tar" \
       "deb http://deb.debian.org/debian $DEBIAN_SUITE main" \
       "deb http://deb.debian.org/debian-security $DEBIAN_SUITE-security main" >&2
-    mv "$dir/$name.tar.tmp" "$dir/$name.tar"
+    mv "$dir/$name.tmp.tar" "$dir/$name.tar"
   fi
   mkdir -p "$cache/rootfs/current"
   ln -sf "$dir/$name.tar" "$cache/rootfs/current/$name.tar"

@@ -216,6 +216,8 @@ state = "$node/containerd/state"
   restrict_oom_score_adj = true
   disable_apparmor = true
   enable_selinux = false
+  # Pod network namespaces under the state dir, not /var/run/netns: down removes them with it.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$node/cni/net.d"
@@ -275,7 +277,9 @@ kind: KubeletConfiguration
 failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupRoot: $cgroot
-address: 127.0.0.1
+# The node's InternalIP is the bridge's address (it exists before kubelet starts; kubelet refuses a
+# loopback node IP): the API server reaches kubelet there for logs, exec and port-forward.
+address: $GATEWAY
 port: $kport
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -306,7 +310,7 @@ shutdownGracePeriod: 0s
 YAML
   start kubelet "$bin/kubelet" --config "$node/kubelet/config.yaml" --kubeconfig "$kubeconfig" \
     --root-dir "$node/kubelet" --cert-dir "$node/kubelet/pki" --hostname-override "$NODE_NAME" \
-    --node-ip 127.0.0.1 --node-labels "scalestack.dev/node=real,topology.kubernetes.io/zone=local-a" -v 1
+    --node-ip "$GATEWAY" --node-labels "scalestack.dev/node=real,topology.kubernetes.io/zone=local-a" -v 1
   wait_for "the node $NODE_NAME" 90 bash -c "'$bin/kubectl' --kubeconfig '$kubeconfig' get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
 
   log "kube-proxy (iptables)"
@@ -342,7 +346,7 @@ import_images() {
       continue
     fi
     log "importing $ref"
-    ctr_ images import --no-unpack=false "$f" >/dev/null
+    ctr_ images import "$f" >/dev/null
     echo "$digest" >"$node/imported-$(basename "$f" .tar)"
   done
 }

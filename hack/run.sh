@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # make run: the operator's main job on this machine.
 #  1. a cluster: $KUBECONFIG (or ~/.kube/config) if it answers; otherwise the local control plane
-#     (hack/local-cluster.sh up);
+#     (hack/local-cluster.sh up) with a real node (containerd, kubelet, kube-proxy, CoreDNS,
+#     local-path-provisioner: SCALESTACK_NODE=real, the default as root; kwok's simulated node
+#     otherwise), after building every image here (hack/build-images.sh);
 #  2. the CRDs;
 #  3. the operator, built from this checkout and run as a local process (logs in .local/operator.log);
-#  4. the sample SocialPlatform in namespace scalestack-demo (Pod Security "restricted" enforced),
-#     then it waits for Ready and prints the platform and its children.
+#  4. the sample in namespace scalestack-demo (Pod Security "restricted" enforced): on the local
+#     node config/samples/local (the sample with kfake as its Kafka, in a pod, and the MariaDB and
+#     Redis images built here); then it waits for Ready, forwards http://127.0.0.1:8080/ to the
+#     gateway, and prints how long each step took.
 # The operator keeps running until Ctrl-C (RUN_DETACH=1 leaves it running in the background and
-# returns). `make cluster-down` stops the local control plane.
+# returns). `make cluster-down` stops the local control plane and removes the node's containers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -18,6 +22,9 @@ kubectl="$bin/kubectl"
 ns=${RUN_NAMESPACE:-scalestack-demo}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+t0=$(date +%s); tstep=$t0; timings=()
+took() { local now; now=$(date +%s); timings+=("$(printf '%-44s %4ss' "$1" $((now - tstep)))"); tstep=$now; }
+local_cluster=""
 
 cluster_answers() { "$kubectl" get --raw /readyz >/dev/null 2>&1; }
 if [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; then
@@ -28,14 +35,27 @@ if [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; then
     exit 1
   fi
 else
-  say "No cluster configured: starting the local control plane"
+  local_cluster=1
+  if [ -z "${SCALESTACK_NODE:-}" ]; then
+    if [ "$(id -u)" -eq 0 ]; then export SCALESTACK_NODE=real; else export SCALESTACK_NODE=kwok; fi
+  fi
+  if [ "$SCALESTACK_NODE" != kwok ]; then
+    say "Building the images (operator, apps, exporters, MariaDB, Redis, kfake, pause; cached)"
+    "$here/build-images.sh" >/dev/null
+    took "images"
+  fi
+  say "No cluster configured: starting the local control plane (node: $SCALESTACK_NODE)"
   export KUBECONFIG
   KUBECONFIG=$("$here/local-cluster.sh" up)
+  took "control plane and node"
 fi
+real_node=""
+if [ -n "$local_cluster" ] && [ "$SCALESTACK_NODE" != kwok ]; then real_node=1; fi
 
 say "Installing the CRDs (ours, and the Strimzi and prometheus-operator kinds the operator uses)"
 "$kubectl" apply --server-side --force-conflicts -f config/crd/bases -f hack/crds
 "$kubectl" wait --for condition=established --timeout=60s crd/socialplatforms.scalestack.dev >/dev/null
+took "CRDs"
 
 say "Building and starting the operator (logs: .local/operator.log)"
 go build -o bin/manager .
@@ -48,11 +68,22 @@ op=$!
 echo "$op" >.local/operator.pid
 stop() {
   kill "$op" 2>/dev/null || true; wait "$op" 2>/dev/null || true; rm -f .local/operator.pid
-  [ -f .local/kafka.pid ] && kill "$(cat .local/kafka.pid)" 2>/dev/null; rm -f .local/kafka.pid
+  for f in .local/kafka.pid .local/port-forward.pid; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"
+  done
 }
 if [ "${RUN_DETACH:-}" != 1 ]; then trap stop EXIT; fi
+took "operator built and started"
+
+"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply --server-side -f - >/dev/null
+"$kubectl" label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
+if [ -n "$real_node" ]; then
+  say "Applying the local sample (config/samples/local: kfake as Kafka in a pod, MariaDB and Redis built here) into $ns"
+  "$kubectl" kustomize config/samples/local | "$kubectl" apply --server-side -n "$ns" -f -
+else
 
 say "Starting a local Kafka (kfake, the real Kafka protocol in-process) for the sample's External Kafka"
+# Simulated (kwok) pods run nothing, so the sample's Kafka is a kfake process on the host.
 if [ -f .local/kafka.pid ] && kill -0 "$(cat .local/kafka.pid)" 2>/dev/null; then
   kill "$(cat .local/kafka.pid)" && sleep 0.5
 fi
@@ -64,26 +95,39 @@ bootstrap=$(head -1 .local/kafka.addrs | cut -d, -f1)
 echo "Kafka at $bootstrap"
 
 say "Applying the sample into namespace $ns"
-"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply --server-side -f - >/dev/null
-"$kubectl" label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
 # The sample as published, with its Kafka switched to External and pointed at the local Kafka: no
 # Strimzi operator (or Kafka broker) can run on the local control plane.
 sed "s|^    mode: Strimzi\$|    mode: External\n    bootstrapServers: [\"$bootstrap\"]|" config/samples/scalestack_v1alpha1_socialplatform.yaml |
   "$kubectl" apply --server-side -n "$ns" -f -
+fi
+took "sample applied"
 
 say "Waiting for the SocialPlatform to become Ready"
 start=$(date +%s)
-if ! "$kubectl" wait -n "$ns" --for=condition=Ready --timeout=180s socialplatform/demo; then
+if ! "$kubectl" wait -n "$ns" --for=condition=Ready --timeout="${RUN_READY_TIMEOUT:-600s}" socialplatform/demo; then
   "$kubectl" describe -n "$ns" socialplatform/demo
   tail -50 .local/operator.log
   exit 1
 fi
 echo "Ready after $(( $(date +%s) - start ))s"
+took "SocialPlatform Ready"
 "$kubectl" get -n "$ns" socialplatform -o wide
 echo
 "$kubectl" get -n "$ns" deployments,statefulsets,services,pods,pvc
 echo
 "$kubectl" get -n "$ns" socialplatform demo -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' | column -t -s $'\t'
+
+if [ -n "$real_node" ]; then
+  if [ -f .local/port-forward.pid ]; then kill "$(cat .local/port-forward.pid)" 2>/dev/null || true; fi
+  "$kubectl" port-forward -n "$ns" --address 127.0.0.1 svc/demo-gateway "${RUN_PORT:-8080}:80" >.local/port-forward.log 2>&1 &
+  echo $! >.local/port-forward.pid
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/${RUN_PORT:-8080}") 2>/dev/null && break; sleep 0.2; done
+  took "gateway forwarded"
+  say "The social network the operator provisioned: http://127.0.0.1:${RUN_PORT:-8080}/ (sign up, post, follow)"
+fi
+say "Timings"
+printf '  %s\n' "${timings[@]}"
+printf '  %-44s %4ss\n' "total" $(( $(date +%s) - t0 ))
 
 if [ "${RUN_DETACH:-}" = 1 ]; then
   say "The operator keeps running in the background (pid $op); KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}"

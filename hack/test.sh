@@ -4,6 +4,8 @@
 #   2. unit: pure functions (render, conditions, API helpers)
 #   3. integration: the real manager against a real kube-apiserver and etcd (envtest)
 #   4. e2e: the operator process on the full local control plane (controller-manager, scheduler, kwok)
+#   5. real pods: every image built here, the whole provisioned stack in real containers on a real
+#      node (kubelet, containerd, kube-proxy, CoreDNS, local-path-provisioner); needs root
 # The Kubernetes binaries are built once from Go modules and cached outside the repo
 # (hack/build-k8s-binaries.sh); the first build takes about 15 minutes on 2 cores.
 set -euo pipefail
@@ -33,9 +35,16 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go vet -tags e2e ./test/e2e/...
+go vet -tags realnode ./test/realnode/...
 
 step "unit, real-server (MariaDB, kfake) and envtest integration tests"
 go test -count=1 ./...
 
 step "e2e on the local control plane"
 go test -count=1 -tags e2e -timeout 20m ./test/e2e/...
+
+step "images, built without Docker (cached after the first build)"
+"$here/build-images.sh" >/dev/null
+
+step "e2e of the whole stack in real pods on the real node"
+go test -count=1 -tags realnode -timeout 40m -v ./test/realnode/...

@@ -1,0 +1,524 @@
+//go:build realnode
+
+// Package realnode runs the whole provisioned stack in real containers: the local control plane
+// with a real node (hack/local-node.sh: containerd, runc, CNI bridge, kubelet, kube-proxy, CoreDNS,
+// local-path-provisioner), every image built here (hack/build-images.sh), the operator as its own
+// ServiceAccount with exactly config/rbac, and a SocialPlatform whose MariaDB shards, Redis, kfake
+// (the Kafka stand-in, as a pod) and five services really run. Needs root.
+package realnode
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+var (
+	k8s                 client.Client
+	repo, workDir       string
+	kubectl, kubeconfig string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) (code int) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "the real-node e2e needs root (kubelet, containerd, network namespaces, iptables)")
+		return 1
+	}
+	var err error
+	if repo, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
+		panic(err)
+	}
+	if workDir, err = os.MkdirTemp("", "scalestack-realnode-"); err != nil {
+		panic(err)
+	}
+	defer func() {
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "real-node e2e failed; logs are kept in %s\n", workDir)
+			return
+		}
+		_ = os.RemoveAll(workDir)
+	}()
+	clusterDir := filepath.Join(workDir, "cluster")
+	cluster := func(verb string) (string, error) {
+		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
+		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir, "SCALESTACK_NODE=real")
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	kubeconfig, err = cluster("up")
+	defer func() {
+		// Everything the node made must be gone afterwards: containers, namespaces, chains, mounts.
+		if _, err := cluster("down"); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster down:", err)
+			code = 1
+		}
+		if left := leftovers(clusterDir); left != "" {
+			fmt.Fprintln(os.Stderr, "the real node left behind:", left)
+			code = 1
+		}
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the local control plane with a real node:", err)
+		return 1
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(scalestackv1alpha1.AddToScheme(scheme))
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	kubectl = filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	if out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", filepath.Join(repo, "config", "crd", "bases"), "-f", filepath.Join(repo, "hack", "crds")).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "installing CRDs: %v\n%s", err, out)
+		return 1
+	}
+	if out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "wait", "--for", "condition=established", "--timeout=60s", "crd/socialplatforms.scalestack.dev").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "waiting for CRDs: %v\n%s", err, out)
+		return 1
+	}
+	manager := filepath.Join(workDir, "manager")
+	build := exec.Command("go", "build", "-o", manager, ".")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the operator: %v\n%s", err, out)
+		return 1
+	}
+	opKubeconfig, err := serviceAccountKubeconfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "operator credentials:", err)
+		return 1
+	}
+	logFile, err := os.Create(filepath.Join(workDir, "operator.log"))
+	if err != nil {
+		panic(err)
+	}
+	op := exec.Command(manager, "--kubeconfig", opKubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--log-format=json", "--leader-elect=false")
+	op.Stdout, op.Stderr = logFile, logFile
+	if err := op.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the operator:", err)
+		return 1
+	}
+	defer func() { _ = op.Process.Signal(os.Interrupt); _ = op.Wait() }()
+	return m.Run()
+}
+
+// leftovers names what the node left on the machine after down: its directory, its bridge,
+// network namespaces, mounts under the cluster directory, KUBE-/CNI- chains.
+func leftovers(clusterDir string) string {
+	var left []string
+	if _, err := os.Stat(filepath.Join(clusterDir, "node")); err == nil {
+		left = append(left, "the node directory")
+	}
+	if _, err := os.Stat("/sys/class/net/scalestack0"); err == nil {
+		left = append(left, "the bridge scalestack0")
+	}
+	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(mounts, []byte(clusterDir)) {
+		left = append(left, "mounts under "+clusterDir)
+	}
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			out, _ := exec.Command(ipt, "-w", "-t", table, "-S").Output()
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(l, "-N KUBE-") || strings.HasPrefix(l, "-N CNI-") {
+					left = append(left, ipt+" "+table+": "+l)
+				}
+			}
+		}
+	}
+	return strings.Join(left, "; ")
+}
+
+// serviceAccountKubeconfig installs config/rbac and returns a kubeconfig of the
+// scalestack-operator ServiceAccount.
+func serviceAccountKubeconfig() (string, error) {
+	for _, args := range [][]string{{"create", "namespace", "scalestack-system"}, {"apply", "--server-side", "-k", filepath.Join(repo, "config", "rbac")}} {
+		if out, err := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("kubectl %v: %w\n%s", args, err, out)
+		}
+	}
+	token, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "create", "token", "scalestack-operator", "-n", "scalestack-system", "--duration=2h").Output()
+	if err != nil {
+		return "", err
+	}
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	for name := range cfg.AuthInfos {
+		cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(string(token))}
+	}
+	path := filepath.Join(workDir, "operator.kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < timeout {
+		if err = cond(); err == nil {
+			t.Logf("%s after %v", what, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s: not done after %v: %v", what, timeout, err)
+}
+
+func kubectlOut(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// localSample is config/samples/local (kfake in a pod, Debian-built MariaDB and Redis, one replica
+// per service) rendered by kustomize into namespace ns.
+func applyLocalSample(t *testing.T, ns string) {
+	t.Helper()
+	rendered := kubectlOut(t, "kustomize", filepath.Join(repo, "config", "samples", "local"))
+	cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-n", ns, "-f", "-")
+	cmd.Stdin = strings.NewReader(rendered)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("applying the local sample: %v\n%s", err, out)
+	}
+}
+
+func platform(t *testing.T, ns string) *scalestackv1alpha1.SocialPlatform {
+	t.Helper()
+	sp := &scalestackv1alpha1.SocialPlatform{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "demo"}, sp); err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+func condition(sp *scalestackv1alpha1.SocialPlatform, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(sp.Status.Conditions, typ)
+}
+
+func waitReady(t *testing.T, ns string, timeout time.Duration) {
+	t.Helper()
+	poll(t, "SocialPlatform Ready on the real node", timeout, func() error {
+		sp := platform(t, ns)
+		c := condition(sp, scalestackv1alpha1.ConditionReady)
+		if c == nil || c.Status != metav1.ConditionTrue || sp.Status.ObservedGeneration != sp.Generation {
+			return fmt.Errorf("Ready is %+v", c)
+		}
+		return nil
+	})
+}
+
+// podIP returns the IP of a running pod.
+func podIP(t *testing.T, ns, name string) string {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.PodIP == "" {
+		t.Fatalf("pod %s has no IP", name)
+	}
+	return p.Status.PodIP
+}
+
+func rootDB(t *testing.T, ns, pod, password string) *sql.DB {
+	t.Helper()
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr, c.Timeout = "root", password, "tcp", podIP(t, ns, pod)+":3306", 5*time.Second
+	db, err := sql.Open("mysql", c.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+type api struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (a *api) do(method, path string, in, out any) int {
+	a.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+path, body)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	res, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatalf("%s %s: decoding %q: %v", method, path, raw, err)
+		}
+	}
+	if res.StatusCode >= 300 {
+		a.t.Logf("%s %s: %d %s", method, path, res.StatusCode, raw)
+	}
+	return res.StatusCode
+}
+
+type tokenResponse struct {
+	ID    string `json:"id"`
+	Token string `json:"token"`
+}
+
+type feed struct {
+	Posts []struct {
+		ID string `json:"id"`
+	} `json:"posts"`
+}
+
+func signup(t *testing.T, base, handle string) (*api, string) {
+	t.Helper()
+	anon := &api{t: t, base: base}
+	var tr tokenResponse
+	body := map[string]string{"handle": handle, "email": handle + "@example.com", "password": "correct horse battery", "display_name": handle}
+	if code := anon.do("POST", "/api/signup", body, &tr); code != http.StatusCreated {
+		t.Fatalf("signup %s: %d", handle, code)
+	}
+	return &api{t: t, base: base, token: tr.Token}, tr.ID
+}
+
+func TestStackRunsInRealPods(t *testing.T) {
+	ctx := context.Background()
+	const ns = "scalestack-demo"
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}}}); err != nil {
+		t.Fatal(err)
+	}
+	applyLocalSample(t, ns)
+	waitReady(t, ns, 12*time.Minute)
+
+	sp := platform(t, ns)
+	// Every pod of the namespace runs for real on the real node, all containers ready, under
+	// Pod Security "restricted" (the namespace enforces it: a pod that broke it would not exist).
+	pods := &corev1.PodList{}
+	if err := k8s.List(ctx, pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodSucceeded {
+			continue // the archiver's jobs
+		}
+		running++
+		ready := p.Status.Phase == corev1.PodRunning
+		for _, cs := range p.Status.ContainerStatuses {
+			ready = ready && cs.Ready && cs.State.Running != nil
+		}
+		if !ready || p.Spec.NodeName != "scalestack-node-0" {
+			t.Errorf("pod %s: phase %s node %s, containers %+v", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.ContainerStatuses)
+		}
+	}
+	// 5 services, 2 shards x (primary + replica), Redis, kfake.
+	if running != 11 {
+		t.Errorf("%d pods running, want 11", running)
+	}
+
+	// The gateway, from the host, through its Service's ClusterIP (kube-proxy's iptables rules).
+	svc := &corev1.Service{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.ComponentName(scalestackv1alpha1.ComponentGateway)}, svc); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+	alice, aliceID := signup(t, base, "alice")
+	bob, bobID := signup(t, base, "bob")
+	if code := (&api{t: t, base: base}).do("POST", "/api/login", map[string]string{"handle": "alice", "password": "correct horse battery"}, &tokenResponse{}); code != http.StatusOK {
+		t.Fatalf("login: %d", code)
+	}
+	if code := bob.do("PUT", "/api/users/"+aliceID+"/follow", nil, nil); code >= 300 {
+		t.Fatalf("follow: %d", code)
+	}
+	var post struct {
+		ID string `json:"id"`
+	}
+	if code := alice.do("POST", "/api/posts", map[string]string{"body": "hello from a real pod"}, &post); code != http.StatusCreated {
+		t.Fatalf("post: %d", code)
+	}
+	poll(t, "alice's post in bob's feed (fan-out through Kafka by the worker pod)", 2*time.Minute, func() error {
+		var f feed
+		if code := bob.do("GET", "/api/feed", nil, &f); code != http.StatusOK {
+			return fmt.Errorf("feed: %d", code)
+		}
+		for _, p := range f.Posts {
+			if p.ID == post.ID {
+				return nil
+			}
+		}
+		return fmt.Errorf("feed has %d posts, not %s", len(f.Posts), post.ID)
+	})
+
+	// The post is on the primary of the shard its ID names, and replicated to that shard's replica.
+	secret := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, secret); err != nil {
+		t.Fatal(err)
+	}
+	rootPW := string(secret.Data["root-password"])
+	var id int64
+	if _, err := fmt.Sscan(post.ID, &id); err != nil {
+		t.Fatal(err)
+	}
+	physical := int32(shard.ID(id).Logical() / shard.BlockSize)
+	for _, pod := range []string{sp.ShardPrimaryName(physical) + "-0", sp.ShardReplicasName(physical) + "-0"} {
+		db := rootDB(t, ns, pod, rootPW)
+		poll(t, "the post on "+pod, time.Minute, func() error {
+			var body string
+			return db.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body)
+		})
+	}
+	other := rootDB(t, ns, sp.ShardPrimaryName(1-physical)+"-0", rootPW)
+	var n int
+	if err := other.QueryRowContext(ctx, "SELECT COUNT(*) FROM social.posts WHERE id = ?", id).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the post is also on the other shard: %d, %v", n, err)
+	}
+	var readOnly int
+	if err := rootDB(t, ns, sp.ShardReplicasName(physical)+"-0", rootPW).QueryRowContext(ctx, "SELECT @@read_only").Scan(&readOnly); err != nil || readOnly != 1 {
+		t.Errorf("the replica is not read-only: %d, %v", readOnly, err)
+	}
+
+	// Cold start through Kafka: the worker pod wrote suggestions for the new users.
+	poll(t, "suggestions for bob (worker pod, through Kafka)", 2*time.Minute, func() error {
+		shardOf := func(s string) int32 { v, _ := shard.ParseID(s); return int32(v.Logical() / shard.BlockSize) }
+		db := rootDB(t, ns, sp.ShardPrimaryName(shardOf(bobID))+"-0", rootPW)
+		var c int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM social.suggestions WHERE user_id = ?", bobID).Scan(&c); err != nil {
+			return err
+		}
+		if c == 0 {
+			return fmt.Errorf("no suggestions yet")
+		}
+		return nil
+	})
+
+	// The cache pod serves with maxmemory from the manifest, and repeated reads hit it.
+	redisPod := sp.CacheName() + "-0"
+	maxmem := strings.TrimSpace(kubectlOut(t, "exec", "-n", ns, redisPod, "-c", "redis", "--", "redis-cli", "config", "get", "maxmemory"))
+	want := resource.MustParse("256Mi")
+	if !strings.HasSuffix(maxmem, fmt.Sprint(want.Value())) {
+		t.Errorf("redis maxmemory: %q, want %d", maxmem, want.Value())
+	}
+	hits := func() int {
+		out := kubectlOut(t, "exec", "-n", ns, redisPod, "-c", "redis", "--", "redis-cli", "info", "stats")
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "keyspace_hits:"); ok {
+				var h int
+				_, _ = fmt.Sscan(v, &h)
+				return h
+			}
+		}
+		t.Fatalf("no keyspace_hits in %q", out)
+		return 0
+	}
+	before := hits()
+	for range 5 {
+		bob.do("GET", "/api/users/"+aliceID, nil, nil)
+		bob.do("GET", "/api/posts/"+post.ID, nil, nil)
+	}
+	if after := hits(); after <= before {
+		t.Errorf("cache hits did not rise: %d then %d", before, after)
+	}
+
+	// A primary pod deleted: Degraded names the shard, the pod comes back on its claim with its data.
+	primary := sp.ShardPrimaryName(physical) + "-0"
+	if err := k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: primary}}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "Degraded naming the shard", 2*time.Minute, func() error {
+		c := condition(platform(t, ns), scalestackv1alpha1.ConditionDegraded)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, sp.ShardPrimaryName(physical)) {
+			return fmt.Errorf("Degraded is %+v", c)
+		}
+		return nil
+	})
+	waitReady(t, ns, 5*time.Minute)
+	db := rootDB(t, ns, primary, rootPW)
+	var body string
+	if err := db.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body); err != nil || body != "hello from a real pod" {
+		t.Fatalf("the post after the primary came back: %q, %v", body, err)
+	}
+	var f feed
+	if code := bob.do("GET", "/api/feed", nil, &f); code != http.StatusOK || len(f.Posts) == 0 {
+		t.Errorf("bob's feed after the primary came back: %d, %d posts", code, len(f.Posts))
+	}
+
+	// Deleted with Retain: claims and Secret stay; the platform created again finds its data.
+	if err := k8s.Delete(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "SocialPlatform gone", 3*time.Minute, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), &scalestackv1alpha1.SocialPlatform{}); err == nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil || len(pvcs.Items) != 4 {
+		t.Fatalf("claims after a Retain delete: %d, %v", len(pvcs.Items), err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, &corev1.Secret{}); err != nil {
+		t.Fatalf("the Secret after a Retain delete: %v", err)
+	}
+	applyLocalSample(t, ns)
+	waitReady(t, ns, 8*time.Minute)
+	again := &api{t: t, base: base}
+	var got struct {
+		Body string `json:"body"`
+	}
+	if code := again.do("GET", "/api/posts/"+post.ID, nil, &got); code != http.StatusOK || got.Body != "hello from a real pod" {
+		t.Fatalf("the post after the platform was created again: %d %q", code, got.Body)
+	}
+	if code := (&api{t: t, base: base}).do("POST", "/api/login", map[string]string{"handle": "bob", "password": "correct horse battery"}, &tokenResponse{}); code != http.StatusOK {
+		t.Fatalf("bob's login after the platform was created again: %d", code)
+	}
+}
