@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -187,5 +188,30 @@ func TestSubset(t *testing.T) {
 	have["spec"].(map[string]any)["partitions"] = float64(12)
 	if subset(want, have) {
 		t.Error("a changed value passed")
+	}
+}
+
+func TestDatabaseReadyMessageOnlyClaimsWritesThatWereChecked(t *testing.T) {
+	pod := func(name, containerID string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "database", ContainerID: "containerd://db"}, {Name: "agent", ContainerID: containerID, Ready: true}}}}
+	}
+	real := map[int32]*corev1.Pod{0: pod("demo-shard-0-primary-0", "containerd://abc"), 1: pod("demo-shard-1-primary-0", "containerd://def")}
+	if got := unexecuted(real, "agent"); len(got) != 0 {
+		t.Fatalf("real pods counted as unexecuted: %v", got)
+	}
+	msg := databaseReadyMessage(2, "MariaDB", 2, 2, unexecuted(real, "agent"))
+	if !strings.Contains(msg, "every primary accepts writes") {
+		t.Errorf("real primaries: %q", msg)
+	}
+	// kwok marks pods Ready with container statuses that no runtime wrote: no container IDs.
+	simulated := map[int32]*corev1.Pod{0: pod("demo-shard-0-primary-0", ""), 1: pod("demo-shard-1-primary-0", "containerd://def")}
+	got := unexecuted(simulated, "agent")
+	if len(got) != 1 || got[0] != "demo-shard-0-primary-0" {
+		t.Fatalf("unexecuted: %v", got)
+	}
+	msg = databaseReadyMessage(2, "MariaDB", 2, 2, got)
+	if strings.Contains(msg, "accepts writes (") || !strings.Contains(msg, "demo-shard-0-primary-0") || !strings.Contains(msg, "simulated") {
+		t.Errorf("simulated primaries: %q", msg)
 	}
 }

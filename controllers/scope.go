@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -31,6 +34,8 @@ type scope struct {
 	deployments map[scalestackv1alpha1.Component]*appsv1.Deployment
 	// statefulSets holds the shard and cache StatefulSets as observed, by name.
 	statefulSets map[string]*appsv1.StatefulSet
+	// primaryPods holds each shard's primary pod as observed, by shard.
+	primaryPods map[int32]*corev1.Pod
 
 	// kafka is the event log as observed by the kafka phase.
 	kafka kafkaObservation
@@ -53,6 +58,7 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		original:     sp.DeepCopy(),
 		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{},
+		primaryPods:  map[int32]*corev1.Pod{},
 	}
 }
 
@@ -147,10 +153,42 @@ func (s *scope) databaseStatus() metav1.Condition {
 	sp.Status.Summary.Shards = fmt.Sprintf("%d/%d", readyPrimaries, len(sp.Status.Shards))
 	c := workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
 	if c.Status == metav1.ConditionTrue {
-		c.Message = fmt.Sprintf("%d shards (%s): every primary accepts writes; %d/%d read replicas replicate within the lag bound",
-			len(sp.Status.Shards), engineName(sp), readyReplicas, render.ReplicasPerShard(sp)*render.Shards(sp))
+		c.Message = databaseReadyMessage(len(sp.Status.Shards), engineName(sp), readyReplicas,
+			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(s.primaryPods, "agent"))
 	}
 	return c
+}
+
+// databaseReadyMessage says what a Ready database tier was checked for. A primary pod is Ready
+// when its agent answers that the server accepts writes, but only if a container runtime really
+// ran the agent: a simulated node (kwok) marks pods Ready with nothing running, and then the
+// message says so instead of claiming writes.
+func databaseReadyMessage(shards int, engine string, readyReplicas, replicas int32, unexecuted []string) string {
+	if len(unexecuted) > 0 {
+		return fmt.Sprintf("%d shards (%s): every primary pod reports Ready, but no container ran in %s (a simulated node): "+
+			"nothing checked that the primaries accept writes", shards, engine, strings.Join(unexecuted, ", "))
+	}
+	return fmt.Sprintf("%d shards (%s): every primary accepts writes (its agent's check); %d/%d read replicas replicate within the lag bound",
+		shards, engine, readyReplicas, replicas)
+}
+
+// unexecuted lists the pods whose container named container has no container ID: no runtime
+// started it, whatever the pod's status says.
+func unexecuted(pods map[int32]*corev1.Pod, container string) []string {
+	var out []string
+	for _, p := range pods {
+		ran := false
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == container && cs.ContainerID != "" {
+				ran = true
+			}
+		}
+		if !ran {
+			out = append(out, p.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func engineName(sp *scalestackv1alpha1.SocialPlatform) string {

@@ -59,6 +59,7 @@ type SocialPlatformReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kafka.strimzi.io,resources=kafkas;kafkanodepools;kafkatopics,verbs=get;list;watch;create;update;patch;delete
@@ -173,6 +174,14 @@ func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error 
 			return err
 		} else if found {
 			s.statefulSets[n] = sts
+		}
+	}
+	for i := range render.Shards(sp) {
+		pod := &corev1.Pod{}
+		if found, err := r.getOptional(ctx, sp.Namespace, sp.ShardPrimaryName(i)+"-0", pod); err != nil {
+			return err
+		} else if found {
+			s.primaryPods[i] = pod
 		}
 	}
 	return nil

@@ -7,7 +7,7 @@
 #  2. the CRDs;
 #  3. the operator, built from this checkout and run as a local process (logs in .local/operator.log);
 #  4. the sample in namespace scalestack-demo (Pod Security "restricted" enforced): on the local
-#     node config/samples/local (the sample with kfake as its Kafka, in a pod, and the MariaDB and
+#     node config/local-sample (the sample with kfake as its Kafka, in a pod, and the MariaDB and
 #     Redis images built here); then it waits for Ready, forwards http://127.0.0.1:8080/ to the
 #     gateway, and prints how long each step took.
 # The operator keeps running until Ctrl-C (RUN_DETACH=1 leaves it running in the background and
@@ -49,8 +49,9 @@ else
   KUBECONFIG=$("$here/local-cluster.sh" up)
   took "control plane and node"
 fi
+# The local real node (hack/local-node.sh) runs the local sample; any other cluster the published one.
 real_node=""
-if [ -n "$local_cluster" ] && [ "$SCALESTACK_NODE" != kwok ]; then real_node=1; fi
+if "$kubectl" get node scalestack-node-0 >/dev/null 2>&1; then real_node=1; fi
 
 say "Installing the CRDs (ours, and the Strimzi and prometheus-operator kinds the operator uses)"
 "$kubectl" apply --server-side --force-conflicts -f config/crd/bases -f hack/crds
@@ -78,8 +79,8 @@ took "operator built and started"
 "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply --server-side -f - >/dev/null
 "$kubectl" label --overwrite namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
 if [ -n "$real_node" ]; then
-  say "Applying the local sample (config/samples/local: kfake as Kafka in a pod, MariaDB and Redis built here) into $ns"
-  "$kubectl" kustomize config/samples/local | "$kubectl" apply --server-side -n "$ns" -f -
+  say "Applying the local sample (config/local-sample: kfake as Kafka in a pod, MariaDB and Redis built here) into $ns"
+  "$kubectl" kustomize config/local-sample | "$kubectl" apply --server-side -n "$ns" -f -
 else
 
 say "Starting a local Kafka (kfake, the real Kafka protocol in-process) for the sample's External Kafka"

@@ -209,11 +209,11 @@ func kubectlOut(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// localSample is config/samples/local (kfake in a pod, Debian-built MariaDB and Redis, one replica
+// localSample is config/local-sample (kfake in a pod, Debian-built MariaDB and Redis, one replica
 // per service) rendered by kustomize into namespace ns.
 func applyLocalSample(t *testing.T, ns string) {
 	t.Helper()
-	rendered := kubectlOut(t, "kustomize", filepath.Join(repo, "config", "samples", "local"))
+	rendered := kubectlOut(t, "kustomize", filepath.Join(repo, "config", "local-sample"))
 	cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-n", ns, "-f", "-")
 	cmd.Stdin = strings.NewReader(rendered)
 	if out, err := cmd.CombinedOutput(); err != nil {
