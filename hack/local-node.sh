@@ -113,8 +113,12 @@ make_cgroups() {
     mkdir -p "/sys/fs/cgroup$root"
     return
   fi
+  # Remember every directory made here (ancestors included), so down removes exactly those.
+  local d0
   while read -r h; do
     p="$h$root"
+    d0=$p
+    while [ ! -d "$d0" ]; do echo "$d0" >>"$node/cgroups-created"; d0=$(dirname "$d0"); done
     mkdir -p "$p"
     if [ -f "$p/cpuset.cpus" ]; then
       local d parent
@@ -127,12 +131,20 @@ make_cgroups() {
       done
     fi
   done < <(cgroup_v1_hierarchies)
+  # runc mirrors the path into the hybrid hierarchy's unified mount: what is missing there now is
+  # runc's doing for our pods, and down removes it.
+  if [ -d /sys/fs/cgroup/unified ]; then
+    d0="/sys/fs/cgroup/unified$root"
+    while [ ! -d "$d0" ]; do echo "$d0" >>"$node/cgroups-created"; d0=$(dirname "$d0"); done
+  fi
 }
 remove_cgroups() { # remove_cgroups <root>: deepest first; processes left in them are killed first
   local root=$1 h d pids
   local tops=()
   if [ -f /sys/fs/cgroup/cgroup.controllers ]; then tops=("/sys/fs/cgroup$root"); else
     while read -r h; do tops+=("$h$root"); done < <(cgroup_v1_hierarchies)
+    # runc mirrors the path into the hybrid hierarchy's unified mount.
+    [ -d /sys/fs/cgroup/unified ] && tops+=("/sys/fs/cgroup/unified$root")
   fi
   for d in "${tops[@]}"; do
     [ -d "$d" ] || continue
@@ -144,6 +156,10 @@ remove_cgroups() { # remove_cgroups <root>: deepest first; processes left in the
     [ -d "$d" ] || continue
     find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
+  # The ancestors made at up (deepest first); runc's mirror in the unified hierarchy likewise.
+  if [ -f "$node/cgroups-created" ]; then
+    sort -r -u "$node/cgroups-created" | while read -r d; do rmdir "$d" 2>/dev/null || true; done
+  fi
 }
 
 save_sysctls() {
@@ -441,7 +457,7 @@ down() {
   # Mounts under the node's directory (overlay roots, shm, volumes, the netns binds), deepest first.
   local m
   for _ in 1 2 3; do
-    m=$(awk -v d="$node/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r)
+    m=$(awk -v d="$node/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r || true)
     [ -z "$m" ] && break
     for p in $m; do umount -l "$p" 2>/dev/null || true; done
   done
@@ -492,10 +508,11 @@ clean_iptables() {
       chains=$("$ipt" -w -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}') || continue
       [ -n "$chains" ] || continue
       # Rules in any chain that jump to one of ours.
-      "$ipt" -w -t "$table" -S 2>/dev/null | grep -E -- '-j (KUBE-|CNI-)' | grep -v -E '^-A (KUBE-|CNI-)' |
-        sed 's/^-A /-D /' | while read -r rule; do
-          eval "$ipt -w -t $table $rule" 2>/dev/null || true
-        done
+      local rules
+      rules=$("$ipt" -w -t "$table" -S 2>/dev/null | grep -E -- '-j (KUBE-|CNI-)' | grep -v -E '^-A (KUBE-|CNI-)' | sed 's/^-A /-D /' || true)
+      while read -r rule; do
+        [ -n "$rule" ] && eval "$ipt -w -t $table $rule" 2>/dev/null || true
+      done <<<"$rules"
       for c in $chains; do "$ipt" -w -t "$table" -F "$c" 2>/dev/null || true; done
       for c in $chains; do "$ipt" -w -t "$table" -X "$c" 2>/dev/null || true; done
     done
