@@ -259,10 +259,11 @@ func podIP(t *testing.T, ns, name string) string {
 	return p.Status.PodIP
 }
 
-func rootDB(t *testing.T, ns, pod, password string) *sql.DB {
+// appDB connects to a shard pod as the apps' account (root is only for 127.0.0.1 in the pod).
+func appDB(t *testing.T, ns, pod, password string) *sql.DB {
 	t.Helper()
 	c := mysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr, c.Timeout = "root", password, "tcp", podIP(t, ns, pod)+":3306", 5*time.Second
+	c.User, c.Passwd, c.Net, c.Addr, c.Timeout = "app", password, "tcp", podIP(t, ns, pod)+":3306", 5*time.Second
 	db, err := sql.Open("mysql", c.FormatDSN())
 	if err != nil {
 		t.Fatal(err)
@@ -404,33 +405,33 @@ func TestStackRunsInRealPods(t *testing.T) {
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, secret); err != nil {
 		t.Fatal(err)
 	}
-	rootPW := string(secret.Data["root-password"])
+	appPW := string(secret.Data["app-password"])
 	var id int64
 	if _, err := fmt.Sscan(post.ID, &id); err != nil {
 		t.Fatal(err)
 	}
 	physical := int32(shard.ID(id).Logical() / shard.BlockSize)
 	for _, pod := range []string{sp.ShardPrimaryName(physical) + "-0", sp.ShardReplicasName(physical) + "-0"} {
-		db := rootDB(t, ns, pod, rootPW)
+		db := appDB(t, ns, pod, appPW)
 		poll(t, "the post on "+pod, time.Minute, func() error {
 			var body string
 			return db.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body)
 		})
 	}
-	other := rootDB(t, ns, sp.ShardPrimaryName(1-physical)+"-0", rootPW)
+	other := appDB(t, ns, sp.ShardPrimaryName(1-physical)+"-0", appPW)
 	var n int
 	if err := other.QueryRowContext(ctx, "SELECT COUNT(*) FROM social.posts WHERE id = ?", id).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the post is also on the other shard: %d, %v", n, err)
 	}
 	var readOnly int
-	if err := rootDB(t, ns, sp.ShardReplicasName(physical)+"-0", rootPW).QueryRowContext(ctx, "SELECT @@read_only").Scan(&readOnly); err != nil || readOnly != 1 {
+	if err := appDB(t, ns, sp.ShardReplicasName(physical)+"-0", appPW).QueryRowContext(ctx, "SELECT @@read_only").Scan(&readOnly); err != nil || readOnly != 1 {
 		t.Errorf("the replica is not read-only: %d, %v", readOnly, err)
 	}
 
 	// Cold start through Kafka: the worker pod wrote suggestions for the new users.
 	poll(t, "suggestions for bob (worker pod, through Kafka)", 2*time.Minute, func() error {
 		shardOf := func(s string) int32 { v, _ := shard.ParseID(s); return int32(v.Logical() / shard.BlockSize) }
-		db := rootDB(t, ns, sp.ShardPrimaryName(shardOf(bobID))+"-0", rootPW)
+		db := appDB(t, ns, sp.ShardPrimaryName(shardOf(bobID))+"-0", appPW)
 		var c int
 		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM social.suggestions WHERE user_id = ?", bobID).Scan(&c); err != nil {
 			return err
@@ -482,7 +483,7 @@ func TestStackRunsInRealPods(t *testing.T) {
 		return nil
 	})
 	waitReady(t, ns, 5*time.Minute)
-	db := rootDB(t, ns, primary, rootPW)
+	db := appDB(t, ns, primary, appPW)
 	var body string
 	if err := db.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body); err != nil || body != "hello from a real pod" {
 		t.Fatalf("the post after the primary came back: %q, %v", body, err)
@@ -511,6 +512,11 @@ func TestStackRunsInRealPods(t *testing.T) {
 	}
 	applyLocalSample(t, ns)
 	waitReady(t, ns, 8*time.Minute)
+	// The gateway Service was deleted with the platform: a new one, with a new ClusterIP.
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.ComponentName(scalestackv1alpha1.ComponentGateway)}, svc); err != nil {
+		t.Fatal(err)
+	}
+	base = fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
 	again := &api{t: t, base: base}
 	var got struct {
 		Body string `json:"body"`
