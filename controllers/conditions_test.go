@@ -196,19 +196,24 @@ func TestDatabaseReadyMessageOnlyClaimsWritesThatWereChecked(t *testing.T) {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{
 			ContainerStatuses: []corev1.ContainerStatus{{Name: "database", ContainerID: "containerd://db"}, {Name: "agent", ContainerID: containerID, Ready: true}}}}
 	}
-	real := map[int32]*corev1.Pod{0: pod("demo-shard-0-primary-0", "containerd://abc"), 1: pod("demo-shard-1-primary-0", "containerd://def")}
-	if got := unexecuted(real, "agent"); len(got) != 0 {
+	names := []string{"demo-shard-0-primary-0", "demo-shard-1-primary-0"}
+	real := map[string]*corev1.Pod{names[0]: pod(names[0], "containerd://abc"), names[1]: pod(names[1], "containerd://def")}
+	if got := unexecuted(names, real, "agent"); len(got) != 0 {
 		t.Fatalf("real pods counted as unexecuted: %v", got)
 	}
-	msg := databaseReadyMessage(2, "MariaDB", 2, 2, unexecuted(real, "agent"))
+	msg := databaseReadyMessage(2, "MariaDB", 2, 2, unexecuted(names, real, "agent"))
 	if !strings.Contains(msg, "every primary accepts writes") {
 		t.Errorf("real primaries: %q", msg)
 	}
 	// kwok marks pods Ready with container statuses that no runtime wrote: no container IDs.
-	simulated := map[int32]*corev1.Pod{0: pod("demo-shard-0-primary-0", ""), 1: pod("demo-shard-1-primary-0", "containerd://def")}
-	got := unexecuted(simulated, "agent")
+	simulated := map[string]*corev1.Pod{names[0]: pod(names[0], ""), names[1]: pod(names[1], "containerd://def")}
+	got := unexecuted(names, simulated, "agent")
 	if len(got) != 1 || got[0] != "demo-shard-0-primary-0" {
 		t.Fatalf("unexecuted: %v", got)
+	}
+	// A primary pod never observed was not checked either.
+	if got := unexecuted(names, map[string]*corev1.Pod{names[0]: real[names[0]]}, "agent"); len(got) != 1 || got[0] != names[1] {
+		t.Fatalf("unobserved pod: %v", got)
 	}
 	msg = databaseReadyMessage(2, "MariaDB", 2, 2, got)
 	if strings.Contains(msg, "accepts writes (") || !strings.Contains(msg, "demo-shard-0-primary-0") || !strings.Contains(msg, "simulated") {

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +33,8 @@ type scope struct {
 	deployments map[scalestackv1alpha1.Component]*appsv1.Deployment
 	// statefulSets holds the shard and cache StatefulSets as observed, by name.
 	statefulSets map[string]*appsv1.StatefulSet
-	// primaryPods holds each shard's primary pod as observed, by shard.
-	primaryPods map[int32]*corev1.Pod
+	// primaryPods holds each shard's primary pod as observed, by name.
+	primaryPods map[string]*corev1.Pod
 
 	// kafka is the event log as observed by the kafka phase.
 	kafka kafkaObservation
@@ -58,7 +57,7 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		original:     sp.DeepCopy(),
 		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{},
-		primaryPods:  map[int32]*corev1.Pod{},
+		primaryPods:  map[string]*corev1.Pod{},
 	}
 }
 
@@ -154,7 +153,7 @@ func (s *scope) databaseStatus() metav1.Condition {
 	c := workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
 	if c.Status == metav1.ConditionTrue {
 		c.Message = databaseReadyMessage(len(sp.Status.Shards), engineName(sp), readyReplicas,
-			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(s.primaryPods, "agent"))
+			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(primaryPodNames(sp), s.primaryPods, "agent"))
 	}
 	return c
 }
@@ -172,23 +171,33 @@ func databaseReadyMessage(shards int, engine string, readyReplicas, replicas int
 		shards, engine, readyReplicas, replicas)
 }
 
-// unexecuted lists the pods whose container named container has no container ID: no runtime
-// started it, whatever the pod's status says.
-func unexecuted(pods map[int32]*corev1.Pod, container string) []string {
+// unexecuted lists the pods among names whose container named container has no container ID (no
+// runtime started it, whatever the pod's status says), or that were not observed at all.
+func unexecuted(names []string, pods map[string]*corev1.Pod, container string) []string {
 	var out []string
-	for _, p := range pods {
+	for _, n := range names {
 		ran := false
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.Name == container && cs.ContainerID != "" {
-				ran = true
+		if p := pods[n]; p != nil {
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.Name == container && cs.ContainerID != "" {
+					ran = true
+				}
 			}
 		}
 		if !ran {
-			out = append(out, p.Name)
+			out = append(out, n)
 		}
 	}
-	slices.Sort(out)
 	return out
+}
+
+// primaryPodNames are the names of the shards' primary pods (ordinal 0 of each primary StatefulSet).
+func primaryPodNames(sp *scalestackv1alpha1.SocialPlatform) []string {
+	names := make([]string, 0, render.Shards(sp))
+	for i := range render.Shards(sp) {
+		names = append(names, sp.ShardPrimaryName(i)+"-0")
+	}
+	return names
 }
 
 func engineName(sp *scalestackv1alpha1.SocialPlatform) string {

@@ -176,12 +176,12 @@ func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error 
 			s.statefulSets[n] = sts
 		}
 	}
-	for i := range render.Shards(sp) {
+	for _, n := range primaryPodNames(sp) {
 		pod := &corev1.Pod{}
-		if found, err := r.getOptional(ctx, sp.Namespace, sp.ShardPrimaryName(i)+"-0", pod); err != nil {
+		if found, err := r.getOptional(ctx, sp.Namespace, n, pod); err != nil {
 			return err
 		} else if found {
-			s.primaryPods[i] = pod
+			s.primaryPods[n] = pod
 		}
 	}
 	return nil
