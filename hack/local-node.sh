@@ -421,18 +421,15 @@ YAML
 down() {
   [ -d "$node" ] || return 0
   local c
-  if [ -S "$node/containerd/containerd.sock" ] && pid_alive containerd; then
-    log "removing every pod sandbox and container"
-    local ids
-    ids=$(ctr_ tasks ls -q 2>/dev/null || true)
-    for c in $ids; do ctr_ tasks kill -s KILL "$c" >/dev/null 2>&1 || true; done
-  fi
+  log "removing every pod sandbox and container"
+  # kubelet first, so that nothing restarts the containers killed next.
   for c in local-path-provisioner kube-proxy kubelet coredns; do stop_process "$c"; done
   if [ -S "$node/containerd/containerd.sock" ] && pid_alive containerd; then
     local ids
     for _ in 1 2 3; do
       ids=$(ctr_ tasks ls -q 2>/dev/null || true)
-      for c in $ids; do ctr_ tasks kill -s KILL "$c" >/dev/null 2>&1 || true; ctr_ tasks delete -f "$c" >/dev/null 2>&1 || true; done
+      for c in $ids; do ctr_ tasks kill -s KILL "$c" >/dev/null 2>&1 || true; done
+      for c in $ids; do ctr_ tasks delete -f "$c" >/dev/null 2>&1 || true; done
       ids=$(ctr_ containers ls -q 2>/dev/null || true)
       for c in $ids; do ctr_ containers delete "$c" >/dev/null 2>&1 || true; done
       [ -z "$(ctr_ containers ls -q 2>/dev/null)" ] && break
