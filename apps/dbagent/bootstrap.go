@@ -142,7 +142,9 @@ func (b Bootstrap) setRootPassword(ctx context.Context) error {
 	defer func() {
 		if !stopped {
 			_ = srv.Process.Kill()
-			<-exited
+			if err := <-exited; err != nil {
+				b.Log.Debug("The bootstrap server was killed", "error", err.Error())
+			}
 		}
 	}()
 
@@ -164,7 +166,7 @@ func (b Bootstrap) setRootPassword(ctx context.Context) error {
 		select {
 		case e := <-exited:
 			stopped = true
-			return fmt.Errorf("the bootstrap server exited: %v", e)
+			return fmt.Errorf("the bootstrap server exited: %w", e)
 		default:
 		}
 		if time.Now().After(deadline) {

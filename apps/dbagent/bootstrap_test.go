@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,18 +131,17 @@ func (s *server) stop(t *testing.T) {
 	t.Helper()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case err := <-s.done:
+		if err != nil {
+			t.Logf("mariadbd exited: %v", err)
+		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("mariadbd did not stop")
 	}
 }
 
 func asMySQLError(err error, target **mysql.MySQLError) bool {
-	me, ok := err.(*mysql.MySQLError)
-	if ok {
-		*target = me
-	}
-	return ok
+	return errors.As(err, target)
 }
 
 func dsn(addr, user, pw string) string {

@@ -60,7 +60,7 @@ func TestFilesImageLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cf.Config.User != NonRoot || cf.OS != "linux" || cf.Architecture != "amd64" || !cf.Created.Time.Equal(Epoch) {
+	if cf.Config.User != NonRoot || cf.OS != "linux" || cf.Architecture != "amd64" || !cf.Created.Equal(Epoch) {
 		t.Fatalf("config: user %q os %q arch %q created %v", cf.Config.User, cf.OS, cf.Architecture, cf.Created)
 	}
 	layers, err := img.Layers()
@@ -71,7 +71,7 @@ func TestFilesImageLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	got := map[string]*tar.Header{}
 	var order []string
 	tr := tar.NewReader(rc)
