@@ -4,8 +4,8 @@
 #   mysqld-exporter,          the exporters the operator renders, built from their Go modules at
 #   redis-exporter            the versions hack/versions.env pins (the render pins the same tags)
 #   pause, busybox, kfake,    the local node only: containerd's sandbox image, the volume
-#   mariadb, redis            provisioner's helper, the Kafka stand-in (franz-go's kfake), and
-#                             MariaDB 10.11 / Redis 7.0 from Debian's packages (mmdebstrap)
+#   mailsink, mariadb, redis  provisioner's helper, the Kafka stand-in (franz-go's kfake), an SMTP
+#                             sink, and MariaDB 10.11 / Redis 7.0 from Debian's packages (mmdebstrap)
 # Images are assembled by cmd/images (go-containerregistry): same inputs, same digest. Archives go to
 #   ${SCALESTACK_CACHE:-$HOME/.cache/scalestack}/images/out/<name>.tar  (+ <name>.ref: ref@digest)
 # and the slow parts (Debian root filesystems, exporters) are cached by version.
@@ -30,7 +30,7 @@ if [ "${1:-}" = "--push" ]; then
 fi
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  if [ -n "$push" ]; then names=(operator apps); else names=(operator apps mysqld-exporter redis-exporter pause busybox kfake mariadb redis); fi
+  if [ -n "$push" ]; then names=(operator apps); else names=(operator apps mysqld-exporter redis-exporter pause busybox kfake mailsink mariadb redis); fi
 fi
 want() { local n; for n in "${names[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
 
@@ -52,13 +52,14 @@ mkdir -p "$bin"
 start=$(date +%s)
 build_flags=(-trimpath -ldflags "-s -w -buildid=")
 
-if want operator || want apps || want pause || want kfake; then
-  log "compiling the operator, the apps, pause and localkafka (static)"
+if want operator || want apps || want pause || want kfake || want mailsink; then
+  log "compiling the operator, the apps, pause, localkafka and mailsink (static)"
   (cd "$repo" && CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/manager" . &&
     CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/" ./apps/cmd/gateway ./apps/cmd/user ./apps/cmd/post \
       ./apps/cmd/feed ./apps/cmd/worker ./apps/cmd/archiver ./apps/cmd/dbagent ./apps/cmd/loadgen &&
     CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/pause" ./cmd/pause &&
-    CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/localkafka" ./cmd/localkafka) >&2
+    CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/localkafka" ./cmd/localkafka &&
+    CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/mailsink" ./cmd/mailsink) >&2
 fi
 
 # go_tool <binary> <module> <version> [env...]: built from its module at a pinned version, cached by
@@ -120,6 +121,7 @@ refs=(
   -ref "pause=scalestack.local/pause:3.10"
   -ref "busybox=scalestack.local/busybox:stable"
   -ref "kfake=scalestack.local/kfake:dev"
+  -ref "mailsink=scalestack.local/mailsink:dev"
   -ref "mariadb=scalestack.local/mariadb:10.11"
   -ref "redis=scalestack.local/redis:7.0"
 )

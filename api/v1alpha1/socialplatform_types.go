@@ -109,6 +109,28 @@ type AppsSpec struct {
 	// worker runs the Kafka consumers (recommendations, welcome email, timeline fan-out).
 	// +optional
 	Worker ServiceSpec `json:"worker,omitzero"`
+
+	// email is where the worker sends the welcome e-mail of every new user. Unset: no e-mail is
+	// sent (sign-up works the same).
+	// +optional
+	Email *EmailSpec `json:"email,omitempty"`
+}
+
+// EmailSpec is the SMTP relay of the apps' outgoing e-mail.
+type EmailSpec struct {
+	// smtpAddress is the relay as host:port, e.g. smtp.mail.svc:25 (plain SMTP without
+	// authentication: a relay inside the cluster's network).
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=261
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}$`
+	SMTPAddress string `json:"smtpAddress"`
+
+	// from is the sender's address.
+	// +optional
+	// +kubebuilder:default="welcome@scalestack.local"
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	From string `json:"from,omitempty"`
 }
 
 // ServiceSpec sizes one service.

@@ -38,6 +38,10 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		"SCALESTACK_DB_USER":        "app",
 		"SCALESTACK_ASSET_MAX_AGE":  AssetMaxAge(sp).String(),
 	}
+	if e := sp.Spec.Apps.Email; e != nil {
+		data["SCALESTACK_SMTP_ADDR"] = e.SMTPAddress
+		data["SCALESTACK_SMTP_FROM"] = cmp.Or(e.From, "welcome@scalestack.local")
+	}
 	if t := sp.Spec.Observability.Tracing; t.Endpoint != "" {
 		data["OTEL_EXPORTER_OTLP_ENDPOINT"] = t.Endpoint
 		data["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"

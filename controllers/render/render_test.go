@@ -205,6 +205,18 @@ func TestAppsConfigTracingOff(t *testing.T) {
 	}
 }
 
+func TestAppsConfigEmail(t *testing.T) {
+	sp := sample(t)
+	if d := AppsConfig(sp).Data; d["SCALESTACK_SMTP_ADDR"] != "" {
+		t.Errorf("an SMTP relay without spec.apps.email: %v", d)
+	}
+	sp.Spec.Apps.Email = &scalestackv1alpha1.EmailSpec{SMTPAddress: "mail:2525"}
+	d := AppsConfig(sp).Data
+	if d["SCALESTACK_SMTP_ADDR"] != "mail:2525" || d["SCALESTACK_SMTP_FROM"] != "welcome@scalestack.local" {
+		t.Errorf("email settings: %v", d)
+	}
+}
+
 func TestConfigHash(t *testing.T) {
 	sp := sample(t)
 	a := HashData(AppsConfig(sp).Data)

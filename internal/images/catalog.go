@@ -23,13 +23,13 @@ type Inputs struct {
 }
 
 // Names lists the catalog's images in build order.
-var Names = []string{"operator", "apps", "mysqld-exporter", "redis-exporter", "pause", "busybox", "kfake", "mariadb", "redis"}
+var Names = []string{"operator", "apps", "mysqld-exporter", "redis-exporter", "pause", "busybox", "kfake", "mailsink", "mariadb", "redis"}
 
 // Catalog returns the spec of every image the project builds: the operator and the apps (the
 // product), the exporters the operator renders (built from their Go modules at the versions the
 // render pins), and for the local node only a pause image, a busybox for the volume provisioner's
-// helper pods, kfake (the Kafka stand-in: no broker can be installed here) and MariaDB and Redis
-// from Debian's packages.
+// helper pods, kfake (the Kafka stand-in: no broker can be installed here), an SMTP sink that
+// prints what it receives, and MariaDB and Redis from Debian's packages.
 func Catalog(in Inputs) []Spec {
 	bin := func(name string) string { return filepath.Join(in.Bin, name) }
 	ca := File{Path: "/etc/ssl/certs/ca-certificates.crt", Source: in.CACerts, Mode: 0o644}
@@ -55,6 +55,8 @@ func Catalog(in Inputs) []Spec {
 		{Name: "busybox", Files: busybox, Cmd: []string{"/bin/sh"}},
 		{Name: "kfake", Files: []File{{Path: "/localkafka", Source: bin("localkafka"), Mode: 0o755}},
 			User: NonRoot, Entrypoint: []string{"/localkafka"}},
+		{Name: "mailsink", Files: []File{{Path: "/mailsink", Source: bin("mailsink"), Mode: 0o755}},
+			User: NonRoot, Entrypoint: []string{"/mailsink"}},
 		{Name: "mariadb", RootFS: filepath.Join(in.RootFS, "mariadb.tar"), Cmd: []string{"mariadbd"}},
 		{Name: "redis", RootFS: filepath.Join(in.RootFS, "redis.tar"), Cmd: []string{"redis-server"}},
 	}

@@ -35,6 +35,14 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			[]string{"spec.database.shards", "less than or equal to 64"}},
 		{"too many replicas per shard", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.ReplicasPerShard = ptr.To[int32](6) },
 			[]string{"spec.database.replicasPerShard", "less than or equal to 5"}},
+		{"smtp relay without a port", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.Email = &scalestackv1alpha1.EmailSpec{SMTPAddress: "smtp.mail.svc"}
+		},
+			[]string{"spec.apps.email.smtpAddress", "should match"}},
+		{"sender without a domain", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.Email = &scalestackv1alpha1.EmailSpec{SMTPAddress: "smtp.mail.svc:25", From: "welcome"}
+		},
+			[]string{"spec.apps.email.from", "should match"}},
 		{"unknown engine", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Engine = "Postgres" },
 			[]string{"spec.database.engine", `supported values: "MariaDB", "MySQL"`}},
 		{"unknown deletion policy", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.DeletionPolicy = "Orphan" },

@@ -362,9 +362,9 @@ func TestStackRunsInRealPods(t *testing.T) {
 			t.Errorf("pod %s: phase %s node %s, containers %+v", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.ContainerStatuses)
 		}
 	}
-	// 5 services, 2 shards x (primary + replica), Redis, kfake.
-	if running != 11 {
-		t.Errorf("%d pods running, want 11", running)
+	// 5 services, 2 shards x (primary + replica), Redis, kfake, the SMTP sink.
+	if running != 12 {
+		t.Errorf("%d pods running, want 12", running)
 	}
 
 	// The gateway, from the host, through its Service's ClusterIP (kube-proxy's iptables rules).
@@ -440,6 +440,20 @@ func TestStackRunsInRealPods(t *testing.T) {
 			return fmt.Errorf("no suggestions yet")
 		}
 		return nil
+	})
+
+	// bob's welcome e-mail, sent by the worker pod from the Kafka event, reached the SMTP sink pod.
+	poll(t, "bob's welcome e-mail at the SMTP sink", 2*time.Minute, func() error {
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "logs", "-n", ns, "deploy/mail").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, `"bob@example.com"`) && strings.Contains(strings.ToLower(l), "welcome") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no welcome e-mail to bob in %q", out)
 	})
 
 	// The cache pod serves with maxmemory from the manifest, and repeated reads hit it.
