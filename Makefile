@@ -21,7 +21,7 @@ KUBECONFIG_LOCAL := $(LOCAL_DIR)/cluster/kubeconfig
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 ##@ Development
 
@@ -35,8 +35,8 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from markers
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: fmt
-fmt: ## Format the Go code.
-	$(GO) fmt ./...
+fmt: $(GOLANGCI_LINT) ## Format the Go code with what lint enforces (gofmt, goimports with local imports last).
+	$(GOLANGCI_LINT) fmt ./...
 
 .PHONY: vet
 vet: ## Run go vet.
@@ -47,7 +47,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: generate manifests ## Regenerate code and manifests and fail if anything drifted.
+verify: generate manifests ## Regenerate code and manifests and fail if anything (or go mod tidy) drifted.
+	$(GO) mod tidy
+	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; exit 1; }
 	@git diff --exit-code -- api config || { echo "generated files drifted: run 'make generate manifests' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: commit them" >&2; exit 1; }
 
@@ -62,12 +64,12 @@ k8s-binaries: ## Build (once, cached outside the repo) kube-apiserver, etcd, kwo
 ##@ Test
 
 .PHONY: test
-test: ## Run every test tier that fits in CI: unit, envtest integration, e2e on the local control plane.
+test: ## Run every test tier: unit, real servers, envtest integration, e2e (kwok), the stack in real pods (root).
 	hack/test.sh
 
 .PHONY: test-unit
-test-unit: ## Pure unit tests only (no control plane).
-	$(GO) test ./api/... ./controllers/render/... ./internal/...
+test-unit: ## Pure unit tests only (no control plane, no servers): API, render, conditions, SLO math, shard map, images.
+	$(GO) test ./api/... ./controllers/... ./internal/images/... ./pkg/shard/... ./cmd/images/...
 
 .PHONY: update-golden
 update-golden: ## Rewrite the render golden files from the current code.
@@ -89,7 +91,7 @@ bench-operator: ## Operator convergence for 1, 50 and 200 platforms vs a plain-c
 ##@ Run
 
 .PHONY: run
-run: ## Start the local control plane (if no cluster is configured), install the CRDs, run the operator and apply the sample.
+run: ## Images, a local control plane with a real node (if no cluster is configured), the CRDs, the operator, the sample; http://127.0.0.1:8080/.
 	hack/run.sh
 
 .PHONY: cluster-up
@@ -101,7 +103,7 @@ cluster-up: ## Start the local control plane (SCALESTACK_NODE=kwok|real|both: a 
 	hack/local-cluster.sh up
 
 .PHONY: cluster-down
-cluster-down: ## Stop the local control plane.
+cluster-down: ## Stop the local control plane and remove everything its real node made.
 	hack/local-cluster.sh down
 
 .PHONY: cluster-status

@@ -436,6 +436,7 @@ down() {
       sleep 1
     done
   fi
+  log "stopping containerd"
   stop_process containerd
   # runc shims outlive containerd: stop those whose working directory is ours.
   local pid
@@ -459,6 +460,7 @@ down() {
     for p in $m; do umount -l "$p" 2>/dev/null || true; done
   done
   # iptables and ip6tables: kubelet's, kube-proxy's and CNI's chains and the jumps into them.
+  log "removing mounts done; iptables chains, bridge, cgroups, sysctls"
   clean_iptables
   local v
   for v in /sys/class/net/"$BRIDGE"/brif/*; do

@@ -5,6 +5,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +43,7 @@ func main() {
 		_ = srv.Close()
 	}()
 	fmt.Fprintln(os.Stderr, "mailsink listening on", *addr)
-	if err := srv.ListenAndServe(); err != nil && err != smtp.ErrServerClosed {
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 		fmt.Fprintln(os.Stderr, "mailsink:", err)
 		os.Exit(1)
 	}

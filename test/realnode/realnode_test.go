@@ -446,7 +446,7 @@ func TestStackRunsInRealPods(t *testing.T) {
 	poll(t, "bob's welcome e-mail at the SMTP sink", 2*time.Minute, func() error {
 		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "logs", "-n", ns, "deploy/mail").CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, out)
+			return fmt.Errorf("%w: %s", err, out)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
 			if strings.Contains(l, `"bob@example.com"`) && strings.Contains(strings.ToLower(l), "welcome") {
