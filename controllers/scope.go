@@ -49,6 +49,8 @@ type scope struct {
 	reconciled bool
 	// gone is set when the teardown removed the finalizer: the object may no longer exist.
 	gone bool
+	// stale is set when the object changed under this pass (a conflict): the retry writes status.
+	stale bool
 }
 
 func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {

@@ -85,8 +85,15 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	}
 	s := newScope(sp)
 	defer func() {
-		if s.gone {
+		if s.gone || s.stale {
 			return
+		}
+		// Status comes from the world as observed on this pass, whether the phases succeeded,
+		// failed half-way or were skipped (paused): never from empty observations.
+		if sp.DeletionTimestamp.IsZero() {
+			if err := r.observe(ctx, s); err != nil {
+				retErr = errors.Join(retErr, err)
+			}
 		}
 		if err := r.writeStatus(ctx, s, retErr); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -97,11 +104,14 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		return r.teardown(ctx, s)
 	}
 	if err := r.ensureFinalizer(ctx, sp); err != nil {
+		// A conflict means the object changed since the cache saw it: the retry, with the newer
+		// object, writes the status. Nothing failed.
+		s.stale = apierrors.IsConflict(err)
 		return ctrl.Result{}, err
 	}
 	if sp.Spec.Paused {
 		s.paused = true
-		return ctrl.Result{}, r.observe(ctx, s)
+		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
 	for _, p := range r.phases() {
@@ -112,7 +122,7 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		log.V(2).Info("Phase done", "phase", p.name, "duration", time.Since(start).String())
 	}
 	s.reconciled = true
-	return s.result, r.observe(ctx, s)
+	return s.result, nil
 }
 
 // phase is one ordered step of a reconcile. A phase returns an error only for what a retry may

@@ -1,0 +1,94 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+)
+
+// A pass that fails in a late phase (the CDN Ingress refused by an admission policy) still
+// reports the components the earlier phases made as they are: the shards and the cache exist, so
+// their conditions never say "Not created yet", and Degraded names the failing phase.
+func TestStatusAfterAFailedPassIsObserved(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	name := "deny-ingress-" + ns
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{"networking.k8s.io"}, APIVersions: []string{"v1"}, Resources: []string{"ingresses"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "ingresses are not allowed here"}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
+	}
+	// The policy takes effect once the API server has loaded it: probe with an Ingress of our own.
+	eventually(t, "the policy refusing Ingresses", func() error {
+		probe := ingressProbe(ns)
+		if err := k8s.Create(ctx, probe); err == nil {
+			_ = k8s.Delete(ctx, probe)
+			return fmt.Errorf("an Ingress was still admitted")
+		}
+		return nil
+	})
+
+	sp := loadSample(t, ns)
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Degraded naming the cdn phase, with the data tier observed", func() error {
+		cur := &scalestackv1alpha1.SocialPlatform{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), cur); err != nil {
+			return err
+		}
+		d := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionDegraded)
+		if d == nil || d.Reason != scalestackv1alpha1.ReasonReconcileFailed || !strings.Contains(d.Message, "cdn") {
+			return fmt.Errorf("Degraded is %+v", d)
+		}
+		for _, typ := range []string{scalestackv1alpha1.ConditionDatabaseReady, scalestackv1alpha1.ConditionCacheReady, scalestackv1alpha1.ConditionAppsReady} {
+			c := meta.FindStatusCondition(cur.Status.Conditions, typ)
+			if c == nil || strings.Contains(c.Message, "Not created yet") {
+				return fmt.Errorf("%s after a failed pass: %+v", typ, c)
+			}
+		}
+		if len(cur.Status.Shards) != 2 {
+			return fmt.Errorf("%d shards in status", len(cur.Status.Shards))
+		}
+		return nil
+	})
+}
+
+func ingressProbe(ns string) *networkingv1.Ingress {
+	return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns},
+		Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+			Name: "probe", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}
+}
