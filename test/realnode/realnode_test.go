@@ -361,6 +361,13 @@ func TestStackRunsInRealPods(t *testing.T) {
 		for _, cs := range p.Status.ContainerStatuses {
 			ready = ready && cs.Ready && cs.State.Running != nil
 		}
+		restarts := int32(0)
+		for _, cs := range p.Status.ContainerStatuses {
+			restarts += cs.RestartCount
+		}
+		if restarts > 0 {
+			t.Logf("pod %s restarted %d times on its way to Ready", p.Name, restarts)
+		}
 		if !ready || p.Spec.NodeName != "scalestack-node-0" {
 			t.Errorf("pod %s: phase %s node %s, containers %+v", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.ContainerStatuses)
 		}
