@@ -293,8 +293,8 @@ kind: KubeletConfiguration
 failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupRoot: $cgroot
-# The node's InternalIP is the bridge's address (it exists before kubelet starts; kubelet refuses a
-# loopback node IP): the API server reaches kubelet there for logs, exec and port-forward.
+# The node's InternalIP is the bridge's address (it exists before kubelet starts, and the host and
+# every pod reach it): the API server reaches kubelet there for logs, exec and port-forward.
 address: $GATEWAY
 port: $kport
 readOnlyPort: 0
