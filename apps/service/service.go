@@ -119,23 +119,10 @@ func (a *App) redis() (rueidis.Client, error) {
 	if a.cfg.RedisAddr == "" {
 		return nil, errors.New("SCALESTACK_REDIS_ADDR is required")
 	}
-	// In a new platform the services start alongside Redis: an unreachable Redis is waited for
-	// (with backoff, as long as the migrations wait for their primaries) rather than exiting.
-	var c rueidis.Client
-	var err error
-	deadline := time.Now().Add(store.MigrateWait)
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		c, err = rueidis.NewClient(rueidis.ClientOption{
-			InitAddress: []string{a.cfg.RedisAddr}, ConnWriteTimeout: 5 * time.Second,
-			CacheSizeEachConn: 32 << 20,
-		})
-		var netErr net.Error
-		if err == nil || !errors.As(err, &netErr) || time.Now().Add(wait).After(deadline) {
-			break
-		}
-		slog.Info("waiting for Redis", "addr", a.cfg.RedisAddr, "error", err.Error())
-		time.Sleep(wait)
-	}
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress: []string{a.cfg.RedisAddr}, ConnWriteTimeout: 5 * time.Second,
+		CacheSizeEachConn: 32 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redis %s: %w", a.cfg.RedisAddr, err)
 	}

@@ -7,13 +7,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"sort"
@@ -396,53 +394,15 @@ func (s *Shards) Close() {
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// MigrateWait bounds how long Migrate waits for a primary that does not take connections or logins
-// yet: in a new platform the services start alongside their databases, and a primary accepts
-// connections a few seconds before its agent has made the apps' account.
-var MigrateWait = 3 * time.Minute
-
 // Migrate creates the database if needed and applies the embedded migrations on every primary,
-// each once, in order, under a lock so that concurrent starts do not race. A primary that is not
-// reachable yet, or refuses the apps' login, is retried with backoff for up to MigrateWait;
-// any other error ends it at once.
+// each once, in order, under a lock so that concurrent starts do not race.
 func (s *Shards) Migrate(ctx context.Context) error {
 	for _, db := range s.All() {
-		if err := migrateWithWait(ctx, db.Index, db.addr, s.cfg.User, s.cfg.Password); err != nil {
+		if err := migrate(ctx, db.addr, s.cfg.User, s.cfg.Password); err != nil {
 			return fmt.Errorf("migrating shard %d: %w", db.Index, err)
 		}
 	}
 	return nil
-}
-
-func migrateWithWait(ctx context.Context, index int, addr, user, password string) error {
-	deadline := time.Now().Add(MigrateWait)
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := migrate(ctx, addr, user, password)
-		if err == nil || !transient(err) || time.Now().Add(wait).After(deadline) {
-			return err
-		}
-		slog.InfoContext(ctx, "waiting for the shard's primary", "shard", index, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-// transient says whether a database error may pass by itself: no connection (refused, reset,
-// timed out, name not resolvable yet), or a login refused because the account is not made yet.
-func transient(err error) bool {
-	var netErr net.Error
-	var myErr *mysql.MySQLError
-	switch {
-	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn):
-		return true
-	case errors.As(err, &myErr):
-		// 1045 access denied, 1040 too many connections, 1130 host not allowed (yet), 1053 shutting down.
-		return myErr.Number == 1045 || myErr.Number == 1040 || myErr.Number == 1130 || myErr.Number == 1053
-	}
-	return false
 }
 
 func migrate(ctx context.Context, addr, user, password string) error {

@@ -328,9 +328,18 @@ func signup(t *testing.T, base, handle string) (*api, string) {
 	anon := &api{t: t, base: base}
 	var tr tokenResponse
 	body := map[string]string{"handle": handle, "email": handle + "@example.com", "password": "correct horse battery", "display_name": handle}
-	if code := anon.do("POST", "/api/signup", body, &tr); code != http.StatusCreated {
-		t.Fatalf("signup %s: %d", handle, code)
-	}
+	// Ready means every pod is ready; kube-proxy programs a new endpoint into the ClusterIP rules
+	// a moment later, so right after Ready the gateway can still find the user service's
+	// ClusterIP refusing connections (503, nothing reached the user service): try again briefly.
+	poll(t, "signup "+handle, 30*time.Second, func() error {
+		if code := anon.do("POST", "/api/signup", body, &tr); code != http.StatusCreated {
+			if code == http.StatusServiceUnavailable {
+				return fmt.Errorf("signup %s: %d", handle, code)
+			}
+			t.Fatalf("signup %s: %d", handle, code)
+		}
+		return nil
+	})
 	return &api{t: t, base: base, token: tr.Token}, tr.ID
 }
 
