@@ -9,7 +9,7 @@
 #                                           iptables/ip6tables chain, cgroup, sysctl change and
 #                                           process it made
 #   hack/local-node.sh status <cluster-dir>  show them
-#   hack/local-node.sh import <cluster-dir> <archive.tar>...   import images into containerd
+#   hack/local-node.sh import <cluster-dir>  import the archives of hack/build-images.sh whose digest changed
 #
 # Everything lives under <cluster-dir>/node. Pod traffic stays on this machine: pods get addresses
 # on the bridge $BRIDGE ($POD_CIDR) in network namespaces that containerd creates.
@@ -539,6 +539,6 @@ case "$cmd" in
   up) up ;;
   down) down ;;
   status) status ;;
-  import) shift 2; mkdir -p "$node"; import_images ;;
+  import) mkdir -p "$node"; import_images ;;
   *) echo "usage: $0 up|down|status|import <cluster-dir>" >&2; exit 2 ;;
 esac
