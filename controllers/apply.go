@@ -2,12 +2,15 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,9 +91,97 @@ func sameApplied(a, b any) (bool, error) {
 	return reflect.DeepEqual(ma, mb), nil
 }
 
+// applyUnstructured converges a custom resource with server-side apply. The no-op check: the
+// live object carries the hash of the last applied configuration, and every field we set still
+// has our value. It returns the live object (nil right after a write) and what the apply did.
+func (r *SocialPlatformReconciler) applyUnstructured(ctx context.Context, s *scope, desired *unstructured.Unstructured) (*unstructured.Unstructured, applyResult, error) {
+	raw, err := json.Marshal(desired.Object)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding %s: %w", desired.GetKind(), err)
+	}
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])[:16]
+	ann := desired.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationAppliedHash] = hash
+	desired.SetAnnotations(ann)
+
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(desired.GroupVersionKind())
+	result := resultUpdated
+	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), live); {
+	case apierrors.IsNotFound(err):
+		result = resultCreated
+	case err != nil:
+		return nil, "", fmt.Errorf("getting %s %s: %w", desired.GetKind(), desired.GetName(), err)
+	default:
+		if live.GetAnnotations()[AnnotationAppliedHash] == hash && subset(desired.Object, live.Object) {
+			return live, resultUnchanged, nil
+		}
+	}
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return nil, "", fmt.Errorf("applying %s %s: %w", desired.GetKind(), desired.GetName(), err)
+	}
+	s.record(desired.GetKind(), desired.GetName(), result)
+	return nil, result, nil
+}
+
+// subset reports whether every field of want has the same value in have. Numbers compare by
+// value: JSON decoding gives int64 on one side and float64 on the other.
+func subset(want, have any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range w {
+			if !subset(v, h[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok || len(h) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !subset(w[i], h[i]) {
+				return false
+			}
+		}
+		return true
+	case int64:
+		return numEqual(float64(w), have)
+	case int32:
+		return numEqual(float64(w), have)
+	case int:
+		return numEqual(float64(w), have)
+	case float64:
+		return numEqual(w, have)
+	default:
+		return reflect.DeepEqual(want, have)
+	}
+}
+
+func numEqual(w float64, have any) bool {
+	switch h := have.(type) {
+	case int64:
+		return float64(h) == w
+	case float64:
+		return h == w
+	case int:
+		return float64(h) == w
+	}
+	return false
+}
+
 // keepOwnManagedFields is the cache's transform: it drops every managedFields entry but this
-// operator's own. Those entries are about 40% of an object's size and only ours is needed, for
-// the no-op check in apply.
+// operator's own (the reconciler's and the autoscaler's). Those entries are about 40% of an
+// object's size and only ours are needed: for the no-op check in apply, and to hand replicas over.
 func keepOwnManagedFields(obj any) (any, error) {
 	accessor, ok := obj.(metav1.Object)
 	if !ok {
@@ -102,7 +193,7 @@ func keepOwnManagedFields(obj any) (any, error) {
 	}
 	kept := entries[:0:0]
 	for _, e := range entries {
-		if e.Manager == FieldManager {
+		if e.Manager == FieldManager || e.Manager == AutoscalerFieldManager {
 			kept = append(kept, e)
 		}
 	}

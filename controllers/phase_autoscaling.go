@@ -230,27 +230,6 @@ func queryBottleneck(ctx context.Context, api promv1.API, ns string) (string, er
 	return strings.Join(deps, ", "), nil
 }
 
-// sloCondition computes SLOHealthy.
-func sloCondition(o sloObservation) metav1.Condition {
-	c := metav1.Condition{Type: scalestackv1alpha1.ConditionSLOHealthy, Status: metav1.ConditionTrue, Reason: "WithinBudget",
-		Message: "No service burns its error budget faster than the window allows"}
-	switch {
-	case o.metricsErr != nil:
-		c.Status, c.Reason = metav1.ConditionUnknown, autoscale.ReasonMetricsUnavailable
-		c.Message = truncate("Holding replicas: "+o.metricsErr.Error(), 1024)
-	case o.bottleneck != "" && len(o.fast) > 0:
-		c.Status, c.Reason = metav1.ConditionFalse, autoscale.ReasonBottleneck
-		c.Message = fmt.Sprintf("Fast burn on %s, caused by a saturated %s: not scaling the services", strings.Join(o.fast, ", "), o.bottleneck)
-	case len(o.fast) > 0:
-		c.Status, c.Reason = metav1.ConditionFalse, autoscale.ReasonFastBurn
-		c.Message = "Fast error-budget burn on " + strings.Join(o.fast, ", ")
-	case len(o.slow) > 0:
-		c.Status, c.Reason = metav1.ConditionFalse, autoscale.ReasonSlowBurn
-		c.Message = "Slow error-budget burn on " + strings.Join(o.slow, ", ")
-	}
-	return c
-}
-
 func ptrOr(p *int32, def int32) int32 {
 	if p == nil {
 		return def

@@ -2,21 +2,14 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -88,12 +81,12 @@ func (r *SocialPlatformReconciler) reconcileKafka(ctx context.Context, s *scope)
 		s.requeueAfter(requeueMissingKinds)
 		return nil
 	}
-	for _, u := range render.StrimziObjects(sp, version) {
-		live, err := r.applyUnstructured(ctx, s, u)
-		if err != nil {
-			return err
-		}
-		r.observeStrimzi(s, u.GetKind(), live)
+	applied, err := r.applyTier(ctx, s, render.KafkaTier(sp, version))
+	if err != nil {
+		return err
+	}
+	for _, a := range applied {
+		r.observeStrimzi(s, a.obj.(*unstructured.Unstructured).GetKind(), a.live)
 	}
 	s.kafka.bootstrap = strimziBootstrap(s.kafka.bootstrap, sp)
 	return nil
@@ -145,94 +138,6 @@ func (r *SocialPlatformReconciler) observeStrimzi(s *scope, kind string, live *u
 			s.kafka.topicMessages = append(s.kafka.topicMessages, name+": "+msg)
 		}
 	}
-}
-
-// applyUnstructured converges a custom resource with server-side apply. The no-op check: the
-// live object carries the hash of the last applied configuration, and every field we set still
-// has our value. It returns the live object (nil right after a write).
-func (r *SocialPlatformReconciler) applyUnstructured(ctx context.Context, s *scope, desired *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	raw, err := json.Marshal(desired.Object)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s: %w", desired.GetKind(), err)
-	}
-	sum := sha256.Sum256(raw)
-	hash := hex.EncodeToString(sum[:])[:16]
-	ann := desired.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[AnnotationAppliedHash] = hash
-	desired.SetAnnotations(ann)
-
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(desired.GroupVersionKind())
-	result := resultUpdated
-	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), live); {
-	case apierrors.IsNotFound(err):
-		result = resultCreated
-	case err != nil:
-		return nil, fmt.Errorf("getting %s %s: %w", desired.GetKind(), desired.GetName(), err)
-	default:
-		if live.GetAnnotations()[AnnotationAppliedHash] == hash && subset(desired.Object, live.Object) {
-			return live, nil
-		}
-	}
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return nil, fmt.Errorf("applying %s %s: %w", desired.GetKind(), desired.GetName(), err)
-	}
-	s.record(desired.GetKind(), desired.GetName(), result)
-	return nil, nil
-}
-
-// subset reports whether every field of want has the same value in have. Numbers compare by
-// value: JSON decoding gives int64 on one side and float64 on the other.
-func subset(want, have any) bool {
-	switch w := want.(type) {
-	case map[string]any:
-		h, ok := have.(map[string]any)
-		if !ok {
-			return false
-		}
-		for k, v := range w {
-			if !subset(v, h[k]) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		h, ok := have.([]any)
-		if !ok || len(h) != len(w) {
-			return false
-		}
-		for i := range w {
-			if !subset(w[i], h[i]) {
-				return false
-			}
-		}
-		return true
-	case int64:
-		return numEqual(float64(w), have)
-	case int32:
-		return numEqual(float64(w), have)
-	case int:
-		return numEqual(float64(w), have)
-	case float64:
-		return numEqual(w, have)
-	default:
-		return reflect.DeepEqual(want, have)
-	}
-}
-
-func numEqual(w float64, have any) bool {
-	switch h := have.(type) {
-	case int64:
-		return float64(h) == w
-	case float64:
-		return h == w
-	case int:
-		return float64(h) == w
-	}
-	return false
 }
 
 // adminClients keeps one Kafka admin client per External cluster, so that a pass does not dial
@@ -301,38 +206,4 @@ func (r *SocialPlatformReconciler) reconcileExternalTopics(ctx context.Context, 
 		}
 	}
 	return nil
-}
-
-// kafkaCondition computes KafkaReady.
-func kafkaCondition(o kafkaObservation) metav1.Condition {
-	c := metav1.Condition{Type: scalestackv1alpha1.ConditionKafkaReady, Status: metav1.ConditionFalse}
-	notReady := 0
-	for _, t := range o.topics {
-		if !t.Ready {
-			notReady++
-		}
-	}
-	switch {
-	case o.strimziMissing:
-		c.Reason = scalestackv1alpha1.ReasonStrimziNotInstalled
-		c.Message = "spec.kafka.mode is Strimzi but the cluster does not serve kafka.strimzi.io: install Strimzi, or use mode External"
-	case o.unreachable != nil:
-		c.Reason = scalestackv1alpha1.ReasonKafkaUnreachable
-		c.Message = truncate("The Kafka admin API did not answer: "+o.unreachable.Error(), 1024)
-	case o.mode != scalestackv1alpha1.KafkaModeExternal && !o.clusterReady:
-		c.Reason = scalestackv1alpha1.ReasonClusterNotReady
-		c.Message = truncate("Strimzi reports the Kafka cluster not ready: "+o.clusterMessage, 1024)
-	case notReady > 0:
-		c.Reason = scalestackv1alpha1.ReasonTopicsNotReady
-		c.Message = truncate(fmt.Sprintf("%d of %d topics not ready: %s", notReady, len(o.topics), strings.Join(o.topicMessages, "; ")), 1024)
-	default:
-		c.Status = metav1.ConditionTrue
-		c.Reason = scalestackv1alpha1.ReasonAvailable
-		how := "Strimzi reports the cluster ready"
-		if o.mode == scalestackv1alpha1.KafkaModeExternal {
-			how = "the External cluster answers"
-		}
-		c.Message = fmt.Sprintf("%s; all %d topics exist with their declared partitions (bootstrap %s)", how, len(o.topics), o.bootstrap)
-	}
-	return c
 }

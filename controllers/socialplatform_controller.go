@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,10 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/klog/v2"
@@ -113,41 +108,33 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		s.paused = true
 		return ctrl.Result{}, nil
 	}
-	log := ctrl.LoggerFrom(ctx)
-	for _, p := range r.phases() {
-		start := time.Now()
-		if err := p.run(ctx, s); err != nil {
-			return ctrl.Result{}, fmt.Errorf("%s: %w", p.name, err)
-		}
-		log.V(2).Info("Phase done", "phase", p.name, "duration", time.Since(start).String())
+	if err := r.runPhases(ctx, s); err != nil {
+		return ctrl.Result{}, err
 	}
 	s.reconciled = true
 	return s.result, nil
 }
 
-// phase is one ordered step of a reconcile. A phase returns an error only for what a retry may
-// fix; what is merely not ready yet is recorded in the scope and reported by status.
-type phase struct {
-	name string
-	run  func(context.Context, *scope) error
-}
-
-// phases lists the reconcile in its order: secrets -> database -> cache -> kafka -> apps ->
-// monitoring -> cdn -> autoscaling. Phases of components this version does not provision yet are
-// absent, and so are their conditions.
-func (r *SocialPlatformReconciler) phases() []phase {
-	return []phase{
-		{"secrets", r.reconcileSecrets},
-		{"network", r.reconcileNetwork},
-		{"database", r.reconcileDatabase},
-		{"cache", r.reconcileCache},
-		{"kafka", r.reconcileKafka},
-		{"apps", r.reconcileApps},
-		{"monitoring", r.reconcileMonitoring},
-		{"archive", r.reconcileArchive},
-		{"cdn", r.reconcileCDN},
-		{"autoscaling", r.reconcileAutoscaling},
+// runPhases runs the phases in order. A failing phase is reported on its own condition; only a
+// blocking one stops the pass. The error joins every phase's failure.
+func (r *SocialPlatformReconciler) runPhases(ctx context.Context, s *scope) error {
+	log := ctrl.LoggerFrom(ctx)
+	var errs []error
+	for _, p := range r.phases() {
+		start := time.Now()
+		s.ran[p.name] = true
+		if err := p.run(ctx, s); err != nil {
+			err = fmt.Errorf("%s: %w", p.name, err)
+			errs = append(errs, err)
+			s.fail(p.condition, err)
+			if p.blocking {
+				break
+			}
+			continue
+		}
+		log.V(2).Info("Phase done", "phase", p.name, "duration", time.Since(start).String())
 	}
+	return errors.Join(errs...)
 }
 
 // ensureFinalizer adds the teardown finalizer, so deletion runs in order (apps first, data last).
@@ -159,127 +146,6 @@ func (r *SocialPlatformReconciler) ensureFinalizer(ctx context.Context, sp *scal
 	controllerutil.AddFinalizer(sp, scalestackv1alpha1.Finalizer)
 	if err := r.Client.Patch(ctx, sp, patch); err != nil {
 		return fmt.Errorf("adding finalizer: %w", err)
-	}
-	return nil
-}
-
-// observe reads the workloads status reports on, from the cache (no API request).
-func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error {
-	sp := s.sp
-	for _, c := range scalestackv1alpha1.AppComponents {
-		d := &appsv1.Deployment{}
-		if found, err := r.getOptional(ctx, sp.Namespace, sp.ComponentName(c), d); err != nil {
-			return err
-		} else if found {
-			s.deployments[c] = d
-		}
-	}
-	names := []string{sp.CacheName()}
-	for i := range render.Shards(sp) {
-		names = append(names, sp.ShardPrimaryName(i), sp.ShardReplicasName(i))
-	}
-	for _, n := range names {
-		sts := &appsv1.StatefulSet{}
-		if found, err := r.getOptional(ctx, sp.Namespace, n, sts); err != nil {
-			return err
-		} else if found {
-			s.statefulSets[n] = sts
-		}
-	}
-	for _, n := range primaryPodNames(sp) {
-		pod := &corev1.Pod{}
-		if found, err := r.getOptional(ctx, sp.Namespace, n, pod); err != nil {
-			return err
-		} else if found {
-			s.primaryPods[n] = pod
-		}
-	}
-	return nil
-}
-
-// getOptional reads an object of the platform's namespace; a missing object is not an error.
-func (r *SocialPlatformReconciler) getOptional(ctx context.Context, namespace, name string, obj client.Object) (bool, error) {
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("observing %T %s: %w", obj, name, err)
-	}
-	return true, nil
-}
-
-// writeStatus recomputes status from the observations of this pass and writes it when it
-// changed. A converged platform writes nothing.
-func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, reconcileErr error) error {
-	sp := s.sp
-	st := &sp.Status
-	deleting := !sp.DeletionTimestamp.IsZero()
-	// Children of a phase are applied concurrently: sort for stable messages.
-	slices.Sort(s.changed)
-
-	var components []metav1.Condition
-	if !deleting {
-		components = append(components, s.databaseStatus(), s.cacheStatus(), s.appsStatus())
-		if s.reconciled {
-			// The kafka phase ran this pass; a paused or failed pass keeps the last Kafka status.
-			components = append(components, s.kafkaStatus())
-		} else if c := meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionKafkaReady); c != nil {
-			components = append(components, *c)
-		}
-	}
-	// Monitoring is reported beside Ready, not in it: a platform without alerting still serves
-	// its users, and a missing prometheus-operator must not make it look down.
-	var reported []metav1.Condition
-	if !deleting && s.reconciled {
-		reported = append(reported, monitoringCondition(s.monitoring))
-		if s.slo.enabled {
-			reported = append(reported, sloCondition(s.slo))
-		} else {
-			meta.RemoveStatusCondition(&st.Conditions, scalestackv1alpha1.ConditionSLOHealthy)
-		}
-	}
-	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
-	for _, c := range append(append(components, reported...),
-		readyCondition(components, reconcileErr, s.paused, deleting),
-		progressingCondition(components, s.changed),
-		degradedCondition(components, reconcileErr),
-	) {
-		c.ObservedGeneration = sp.Generation
-		meta.SetStatusCondition(&st.Conditions, c)
-	}
-	if s.reconciled && reconcileErr == nil {
-		st.ObservedGeneration = sp.Generation
-	}
-	st.Endpoints.Gateway = sp.GatewayURL()
-	st.Endpoints.CDNOrigin = render.CDNOriginURL(sp)
-
-	if n := len(s.changed); n > 0 {
-		reason := scalestackv1alpha1.EventUpdated
-		if s.created == n {
-			reason = scalestackv1alpha1.EventCreated
-		}
-		r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, reason, "Apply", "%s", truncate(fmt.Sprintf("%s %d objects: %s", reason, n, strings.Join(s.changed, ", ")), 1024))
-	}
-	if reconcileErr != nil {
-		r.Recorder.Eventf(sp, nil, corev1.EventTypeWarning, scalestackv1alpha1.EventReconcileFailed, "Reconcile", "%s", truncate(reconcileErr.Error(), 1024))
-	}
-	if isReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady); isReady != wasReady {
-		reason, note := scalestackv1alpha1.EventBecameReady, "Every component is ready"
-		if !isReady {
-			reason, note = scalestackv1alpha1.EventBecameNotReady, meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionReady).Message
-		}
-		r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, reason, "Reconcile", "%s", note)
-	}
-
-	if equality.Semantic.DeepEqual(s.original.Status, sp.Status) {
-		return nil
-	}
-	if err := r.Client.Status().Patch(ctx, sp, client.MergeFrom(s.original)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("writing status: %w", err)
 	}
 	return nil
 }

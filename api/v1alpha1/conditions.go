@@ -22,6 +22,9 @@ const (
 	ConditionKafkaReady = "KafkaReady"
 	// ConditionMonitoringReady is True when the rules, scrape configs and dashboards exist.
 	ConditionMonitoringReady = "MonitoringReady"
+	// ConditionCDNReady is True when the CDN origin Ingress for spec.cdn.originHost is applied.
+	// It is reported beside Ready, not in it, and only when an origin host is declared.
+	ConditionCDNReady = "CDNReady"
 	// ConditionSLOHealthy is True when no service burns error budget faster than allowed and the
 	// autoscaler can read its metrics.
 	ConditionSLOHealthy = "SLOHealthy"
@@ -43,6 +46,9 @@ const (
 	ReasonComponentsNotReady = "ComponentsNotReady"
 	// ReasonReconcileFailed: the last reconcile returned an error; the message has it.
 	ReasonReconcileFailed = "ReconcileFailed"
+	// ReasonApplyFailed: the phase that converges the component failed on this pass (the message
+	// names the phase and the API server's answer); later phases still ran.
+	ReasonApplyFailed = "ApplyFailed"
 	// ReasonPaused: spec.paused is true; the operator changes nothing.
 	ReasonPaused = "Paused"
 	// ReasonDeleting: the platform is being torn down.

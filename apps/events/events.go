@@ -16,14 +16,16 @@ import (
 
 	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/pkg/shard"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // The topics (the operator creates them, with a ".dlq" twin each).
 const (
-	TopicUserCreated   = "user-created"
-	TopicPostCreated   = "post-created"
-	TopicFollowCreated = "follow-created"
-	DLQSuffix          = ".dlq"
+	TopicUserCreated   = platform.TopicUserCreated
+	TopicPostCreated   = platform.TopicPostCreated
+	TopicFollowCreated = platform.TopicFollowCreated
+	DLQSuffix          = platform.DLQSuffix
 )
 
 // Event is the envelope of every message.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/apps/auth"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // Config is every service's configuration; each uses the part it needs.
@@ -48,7 +50,7 @@ type Config struct {
 // Defaults returns the configuration before the environment is read.
 func Defaults() Config {
 	return Config{
-		HTTPAddr: ":8080", DBUser: "app", CacheTTL: 10 * time.Minute, AssetMaxAge: 365 * 24 * time.Hour,
+		HTTPAddr: ":8080", DBUser: platform.DBUser, CacheTTL: 10 * time.Minute, AssetMaxAge: 365 * 24 * time.Hour,
 		SMTPFrom: "welcome@scalestack.local", CelebrityFollowers: 1000, Hash: auth.DefaultHashParams,
 		RateLimit: 50, RateBurst: 100, AuthRateLimit: 2, AuthRateBurst: 20, LogFormat: "json",
 	}
@@ -104,24 +106,24 @@ func FromEnv() (Config, error) {
 			*dst = b
 		}
 	}
-	str("SCALESTACK_HTTP_ADDR", &c.HTTPAddr)
-	str("SCALESTACK_SHARD_MAP_FILE", &c.ShardMapFile)
-	str("SCALESTACK_DB_USER", &c.DBUser)
-	str("SCALESTACK_DB_PASSWORD", &c.DBPassword)
-	str("SCALESTACK_REDIS_ADDR", &c.RedisAddr)
-	dur("SCALESTACK_CACHE_TTL", &c.CacheTTL)
-	if v := os.Getenv("SCALESTACK_KAFKA_BROKERS"); v != "" {
+	str(platform.EnvHTTPAddr, &c.HTTPAddr)
+	str(platform.EnvShardMapFile, &c.ShardMapFile)
+	str(platform.EnvDBUser, &c.DBUser)
+	str(platform.EnvDBPassword, &c.DBPassword)
+	str(platform.EnvRedisAddr, &c.RedisAddr)
+	dur(platform.EnvCacheTTL, &c.CacheTTL)
+	if v := os.Getenv(platform.EnvKafkaBrokers); v != "" {
 		c.KafkaBrokers = strings.Split(v, ",")
 	}
-	str("SCALESTACK_USER_URL", &c.UserURL)
-	str("SCALESTACK_POST_URL", &c.PostURL)
-	str("SCALESTACK_FEED_URL", &c.FeedURL)
-	if v := os.Getenv("SCALESTACK_TOKEN_KEY"); v != "" {
+	str(platform.EnvUserURL, &c.UserURL)
+	str(platform.EnvPostURL, &c.PostURL)
+	str(platform.EnvFeedURL, &c.FeedURL)
+	if v := os.Getenv(platform.EnvTokenKey); v != "" {
 		c.TokenKey = []byte(v)
 	}
-	dur("SCALESTACK_ASSET_MAX_AGE", &c.AssetMaxAge)
-	str("SCALESTACK_SMTP_ADDR", &c.SMTPAddr)
-	str("SCALESTACK_SMTP_FROM", &c.SMTPFrom)
+	dur(platform.EnvAssetMaxAge, &c.AssetMaxAge)
+	str(platform.EnvSMTPAddr, &c.SMTPAddr)
+	str(platform.EnvSMTPFrom, &c.SMTPFrom)
 	integer("SCALESTACK_CELEBRITY_FOLLOWERS", &c.CelebrityFollowers)
 	num("SCALESTACK_RATE_LIMIT", &c.RateLimit)
 	integer("SCALESTACK_RATE_BURST", &c.RateBurst)
@@ -129,7 +131,7 @@ func FromEnv() (Config, error) {
 	integer("SCALESTACK_AUTH_RATE_BURST", &c.AuthRateBurst)
 	boolean("SCALESTACK_TRUST_FORWARDED", &c.TrustForwarded)
 	boolean("SCALESTACK_SECURE_COOKIES", &c.SecureCookies)
-	str("SCALESTACK_LOG_FORMAT", &c.LogFormat)
+	str(platform.EnvLogFormat, &c.LogFormat)
 	if len(errs) > 0 {
 		return c, fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}

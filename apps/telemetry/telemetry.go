@@ -26,6 +26,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // DurationBuckets are the request-duration histogram's buckets. The SLO's latency threshold (0.3 s)
@@ -200,7 +202,7 @@ func SetupTracing(ctx context.Context, service string) (func(context.Context) er
 		return nil, err
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	if os.Getenv("OTEL_SDK_DISABLED") != "true" && (os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
+	if os.Getenv(platform.EnvTraceDisabled) != "true" && (os.Getenv(platform.EnvTraceEndpoint) != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, err

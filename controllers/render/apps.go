@@ -14,6 +14,8 @@ import (
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // AppsConfig is the configuration every app service reads from its environment: where the
@@ -24,34 +26,34 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		return fmt.Sprintf("http://%s:%d", sp.ComponentName(c), ServicePort)
 	}
 	data := map[string]string{
-		"SCALESTACK_PLATFORM":       sp.Name,
-		"SCALESTACK_HTTP_ADDR":      fmt.Sprintf(":%d", HTTPPort),
-		"SCALESTACK_USER_URL":       svc(scalestackv1alpha1.ComponentUser),
-		"SCALESTACK_POST_URL":       svc(scalestackv1alpha1.ComponentPost),
-		"SCALESTACK_FEED_URL":       svc(scalestackv1alpha1.ComponentFeed),
-		"SCALESTACK_REDIS_ADDR":     fmt.Sprintf("%s:%d", sp.CacheName(), RedisPort),
-		"SCALESTACK_CACHE_TTL":      CacheTTL(sp).String(),
-		"SCALESTACK_KAFKA_BROKERS":  KafkaBootstrap(sp),
-		"SCALESTACK_SHARD_MAP_FILE": ShardMapMountPath + "/" + ShardMapKey,
-		"SCALESTACK_DB_ENGINE":      string(engine(sp)),
-		"SCALESTACK_LOG_FORMAT":     "json",
-		"SCALESTACK_DB_USER":        "app",
-		"SCALESTACK_ASSET_MAX_AGE":  AssetMaxAge(sp).String(),
+		platform.EnvPlatform:     sp.Name,
+		platform.EnvHTTPAddr:     fmt.Sprintf(":%d", HTTPPort),
+		platform.EnvUserURL:      svc(scalestackv1alpha1.ComponentUser),
+		platform.EnvPostURL:      svc(scalestackv1alpha1.ComponentPost),
+		platform.EnvFeedURL:      svc(scalestackv1alpha1.ComponentFeed),
+		platform.EnvRedisAddr:    fmt.Sprintf("%s:%d", sp.CacheName(), RedisPort),
+		platform.EnvCacheTTL:     CacheTTL(sp).String(),
+		platform.EnvKafkaBrokers: KafkaBootstrap(sp),
+		platform.EnvShardMapFile: ShardMapMountPath + "/" + ShardMapKey,
+		platform.EnvDBEngine:     string(engine(sp)),
+		platform.EnvLogFormat:    "json",
+		platform.EnvDBUser:       platform.DBUser,
+		platform.EnvAssetMaxAge:  AssetMaxAge(sp).String(),
 	}
 	if e := sp.Spec.Apps.Email; e != nil {
-		data["SCALESTACK_SMTP_ADDR"] = e.SMTPAddress
-		data["SCALESTACK_SMTP_FROM"] = cmp.Or(e.From, "welcome@scalestack.local")
+		data[platform.EnvSMTPAddr] = e.SMTPAddress
+		data[platform.EnvSMTPFrom] = cmp.Or(e.From, "welcome@scalestack.local")
 	}
 	if t := sp.Spec.Observability.Tracing; t.Endpoint != "" {
-		data["OTEL_EXPORTER_OTLP_ENDPOINT"] = t.Endpoint
-		data["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+		data[platform.EnvTraceEndpoint] = t.Endpoint
+		data[platform.EnvTraceSampler] = "parentbased_traceidratio"
 		ratio := t.SamplingRatio
 		if ratio == "" {
 			ratio = "0.1"
 		}
-		data["OTEL_TRACES_SAMPLER_ARG"] = ratio
+		data[platform.EnvTraceRatio] = ratio
 	} else {
-		data["OTEL_SDK_DISABLED"] = "true"
+		data[platform.EnvTraceDisabled] = "true"
 	}
 	return corev1ac.ConfigMap(sp.AppsConfigName(), sp.Namespace).
 		WithLabels(sp.Labels("apps")).
@@ -140,15 +142,15 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 		WithName(string(c)).
 		WithImage(cmp.Or(sp.Spec.Apps.Image, in.DefaultImage)).
 		WithImagePullPolicy(pullPolicy).
-		WithCommand("/usr/local/bin/"+string(c)).
+		WithCommand(platform.Binary(string(c))).
 		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(HTTPPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnvFrom(corev1ac.EnvFromSource().WithConfigMapRef(corev1ac.ConfigMapEnvSource().WithName(sp.AppsConfigName()))).
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
 			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace"))),
-			corev1ac.EnvVar().WithName("SCALESTACK_DB_PASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.EnvVar().WithName(platform.EnvDBPassword).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyApp))),
-			corev1ac.EnvVar().WithName("SCALESTACK_TOKEN_KEY").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.EnvVar().WithName(platform.EnvTokenKey).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyToken))),
 			// The Go runtime collects harder as it nears the container's memory limit instead of
 			// being OOM-killed.

@@ -96,11 +96,14 @@ func Dashboard(sp *scalestackv1alpha1.SocialPlatform) (string, error) {
 	return string(raw), nil
 }
 
+// DashboardName names the dashboard ConfigMap.
+func DashboardName(sp *scalestackv1alpha1.SocialPlatform) string { return sp.Name + "-dashboard" }
+
 // DashboardConfigMap carries the dashboard for Grafana's sidecar.
 func DashboardConfigMap(sp *scalestackv1alpha1.SocialPlatform, dashboardJSON string) *corev1ac.ConfigMapApplyConfiguration {
 	labels := sp.Labels("monitoring")
 	labels[GrafanaDashboardLabel] = "1"
-	return corev1ac.ConfigMap(sp.Name+"-dashboard", sp.Namespace).
+	return corev1ac.ConfigMap(DashboardName(sp), sp.Namespace).
 		WithLabels(labels).
 		WithOwnerReferences(OwnerReference(sp)).
 		WithData(map[string]string{sp.Name + ".json": dashboardJSON})

@@ -14,6 +14,8 @@ import (
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/pkg/shard"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // Database images per engine. Overridden by spec.database.image.
@@ -35,7 +37,7 @@ const (
 	// ExporterPort is where the mysqld exporter serves metrics.
 	ExporterPort int32 = 9104
 	// AgentPort is where the replication agent serves /healthz, /readyz and /metrics.
-	AgentPort int32 = 9080
+	AgentPort = platform.AgentPort
 )
 
 // Keys of the database credentials Secret.
@@ -236,7 +238,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 	installAgent := corev1ac.Container().
 		WithName("install-agent").
 		WithImage(in.AgentImage).
-		WithCommand("/usr/local/bin/dbagent", "install", agentBinDir+"/dbagent").
+		WithCommand(platform.Binary("dbagent"), "install", agentBinDir+"/dbagent").
 		WithVolumeMounts(corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir)).
 		WithResources(small).
 		WithSecurityContext(restrictedContainerSecurityContext())
@@ -245,9 +247,9 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithImage(image).
 		WithCommand(agentBinDir+"/dbagent", "init").
 		WithEnv(
-			corev1ac.EnvVar().WithName("DBAGENT_ENGINE").WithValue(string(engine(sp))),
-			corev1ac.EnvVar().WithName("DBAGENT_DATADIR").WithValue(DataDir),
-			secretEnv("DBAGENT_ROOT_PASSWORD", SecretKeyRoot),
+			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(engine(sp))),
+			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),
+			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 		).
 		WithVolumeMounts(append(dataMounts, corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true))...).
 		WithResources(resources(res)).
@@ -270,19 +272,19 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 	agent := corev1ac.Container().
 		WithName("agent").
 		WithImage(in.AgentImage).
-		WithCommand("/usr/local/bin/dbagent").
+		WithCommand(platform.Binary("dbagent")).
 		WithPorts(corev1ac.ContainerPort().WithName("agent").WithContainerPort(AgentPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
-			corev1ac.EnvVar().WithName("DBAGENT_ROLE").WithValue(role),
-			corev1ac.EnvVar().WithName("DBAGENT_ENGINE").WithValue(string(engine(sp))),
-			corev1ac.EnvVar().WithName("DBAGENT_SHARD").WithValue(fmt.Sprint(i)),
-			corev1ac.EnvVar().WithName("DBAGENT_PRIMARY_HOST").WithValue(fmt.Sprintf("%s-0.%s.%s.svc", sp.ShardPrimaryName(i), sp.ShardName(i), sp.Namespace)),
-			corev1ac.EnvVar().WithName("DBAGENT_ADDR").WithValue(fmt.Sprintf(":%d", AgentPort)),
-			secretEnv("DBAGENT_ROOT_PASSWORD", SecretKeyRoot),
-			secretEnv("DBAGENT_APP_PASSWORD", SecretKeyApp),
-			secretEnv("DBAGENT_REPLICATION_PASSWORD", SecretKeyReplication),
-			secretEnv("DBAGENT_EXPORTER_PASSWORD", SecretKeyExporter),
+			corev1ac.EnvVar().WithName(platform.EnvAgentRole).WithValue(role),
+			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(engine(sp))),
+			corev1ac.EnvVar().WithName(platform.EnvAgentShard).WithValue(fmt.Sprint(i)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentPrimaryHost).WithValue(fmt.Sprintf("%s-0.%s.%s.svc", sp.ShardPrimaryName(i), sp.ShardName(i), sp.Namespace)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
+			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
+			secretEnv(platform.EnvAgentAppPassword, SecretKeyApp),
+			secretEnv(platform.EnvAgentReplicationPassword, SecretKeyReplication),
+			secretEnv(platform.EnvAgentExporterPassword, SecretKeyExporter),
 		).
 		WithResources(resources(corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},

@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // Defaults for fields the manifest may leave out. They live here rather than in the CRD so that
@@ -19,7 +21,7 @@ const (
 	DefaultCacheTTL          = 10 * time.Minute
 
 	// HTTPPort is the port every app binary serves its API, /metrics, /healthz and /readyz on.
-	HTTPPort int32 = 8080
+	HTTPPort = platform.HTTPPort
 	// ServicePort is the port of every app Service.
 	ServicePort int32 = 80
 	// RedisPort is Redis' port.

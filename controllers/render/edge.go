@@ -12,6 +12,8 @@ import (
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // StaticPath is where the gateway serves its content-hashed assets.
@@ -87,10 +89,10 @@ func ArchiverCronJob(sp *scalestackv1alpha1.SocialPlatform, in AppInputs) *batch
 	container := corev1ac.Container().
 		WithName("archiver").
 		WithImage(image).
-		WithCommand("/usr/local/bin/archiver").
+		WithCommand(platform.Binary("archiver")).
 		WithArgs("--older-than=" + a.OlderThan.Duration.String()).
 		WithEnvFrom(corev1ac.EnvFromSource().WithConfigMapRef(corev1ac.ConfigMapEnvSource().WithName(sp.AppsConfigName()))).
-		WithEnv(corev1ac.EnvVar().WithName("SCALESTACK_DB_PASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+		WithEnv(corev1ac.EnvVar().WithName(platform.EnvDBPassword).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyApp)))).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true)).
 		WithResources(resources(AppResources(scalestackv1alpha1.ServiceSpec{}))).

@@ -12,16 +12,18 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // RequiredTopics are the topics the apps produce and consume; they always exist.
-var RequiredTopics = []string{"user-created", "post-created", "follow-created"}
+var RequiredTopics = platform.RequiredTopics
 
 const (
 	// DefaultPartitions of a topic the manifest does not size.
 	DefaultPartitions int32 = 6
 	// DLQSuffix names a topic's dead-letter twin.
-	DLQSuffix = ".dlq"
+	DLQSuffix = platform.DLQSuffix
 	// StrimziGroup is the API group of Strimzi's custom resources.
 	StrimziGroup = "kafka.strimzi.io"
 	// StrimziClusterLabel ties node pools and topics to their Kafka cluster.
@@ -81,7 +83,8 @@ func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 }
 
 // KafkaTopicName is the Kubernetes name of a topic's KafkaTopic: the platform's name and the topic
-// name made DNS-safe, with a short hash when that changed it so that two topics never collide.
+// name made DNS-safe, with a short hash when that changed or shortened it so that two topics never
+// collide.
 func KafkaTopicName(sp *scalestackv1alpha1.SocialPlatform, topic string) string {
 	safe := strings.Map(func(r rune) rune {
 		switch {
@@ -94,9 +97,11 @@ func KafkaTopicName(sp *scalestackv1alpha1.SocialPlatform, topic string) string 
 		}
 	}, topic)
 	name := sp.Name + "-" + safe
-	if safe != topic {
+	// A Kubernetes name is at most 253 characters; a Kafka topic name may be 249 on its own.
+	const maxName, hashLen = 253, 6
+	if safe != topic || len(name) > maxName {
 		sum := sha256.Sum256([]byte(topic))
-		name += "-" + hex.EncodeToString(sum[:])[:6]
+		name = strings.TrimRight(name[:min(len(name), maxName-hashLen-1)], "-") + "-" + hex.EncodeToString(sum[:])[:hashLen]
 	}
 	return strings.Trim(name, "-")
 }

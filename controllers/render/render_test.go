@@ -71,43 +71,122 @@ func toYAML(t *testing.T, objs ...any) []byte {
 	return b.Bytes()
 }
 
-func TestAppsGolden(t *testing.T) {
-	sp := sample(t)
-	cfg := AppsConfig(sp)
-	objs := []any{cfg}
-	for _, c := range scalestackv1alpha1.AppComponents {
-		objs = append(objs,
-			AppServiceAccount(sp, c),
-			AppService(sp, c),
-			AppPodDisruptionBudget(sp, c),
-			AppDeployment(sp, c, AppInputs{DefaultImage: "unused", ConfigHash: HashData(cfg.Data)}),
-		)
+// tierYAML is a tier exactly as the controllers apply it: every object of every step in order,
+// then what it deletes.
+func tierYAML(t *testing.T, name string, tier Tier) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for i, step := range tier.Steps {
+		fmt.Fprintf(&b, "# %s tier, step %d of %d\n", name, i+1, len(tier.Steps))
+		b.Write(toYAML(t, step...))
 	}
-	golden(t, "apps.golden.yaml", toYAML(t, objs...))
+	for _, a := range tier.Absent {
+		fmt.Fprintf(&b, "# %s tier, absent (deleted when the platform controls it): %T %s/%s\n", name, a, a.GetNamespace(), a.GetName())
+	}
+	return b.Bytes()
+}
+
+func TestAppsGolden(t *testing.T) {
+	golden(t, "apps.golden.yaml", tierYAML(t, "apps", AppsTier(sample(t), "unused")))
 }
 
 func TestDataTierGolden(t *testing.T) {
 	sp := sample(t)
-	dbCfg := DatabaseConfig(sp)
-	objs := []any{
-		DatabaseSecret(sp, map[string][]byte{SecretKeyRoot: []byte("r"), SecretKeyApp: []byte("a"), SecretKeyReplication: []byte("p"), SecretKeyExporter: []byte("e")}),
-		dbCfg,
-	}
-	m, err := ShardMap(sp)
+	data, err := DataTier(sp, DataInputs{AgentImage: "ghcr.io/scalestack/apps:v0.1.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs = append(objs, m)
-	for i := range Shards(sp) {
-		objs = append(objs, ShardHeadlessService(sp, i), ShardService(sp, i, "primary"), ShardService(sp, i, "replica"))
-		for _, role := range []string{"primary", "replica"} {
-			objs = append(objs, ShardStatefulSet(sp, i, role, ShardInputs{AgentImage: "ghcr.io/scalestack/apps:v0.1.0", ConfigHash: HashData(dbCfg.Data)}))
+	out := tierYAML(t, "secrets", SecretsTier(sp, map[string][]byte{SecretKeyRoot: []byte("r"), SecretKeyApp: []byte("a"),
+		SecretKeyReplication: []byte("p"), SecretKeyExporter: []byte("e")}))
+	out = append(out, tierYAML(t, "database", data)...)
+	out = append(out, tierYAML(t, "cache", CacheTier(sp))...)
+	out = append(out, tierYAML(t, "archive", ArchiveTier(sp, "unused"))...)
+	out = append(out, tierYAML(t, "cdn", EdgeTier(sp))...)
+	golden(t, "data.golden.yaml", out)
+}
+
+func TestKafkaStrimziGolden(t *testing.T) {
+	sp := sample(t)
+	sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeStrimzi
+	out := tierYAML(t, "kafka (Strimzi v1)", KafkaTier(sp, "v1"))
+	out = append(out, tierYAML(t, "kafka (Strimzi v1beta2)", KafkaTier(sp, "v1beta2"))...)
+	golden(t, "kafka-strimzi.golden.yaml", out)
+	if len(KafkaTier(sp, "").Steps) != 0 {
+		t.Error("objects rendered for a cluster without Strimzi")
+	}
+	sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeExternal
+	if len(KafkaTier(sp, "v1").Steps) != 0 {
+		t.Error("Strimzi objects rendered for an External cluster")
+	}
+}
+
+func TestMonitoringGolden(t *testing.T) {
+	sp := sample(t)
+	tier, err := MonitoringTier(sp, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dashboard and the rules have goldens of their own (dashboard.golden.json,
+	// rules.golden.yaml): pin the tier's inventory and the ServiceMonitors.
+	var b bytes.Buffer
+	for i, step := range tier.Steps {
+		fmt.Fprintf(&b, "# monitoring tier, step %d of %d\n", i+1, len(tier.Steps))
+		for _, o := range step {
+			u, ok := o.(interface{ GetKind() string })
+			if ok && u.GetKind() == "ServiceMonitor" {
+				b.Write(toYAML(t, o))
+				continue
+			}
+			switch o := o.(type) {
+			case interface{ GetName() string }:
+				fmt.Fprintf(&b, "# %T %s\n", o, o.GetName())
+			case interface{ GetName() *string }:
+				fmt.Fprintf(&b, "# %T %s\n", o, *o.GetName())
+			}
 		}
 	}
-	cacheCfg := CacheConfig(sp)
-	objs = append(objs, cacheCfg, CacheService(sp), CacheStatefulSet(sp, HashData(cacheCfg.Data)),
-		CDNOriginIngress(sp), ArchiverCronJob(sp, AppInputs{DefaultImage: "unused"}))
-	golden(t, "data.golden.yaml", toYAML(t, objs...))
+	golden(t, "monitoring.golden.yaml", b.Bytes())
+
+	without, err := MonitoringTier(sp, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(without.Objects()); n != 1 {
+		t.Errorf("without prometheus-operator: %d objects, want the dashboard only", n)
+	}
+	sp.Spec.Observability.Dashboards = ptr.To(false)
+	off, _ := MonitoringTier(sp, false)
+	if len(off.Objects()) != 0 || len(off.Absent) != 1 || off.Absent[0].GetName() != DashboardName(sp) {
+		t.Errorf("dashboards off: %+v", off)
+	}
+}
+
+func TestKafkaTopicName(t *testing.T) {
+	sp := sample(t)
+	cases := []struct{ topic, want string }{
+		{"user-created", sp.Name + "-user-created"},
+		{"post-created.dlq", sp.Name + "-post-created-dlq-"},
+		{"Orders_V2", sp.Name + "-orders-v2-"},
+		{strings.Repeat("t", 249), sp.Name + "-" + strings.Repeat("t", 253-len(sp.Name)-1-7) + "-"},
+	}
+	seen := map[string]string{}
+	for _, tc := range cases {
+		got := KafkaTopicName(sp, tc.topic)
+		if !strings.HasPrefix(got, tc.want) || (strings.HasSuffix(tc.want, "-") && len(got) != len(tc.want)+6) {
+			t.Errorf("KafkaTopicName(%q) = %q, want %q plus a 6-character hash when the name was changed", tc.topic, got, tc.want)
+		}
+		if len(got) > 253 {
+			t.Errorf("%q is longer than a Kubernetes name", got)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("%q and %q share the name %q", other, tc.topic, got)
+		}
+		seen[got] = tc.topic
+	}
+	// Two topics that map to the same DNS-safe name still get different object names.
+	if a, b := KafkaTopicName(sp, "a.b"), KafkaTopicName(sp, "a_b"); a == b {
+		t.Errorf("a.b and a_b collide as %q", a)
+	}
 }
 
 func TestDeletionPolicyDecidesOwnership(t *testing.T) {

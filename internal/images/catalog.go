@@ -3,10 +3,12 @@ package images
 import (
 	"path/filepath"
 	"strings"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
-// AppBinaries are the binaries of the apps image, run by path (/usr/local/bin/<name>) by the
-// operator's render.
+// AppBinaries are the binaries of the apps image, in platform.BinDir, where the operator's render
+// runs them from (platform.Binary).
 var AppBinaries = []string{"gateway", "user", "post", "feed", "worker", "archiver", "dbagent", "loadgen"}
 
 // Inputs are where the catalog's files come from.
@@ -35,7 +37,7 @@ func Catalog(in Inputs) []Spec {
 	ca := File{Path: "/etc/ssl/certs/ca-certificates.crt", Source: in.CACerts, Mode: 0o644}
 	apps := []File{ca}
 	for _, b := range AppBinaries {
-		apps = append(apps, File{Path: "/usr/local/bin/" + b, Source: bin(b), Mode: 0o755})
+		apps = append(apps, File{Path: platform.Binary(b), Source: bin(b), Mode: 0o755})
 	}
 	busybox := []File{{Path: "/bin/busybox", Source: bin("busybox"), Mode: 0o755}}
 	// The applets the volume provisioner's helper scripts use; busybox picks one by argv[0].

@@ -404,9 +404,16 @@ func TestAutoscalerOwnsReplicas(t *testing.T) {
 	}
 	ns := sp.Namespace
 	name := sp.ComponentName("feed")
-	eventually(t, "feed Deployment", func() error {
-		_, err := get(t, &appsv1.Deployment{}, ns, name)
-		return err
+	// Created without replicas, then started by the autoscaler at the spec's value.
+	eventually(t, "feed Deployment with replicas handed to the autoscaler", func() error {
+		d, err := get(t, &appsv1.Deployment{}, ns, name)
+		if err != nil {
+			return err
+		}
+		if !ownsReplicas(d, "scalestack-autoscaler", "") || ptr.Deref(d.Spec.Replicas, 0) != 2 {
+			return fmt.Errorf("replicas %v, managedFields %+v", d.Spec.Replicas, d.ManagedFields)
+		}
+		return nil
 	})
 	// The autoscaler writes replicas through the scale subresource under its own field manager.
 	d, _ := get(t, &appsv1.Deployment{}, ns, name)

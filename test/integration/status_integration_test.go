@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,6 +83,28 @@ func TestStatusAfterAFailedPassIsObserved(t *testing.T) {
 		}
 		if len(cur.Status.Shards) != 2 {
 			return fmt.Errorf("%d shards in status", len(cur.Status.Shards))
+		}
+		// The failure is reported on the CDN's own condition, not on the components that converged.
+		if c := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionCDNReady); c == nil ||
+			c.Status != metav1.ConditionFalse || c.Reason != scalestackv1alpha1.ReasonApplyFailed || !strings.Contains(c.Message, "ingresses are not allowed here") {
+			return fmt.Errorf("CDNReady is %+v", c)
+		}
+		if c := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionAppsReady); c == nil || c.Reason == scalestackv1alpha1.ReasonApplyFailed {
+			return fmt.Errorf("AppsReady is %+v", c)
+		}
+		return nil
+	})
+
+	// A refused Ingress does not keep the apps from being updated: the phases after a failing
+	// non-blocking one still run.
+	updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) { cur.Spec.Apps.Post.Replicas = ptr.To[int32](4) })
+	eventually(t, "the post Deployment updated while the Ingress is still refused", func() error {
+		d, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName(scalestackv1alpha1.ComponentPost))
+		if err != nil {
+			return err
+		}
+		if r := ptr.Deref(d.Spec.Replicas, 0); r != 4 {
+			return fmt.Errorf("replicas %d", r)
 		}
 		return nil
 	})

@@ -23,6 +23,8 @@ import (
 
 	"github.com/scalestack/scalestack/apps/dbagent"
 	"github.com/scalestack/scalestack/pkg/replication"
+
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 func main() {
@@ -59,29 +61,29 @@ func bootstrap(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return dbagent.Bootstrap{
-		Engine:       replication.Engine(env("DBAGENT_ENGINE", string(replication.MariaDB))),
-		DataDir:      env("DBAGENT_DATADIR", "/var/lib/mysql/data"),
+		Engine:       replication.Engine(env(platform.EnvAgentEngine, string(replication.MariaDB))),
+		DataDir:      env(platform.EnvAgentDataDir, "/var/lib/mysql/data"),
 		RunDir:       env("DBAGENT_RUNDIR", "/run/mysqld"),
 		TmpDir:       env("DBAGENT_TMPDIR", "/tmp"),
-		RootPassword: os.Getenv("DBAGENT_ROOT_PASSWORD"),
+		RootPassword: os.Getenv(platform.EnvAgentRootPassword),
 		Log:          log,
 	}.Run(ctx)
 }
 
 func run(log *slog.Logger) error {
 	cfg := dbagent.Config{
-		Role:        env("DBAGENT_ROLE", "primary"),
-		Engine:      replication.Engine(env("DBAGENT_ENGINE", string(replication.MariaDB))),
-		PrimaryHost: os.Getenv("DBAGENT_PRIMARY_HOST"),
+		Role:        env(platform.EnvAgentRole, "primary"),
+		Engine:      replication.Engine(env(platform.EnvAgentEngine, string(replication.MariaDB))),
+		PrimaryHost: os.Getenv(platform.EnvAgentPrimaryHost),
 		PrimaryPort: 3306,
 		Credentials: replication.Credentials{
-			AppPassword:         os.Getenv("DBAGENT_APP_PASSWORD"),
-			ReplicationPassword: os.Getenv("DBAGENT_REPLICATION_PASSWORD"),
-			ExporterPassword:    os.Getenv("DBAGENT_EXPORTER_PASSWORD"),
+			AppPassword:         os.Getenv(platform.EnvAgentAppPassword),
+			ReplicationPassword: os.Getenv(platform.EnvAgentReplicationPassword),
+			ExporterPassword:    os.Getenv(platform.EnvAgentExporterPassword),
 		},
 	}
 	var err error
-	if cfg.Shard, err = strconv.Atoi(env("DBAGENT_SHARD", "0")); err != nil {
+	if cfg.Shard, err = strconv.Atoi(env(platform.EnvAgentShard, "0")); err != nil {
 		return fmt.Errorf("DBAGENT_SHARD: %w", err)
 	}
 	if cfg.Ordinal, err = dbagent.OrdinalFromPodName(env("POD_NAME", "local-0")); err != nil {
@@ -101,7 +103,7 @@ func run(log *slog.Logger) error {
 	}
 
 	dsn := mysql.NewConfig()
-	dsn.User, dsn.Passwd, dsn.Net, dsn.Addr = "root", os.Getenv("DBAGENT_ROOT_PASSWORD"), "tcp", env("DBAGENT_DB_ADDR", "127.0.0.1:3306")
+	dsn.User, dsn.Passwd, dsn.Net, dsn.Addr = "root", os.Getenv(platform.EnvAgentRootPassword), "tcp", env("DBAGENT_DB_ADDR", "127.0.0.1:3306")
 	dsn.InterpolateParams = true
 	dsn.Timeout = 5 * time.Second
 	db, err := sql.Open("mysql", dsn.FormatDSN())
@@ -114,7 +116,7 @@ func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	agent := dbagent.New(cfg, db, log)
-	srv := &http.Server{Addr: env("DBAGENT_ADDR", ":9080"), Handler: agent.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: env(platform.EnvAgentAddr, ":9080"), Handler: agent.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -323,25 +323,16 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 
 // rendered returns every child of a platform as unstructured objects without owner references.
 func rendered(sp *scalestackv1alpha1.SocialPlatform) []*unstructured.Unstructured {
+	// The same tiers the operator applies (no NetworkPolicies or monitoring: the baseline
+	// controller does not create them either).
+	data, _ := render.DataTier(sp, render.DataInputs{AgentImage: sp.Spec.Apps.Image})
 	var acs []any
-	cfg := render.AppsConfig(sp)
-	acs = append(acs, render.DatabaseSecret(sp, map[string][]byte{"root-password": []byte("x"), "app-password": []byte("x"), "replication-password": []byte("x"), "exporter-password": []byte("x")}))
-	dbCfg := render.DatabaseConfig(sp)
-	m, _ := render.ShardMap(sp)
-	raw, _ := json.Marshal(m)
-	acs = append(acs, dbCfg, render.ShardMapConfigMap(sp, string(raw)))
-	for i := range render.Shards(sp) {
-		acs = append(acs, render.ShardHeadlessService(sp, i), render.ShardService(sp, i, "primary"), render.ShardService(sp, i, "replica"),
-			render.ShardStatefulSet(sp, i, "primary", render.ShardInputs{AgentImage: sp.Spec.Apps.Image, ConfigHash: render.HashData(dbCfg.Data)}),
-			render.ShardStatefulSet(sp, i, "replica", render.ShardInputs{AgentImage: sp.Spec.Apps.Image, ConfigHash: render.HashData(dbCfg.Data)}))
+	for _, tier := range []render.Tier{
+		render.SecretsTier(sp, map[string][]byte{"root-password": []byte("x"), "app-password": []byte("x"), "replication-password": []byte("x"), "exporter-password": []byte("x")}),
+		data, render.CacheTier(sp), render.AppsTier(sp, ""), render.ArchiveTier(sp, ""), render.EdgeTier(sp),
+	} {
+		acs = append(acs, tier.Objects()...)
 	}
-	cacheCfg := render.CacheConfig(sp)
-	acs = append(acs, cacheCfg, render.CacheService(sp), render.CacheStatefulSet(sp, render.HashData(cacheCfg.Data)), cfg)
-	for _, c := range scalestackv1alpha1.AppComponents {
-		acs = append(acs, render.AppServiceAccount(sp, c), render.AppService(sp, c), render.AppPodDisruptionBudget(sp, c),
-			render.AppDeployment(sp, c, render.AppInputs{ConfigHash: render.HashData(cfg.Data)}))
-	}
-	acs = append(acs, render.ArchiverCronJob(sp, render.AppInputs{}), render.CDNOriginIngress(sp))
 	var out []*unstructured.Unstructured
 	for _, ac := range acs {
 		raw, _ := json.Marshal(ac)

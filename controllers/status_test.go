@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,10 +113,11 @@ func TestProgressingAndDegraded(t *testing.T) {
 func TestKeepOwnManagedFields(t *testing.T) {
 	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
 		{Manager: "kubectl"}, {Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply}, {Manager: "argocd-controller"},
+		{Manager: AutoscalerFieldManager, Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "scale"},
 	}}}
 	out, _ := keepOwnManagedFields(obj)
 	got := out.(*corev1.ConfigMap).ManagedFields
-	if len(got) != 1 || got[0].Manager != FieldManager {
+	if len(got) != 2 || got[0].Manager != FieldManager || got[1].Manager != AutoscalerFieldManager {
 		t.Errorf("managedFields after transform: %+v", got)
 	}
 }
@@ -218,5 +221,60 @@ func TestDatabaseReadyMessageOnlyClaimsWritesThatWereChecked(t *testing.T) {
 	msg = databaseReadyMessage(2, "MariaDB", 2, 2, got)
 	if strings.Contains(msg, "accepts writes (") || !strings.Contains(msg, "demo-shard-0-primary-0") || !strings.Contains(msg, "simulated") {
 		t.Errorf("simulated primaries: %q", msg)
+	}
+}
+
+func TestWithFailuresReportsAFailedPhaseOnItsCondition(t *testing.T) {
+	up := []metav1.Condition{
+		{Type: scalestackv1alpha1.ConditionAppsReady, Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonAvailable},
+		{Type: scalestackv1alpha1.ConditionDatabaseReady, Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonAvailable},
+	}
+	got := withFailures(up, map[string]error{scalestackv1alpha1.ConditionDatabaseReady: errors.New("database: applying StatefulSet demo-shard-0-primary: Forbidden")})
+	if got[0] != up[0] {
+		t.Errorf("AppsReady changed by another phase's failure: %+v", got[0])
+	}
+	if got[1].Status != metav1.ConditionFalse || got[1].Reason != scalestackv1alpha1.ReasonApplyFailed || !strings.Contains(got[1].Message, "demo-shard-0-primary") {
+		t.Errorf("DatabaseReady after its phase failed: %+v", got[1])
+	}
+}
+
+// managedReplicas is a managedFields entry owning spec.replicas.
+func managedReplicas(manager string, op metav1.ManagedFieldsOperationType) metav1.ManagedFieldsEntry {
+	return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{},"f:template":{}}}`)}}
+}
+
+func TestPlanHandoverNeverLeavesReplicasWithoutAnOwner(t *testing.T) {
+	sp := &scalestackv1alpha1.SocialPlatform{ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "ns"}}
+	sp.Spec.Apps.Feed.Replicas = ptr.To[int32](3)
+	sp.Spec.Apps.Feed.MinReplicas = ptr.To[int32](4)
+	deployment := func(replicas int32, entries ...metav1.ManagedFieldsEntry) map[scalestackv1alpha1.Component]*appsv1.Deployment {
+		return map[scalestackv1alpha1.Component]*appsv1.Deployment{scalestackv1alpha1.ComponentFeed: {
+			ObjectMeta: metav1.ObjectMeta{Name: "demo-feed", ManagedFields: entries},
+			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(replicas)},
+		}}
+	}
+	noFields := metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{}}}`)}}
+	cases := []struct {
+		name        string
+		autoscaling bool
+		live        map[scalestackv1alpha1.Component]*appsv1.Deployment
+		takeOver    map[string]int32
+		release     []string
+	}{
+		{"turned on: the autoscaler takes the live value first", true, deployment(7, managedReplicas(FieldManager, metav1.ManagedFieldsOperationApply)), map[string]int32{"demo-feed": 7}, nil},
+		{"on, created without replicas: the spec's value within min..max", true, deployment(1, noFields), map[string]int32{"demo-feed": 4}, nil},
+		{"on, already the autoscaler's (scale subresource)", true, deployment(5, noFields, managedReplicas(AutoscalerFieldManager, metav1.ManagedFieldsOperationUpdate)), map[string]int32{}, nil},
+		{"turned off: the autoscaler's applied claim is released", false, deployment(5, managedReplicas(AutoscalerFieldManager, metav1.ManagedFieldsOperationApply)), map[string]int32{}, []string{"demo-feed"}},
+		{"off, nothing of the autoscaler's", false, deployment(3, managedReplicas(FieldManager, metav1.ManagedFieldsOperationApply)), map[string]int32{}, nil},
+		{"not created yet", true, nil, map[string]int32{}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sp.Spec.SLO.Autoscaling.Enabled = tc.autoscaling
+			h := planHandover(sp, tc.live)
+			if !maps.Equal(h.takeOver, tc.takeOver) || !slices.Equal(h.release, tc.release) {
+				t.Errorf("plan %+v, want takeOver %v release %v", h, tc.takeOver, tc.release)
+			}
+		})
 	}
 }

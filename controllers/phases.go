@@ -1,0 +1,176 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// phase is one ordered step of a reconcile. A phase returns an error only for what a retry may
+// fix; what is merely not ready yet is recorded in the scope and reported by status.
+type phase struct {
+	name string
+	// condition is where a failure of the phase is reported ("" for Ready and Degraded only).
+	condition string
+	// blocking phases stop the pass when they fail: what comes after depends on them. A failure
+	// of any other phase is reported on its condition and the later phases still run.
+	blocking bool
+	run      func(context.Context, *scope) error
+}
+
+// phases lists the reconcile in its order. Only the credentials and the network policies block
+// the pass: nothing may run without its Secret, and no pod may start before the policies that
+// isolate it. A rejected Ingress or an unreachable Kafka never keeps the apps from being updated.
+func (r *SocialPlatformReconciler) phases() []phase {
+	return []phase{
+		{"secrets", scalestackv1alpha1.ConditionDatabaseReady, true, r.reconcileSecrets},
+		{"network", "", true, r.reconcileNetwork},
+		{"database", scalestackv1alpha1.ConditionDatabaseReady, false, r.reconcileDatabase},
+		{"cache", scalestackv1alpha1.ConditionCacheReady, false, r.reconcileCache},
+		{"kafka", scalestackv1alpha1.ConditionKafkaReady, false, r.reconcileKafka},
+		{"apps", scalestackv1alpha1.ConditionAppsReady, false, r.reconcileApps},
+		{"monitoring", scalestackv1alpha1.ConditionMonitoringReady, false, r.reconcileMonitoring},
+		{"archive", scalestackv1alpha1.ConditionAppsReady, false, r.reconcileArchive},
+		{"cdn", scalestackv1alpha1.ConditionCDNReady, false, r.reconcileCDN},
+		{"autoscaling", scalestackv1alpha1.ConditionSLOHealthy, false, r.reconcileAutoscaling},
+	}
+}
+
+// reconcileSecrets makes sure the database credentials exist. Passwords are generated once with
+// crypto/rand and never regenerated: a Secret left behind by a deleted platform (deletionPolicy
+// Retain) is adopted with its passwords, so the retained volumes stay usable. Values never reach
+// logs, events or status.
+func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scope) error {
+	sp := s.sp
+	live := &corev1.Secret{}
+	passwords := map[string][]byte{}
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: sp.DatabaseSecretName()}, live); {
+	case err == nil:
+		for k, v := range live.Data {
+			passwords[k] = v
+		}
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("getting database secret: %w", err)
+	}
+	for _, k := range render.SecretKeys {
+		if len(passwords[k]) == 0 {
+			passwords[k] = []byte(rand.Text())
+			if k == render.SecretKeyToken {
+				// 52 base32 characters (260 bits): an HMAC key longer than its 256-bit hash.
+				passwords[k] = []byte(rand.Text() + rand.Text())
+			}
+		}
+	}
+	_, err := r.applyTier(ctx, s, render.SecretsTier(sp, passwords))
+	return err
+}
+
+// reconcileNetwork converges the NetworkPolicies.
+func (r *SocialPlatformReconciler) reconcileNetwork(ctx context.Context, s *scope) error {
+	_, err := r.applyTier(ctx, s, render.NetworkTier(s.sp))
+	return err
+}
+
+// reconcileDatabase converges the shards, with the shard map's version bumped only when its
+// content changes.
+func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *scope) error {
+	sp := s.sp
+	in := render.DataInputs{AgentImage: appsImage(sp, r.DefaultAppsImage)}
+	live := &corev1.ConfigMap{}
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: sp.ShardMapName()}, live); {
+	case err == nil:
+		// A map that does not parse (edited by hand) is replaced; its version still counts.
+		in.ShardMap, _ = shard.Parse([]byte(live.Data[render.ShardMapKey]))
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("getting shard map: %w", err)
+	}
+	tier, err := render.DataTier(sp, in)
+	if err != nil {
+		return err
+	}
+	_, err = r.applyTier(ctx, s, tier)
+	return err
+}
+
+// reconcileCache converges Redis.
+func (r *SocialPlatformReconciler) reconcileCache(ctx context.Context, s *scope) error {
+	_, err := r.applyTier(ctx, s, render.CacheTier(s.sp))
+	return err
+}
+
+// reconcileMonitoring applies the dashboards and, with prometheus-operator installed, the rules
+// and scrape configs. Without prometheus-operator it says so in MonitoringReady and the rest of
+// the platform is unaffected.
+func (r *SocialPlatformReconciler) reconcileMonitoring(ctx context.Context, s *scope) error {
+	sp := s.sp
+	s.monitoring = monitoringObservation{}
+	installed, err := r.monitoringInstalled()
+	if err != nil {
+		return err
+	}
+	tier, err := render.MonitoringTier(sp, installed)
+	if err != nil {
+		return err
+	}
+	if _, err := r.applyTier(ctx, s, tier); err != nil {
+		return err
+	}
+	if !installed {
+		s.monitoring.missing = true
+		s.requeueAfter(requeueMissingKinds)
+		return nil
+	}
+	for _, o := range tier.Objects() {
+		if u, ok := o.(interface{ GetKind() string }); ok && u.GetKind() == "ServiceMonitor" {
+			s.monitoring.monitors++
+		}
+	}
+	for _, g := range render.SLORuleGroups(sp) {
+		s.monitoring.rules += len(g.Rules)
+	}
+	return nil
+}
+
+// monitoringInstalled reports whether the cluster serves prometheus-operator's PrometheusRule and
+// ServiceMonitor. The REST mapper re-discovers on a miss, so an operator installed later is found.
+func (r *SocialPlatformReconciler) monitoringInstalled() (bool, error) {
+	for _, kind := range []string{"PrometheusRule", "ServiceMonitor"} {
+		_, err := r.Client.RESTMapper().RESTMapping(schema.GroupKind{Group: render.MonitoringGroup, Kind: kind}, "v1")
+		if meta.IsNoMatchError(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("discovering prometheus-operator: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// reconcileArchive converges the archiver CronJob, or deletes it when archive was removed.
+func (r *SocialPlatformReconciler) reconcileArchive(ctx context.Context, s *scope) error {
+	_, err := r.applyTier(ctx, s, render.ArchiveTier(s.sp, r.DefaultAppsImage))
+	return err
+}
+
+// reconcileCDN converges the origin Ingress, or deletes it when originHost was removed.
+func (r *SocialPlatformReconciler) reconcileCDN(ctx context.Context, s *scope) error {
+	_, err := r.applyTier(ctx, s, render.EdgeTier(s.sp))
+	return err
+}
+
+func appsImage(sp *scalestackv1alpha1.SocialPlatform, def string) string {
+	if sp.Spec.Apps.Image != "" {
+		return sp.Spec.Apps.Image
+	}
+	return def
+}

@@ -1,0 +1,227 @@
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// A tier is everything one phase of the reconcile converges, as this package decides it: the
+// controllers apply what they are given, in the order given, and own no inventory of their own.
+
+// Object is one child as the operator applies it: a typed apply configuration of a built-in kind
+// (k8s.io/client-go/applyconfigurations), or an *unstructured.Unstructured for the kinds the
+// operator has no Go client types for (Strimzi's, prometheus-operator's).
+type Object = any
+
+// Absent is a child the spec no longer asks for (an empty object of its kind, with its name and
+// namespace set): the controllers delete it when the platform controls it, and leave it otherwise.
+type Absent interface {
+	metav1.Object
+	runtime.Object
+}
+
+// Tier is a phase's children in apply order.
+type Tier struct {
+	// Steps are applied one after the other; the objects of one step do not depend on each other
+	// and may be applied concurrently.
+	Steps [][]Object
+	// Absent are deleted after the steps are applied.
+	Absent []Absent
+}
+
+// Objects lists every object of the tier, in order.
+func (t Tier) Objects() []Object {
+	var out []Object
+	for _, s := range t.Steps {
+		out = append(out, s...)
+	}
+	return out
+}
+
+// SecretsTier is the database credentials Secret, with the passwords of the live Secret (never
+// regenerated) completed by the caller's freshly generated ones.
+func SecretsTier(sp *scalestackv1alpha1.SocialPlatform, passwords map[string][]byte) Tier {
+	return Tier{Steps: [][]Object{{DatabaseSecret(sp, passwords)}}}
+}
+
+// NetworkTier is the NetworkPolicies: deny all ingress to the platform's pods, then the paths the
+// stack uses.
+func NetworkTier(sp *scalestackv1alpha1.SocialPlatform) Tier {
+	var step []Object
+	for _, np := range NetworkPolicies(sp) {
+		step = append(step, np)
+	}
+	return Tier{Steps: [][]Object{step}}
+}
+
+// DataInputs are the facts the data tier needs besides the platform.
+type DataInputs struct {
+	// AgentImage runs the replication agent (the apps image).
+	AgentImage string
+	// ShardMap is the published shard map as observed (nil when missing or unreadable): its
+	// version is bumped only when the content changes.
+	ShardMap *shard.Map
+}
+
+// DataTier is the shards: the server config and the shard map, then per physical shard a headless
+// Service, the -primary and -replicas Services and the two StatefulSets (which carry the config's
+// hash, so a config change rolls them). Shards only grow, and a new shard starts with an empty
+// block of logical shards, so growing moves no data.
+func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error) {
+	cfg := DatabaseConfig(sp)
+	desired, err := ShardMap(sp)
+	if err != nil {
+		return Tier{}, err
+	}
+	raw, err := json.MarshalIndent(shard.Reconcile(in.ShardMap, desired), "", "  ")
+	if err != nil {
+		return Tier{}, fmt.Errorf("encoding shard map: %w", err)
+	}
+	shardInputs := ShardInputs{AgentImage: in.AgentImage, ConfigHash: HashData(cfg.Data)}
+	var shards []Object
+	for i := range Shards(sp) {
+		shards = append(shards,
+			ShardHeadlessService(sp, i),
+			ShardService(sp, i, "primary"),
+			ShardService(sp, i, "replica"),
+			ShardStatefulSet(sp, i, "primary", shardInputs),
+			ShardStatefulSet(sp, i, "replica", shardInputs),
+		)
+	}
+	return Tier{Steps: [][]Object{{cfg, ShardMapConfigMap(sp, string(raw))}, shards}}, nil
+}
+
+// CacheTier is Redis: redis.conf (its hash rolls the pod), the Service, the StatefulSet.
+func CacheTier(sp *scalestackv1alpha1.SocialPlatform) Tier {
+	cfg := CacheConfig(sp)
+	return Tier{Steps: [][]Object{{cfg, CacheService(sp), CacheStatefulSet(sp, HashData(cfg.Data))}}}
+}
+
+// KafkaTier is the event log through Strimzi, at the served API version: the cluster and its node
+// pool, then the topics. An External cluster's topics are made through Kafka's admin API instead
+// (Topics), so its tier is empty.
+func KafkaTier(sp *scalestackv1alpha1.SocialPlatform, strimziVersion string) Tier {
+	if sp.Spec.Kafka.Mode == scalestackv1alpha1.KafkaModeExternal || strimziVersion == "" {
+		return Tier{}
+	}
+	objs := StrimziObjects(sp, strimziVersion)
+	cluster, topics := []Object{}, []Object{}
+	for _, u := range objs {
+		if u.GetKind() == "KafkaTopic" {
+			topics = append(topics, u)
+		} else {
+			cluster = append(cluster, u)
+		}
+	}
+	return Tier{Steps: [][]Object{cluster, topics}}
+}
+
+// AppsTier is the app services: the shared config, then per service its ServiceAccount, Service
+// and PodDisruptionBudget, then the Deployments (once their ServiceAccounts exist). The
+// Deployments carry the config's hash, so a config change rolls them and nothing else does.
+func AppsTier(sp *scalestackv1alpha1.SocialPlatform, defaultImage string) Tier {
+	cfg := AppsConfig(sp)
+	in := AppInputs{DefaultImage: defaultImage, ConfigHash: HashData(cfg.Data)}
+	var identities, deployments []Object
+	for _, c := range scalestackv1alpha1.AppComponents {
+		identities = append(identities, AppServiceAccount(sp, c), AppService(sp, c), AppPodDisruptionBudget(sp, c))
+		deployments = append(deployments, AppDeployment(sp, c, in))
+	}
+	return Tier{Steps: [][]Object{{cfg}, identities, deployments}}
+}
+
+// MonitoringTier is the Grafana dashboard ConfigMap (for Grafana's sidecar: it needs no
+// prometheus-operator), and, when the cluster serves prometheus-operator's kinds, the
+// PrometheusRule (SLO recording rules, burn-rate and saturation alerts) and the ServiceMonitors.
+func MonitoringTier(sp *scalestackv1alpha1.SocialPlatform, prometheusOperator bool) (Tier, error) {
+	var t Tier
+	if DashboardsEnabled(sp) {
+		dash, err := Dashboard(sp)
+		if err != nil {
+			return Tier{}, err
+		}
+		t.Steps = append(t.Steps, []Object{DashboardConfigMap(sp, dash)})
+	} else {
+		t.Absent = append(t.Absent, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: DashboardName(sp), Namespace: sp.Namespace}})
+	}
+	if !prometheusOperator {
+		return t, nil
+	}
+	typed := []runtime.Object{PrometheusRule(sp)}
+	for _, sm := range ServiceMonitors(sp) {
+		typed = append(typed, sm)
+	}
+	var step []Object
+	for _, o := range typed {
+		u, err := ToUnstructured(o)
+		if err != nil {
+			return Tier{}, err
+		}
+		step = append(step, u)
+	}
+	t.Steps = append(t.Steps, step)
+	return t, nil
+}
+
+// ArchiveTier is the archiver CronJob, or its absence when spec.database.archive is not declared.
+func ArchiveTier(sp *scalestackv1alpha1.SocialPlatform, defaultImage string) Tier {
+	if cj := ArchiverCronJob(sp, AppInputs{DefaultImage: defaultImage}); cj != nil {
+		return Tier{Steps: [][]Object{{cj}}}
+	}
+	return Tier{Absent: []Absent{&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: sp.ArchiverName(), Namespace: sp.Namespace}}}}
+}
+
+// EdgeTier is the CDN origin Ingress, or its absence when spec.cdn.originHost is empty.
+func EdgeTier(sp *scalestackv1alpha1.SocialPlatform) Tier {
+	if ing := CDNOriginIngress(sp); ing != nil {
+		return Tier{Steps: [][]Object{{ing}}}
+	}
+	return Tier{Absent: []Absent{&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: sp.CDNOriginName(), Namespace: sp.Namespace}}}}
+}
+
+// ToUnstructured converts a typed object and drops what the conversion adds but nobody sets (a
+// null creationTimestamp, an empty status), which a no-op check would see as a difference.
+func ToUnstructured(o runtime.Object) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, fmt.Errorf("converting %T: %w", o, err)
+	}
+	delete(m, "status")
+	return &unstructured.Unstructured{Object: prune(m).(map[string]any)}, nil
+}
+
+func prune(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			p := prune(val)
+			if p == nil {
+				delete(x, k)
+				continue
+			}
+			if mm, ok := p.(map[string]any); ok && len(mm) == 0 {
+				delete(x, k)
+				continue
+			}
+			x[k] = p
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = prune(x[i])
+		}
+		return x
+	default:
+		return v
+	}
+}

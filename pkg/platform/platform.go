@@ -1,0 +1,74 @@
+// Package platform is the contract between the operator and the apps it deploys: the environment
+// variables the apps read, the Kafka topics they produce and consume, their ports and where their
+// binaries are in the apps image. The operator's render package and the apps both import it, and
+// neither imports the other, so a name changed here changes on both sides at once.
+package platform
+
+// Environment of the app services (gateway, user, post, feed, worker, archiver). The operator
+// puts every one of them in the apps ConfigMap or, for secrets, in a secretKeyRef.
+const (
+	EnvPlatform      = "SCALESTACK_PLATFORM"
+	EnvHTTPAddr      = "SCALESTACK_HTTP_ADDR"
+	EnvUserURL       = "SCALESTACK_USER_URL"
+	EnvPostURL       = "SCALESTACK_POST_URL"
+	EnvFeedURL       = "SCALESTACK_FEED_URL"
+	EnvRedisAddr     = "SCALESTACK_REDIS_ADDR"
+	EnvCacheTTL      = "SCALESTACK_CACHE_TTL"
+	EnvKafkaBrokers  = "SCALESTACK_KAFKA_BROKERS"
+	EnvShardMapFile  = "SCALESTACK_SHARD_MAP_FILE"
+	EnvDBEngine      = "SCALESTACK_DB_ENGINE"
+	EnvDBUser        = "SCALESTACK_DB_USER"
+	EnvDBPassword    = "SCALESTACK_DB_PASSWORD"
+	EnvTokenKey      = "SCALESTACK_TOKEN_KEY"
+	EnvLogFormat     = "SCALESTACK_LOG_FORMAT"
+	EnvAssetMaxAge   = "SCALESTACK_ASSET_MAX_AGE"
+	EnvSMTPAddr      = "SCALESTACK_SMTP_ADDR"
+	EnvSMTPFrom      = "SCALESTACK_SMTP_FROM"
+	EnvTraceEndpoint = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	EnvTraceSampler  = "OTEL_TRACES_SAMPLER"
+	EnvTraceRatio    = "OTEL_TRACES_SAMPLER_ARG"
+	EnvTraceDisabled = "OTEL_SDK_DISABLED"
+)
+
+// Environment of the shard agent (dbagent), beside each database server.
+const (
+	EnvAgentRole                = "DBAGENT_ROLE"
+	EnvAgentEngine              = "DBAGENT_ENGINE"
+	EnvAgentShard               = "DBAGENT_SHARD"
+	EnvAgentPrimaryHost         = "DBAGENT_PRIMARY_HOST"
+	EnvAgentAddr                = "DBAGENT_ADDR"
+	EnvAgentDataDir             = "DBAGENT_DATADIR"
+	EnvAgentRootPassword        = "DBAGENT_ROOT_PASSWORD"
+	EnvAgentAppPassword         = "DBAGENT_APP_PASSWORD"
+	EnvAgentReplicationPassword = "DBAGENT_REPLICATION_PASSWORD"
+	EnvAgentExporterPassword    = "DBAGENT_EXPORTER_PASSWORD"
+)
+
+// The database account the app services use.
+const DBUser = "app"
+
+// Topics the apps produce and consume; the operator always creates them, each with a dead-letter
+// twin named with DLQSuffix.
+const (
+	TopicUserCreated   = "user-created"
+	TopicPostCreated   = "post-created"
+	TopicFollowCreated = "follow-created"
+	DLQSuffix          = ".dlq"
+)
+
+// RequiredTopics lists the topics above.
+var RequiredTopics = []string{TopicUserCreated, TopicPostCreated, TopicFollowCreated}
+
+// Ports.
+const (
+	// HTTPPort serves every app binary's API, /metrics, /healthz and /readyz.
+	HTTPPort int32 = 8080
+	// AgentPort serves the shard agent's /healthz, /readyz and /metrics.
+	AgentPort int32 = 9080
+)
+
+// BinDir holds every binary of the apps image (one per apps/cmd directory).
+const BinDir = "/usr/local/bin"
+
+// Binary is the path of one of the apps image's binaries.
+func Binary(name string) string { return BinDir + "/" + name }
