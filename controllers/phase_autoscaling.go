@@ -4,13 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +14,7 @@ import (
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/autoscale"
+	"github.com/scalestack/scalestack/controllers/promquery"
 	"github.com/scalestack/scalestack/controllers/render"
 )
 
@@ -27,44 +23,14 @@ import (
 // other, nor Argo CD.
 const AutoscalerFieldManager = "scalestack-autoscaler"
 
-// saturationAlerts map the saturation alerts that mean "a shared dependency is the bottleneck" to
-// the dependency's name in a decision's message.
-var saturationAlerts = map[string]string{
-	"ScalestackDatabaseConnectionsHigh": "database (connections)",
-	"ScalestackReplicationLagHigh":      "database (replication lag)",
-	"ScalestackRedisMemoryHigh":         "cache (memory)",
-	"ScalestackRedisEvicting":           "cache (evictions)",
-}
-
-// promClients keeps one Prometheus API client per URL.
-type promClients struct {
-	mu      sync.Mutex
-	clients map[string]promv1.API
-}
-
-func (p *promClients) get(url string) (promv1.API, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[url]; ok {
-		return c, nil
-	}
-	c, err := promapi.NewClient(promapi.Config{Address: url})
-	if err != nil {
-		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
-	}
-	if p.clients == nil {
-		p.clients = map[string]promv1.API{}
-	}
-	p.clients[url] = promv1.NewAPI(c)
-	return p.clients[url], nil
-}
-
 // sloObservation is what SLOHealthy is computed from.
 type sloObservation struct {
 	enabled    bool
 	metricsErr error
 	fast, slow []string
 	bottleneck string
+	// desired is each scaled service's replicas as the autoscaler last decided them.
+	desired map[scalestackv1alpha1.Component]int32
 }
 
 // reconcileAutoscaling reads each HTTP service's burn rates from Prometheus, decides with
@@ -73,7 +39,7 @@ type sloObservation struct {
 func (r *SocialPlatformReconciler) reconcileAutoscaling(ctx context.Context, s *scope) error {
 	sp := s.sp
 	a := sp.Spec.SLO.Autoscaling
-	s.slo = sloObservation{enabled: a.Enabled}
+	s.slo = sloObservation{enabled: a.Enabled, desired: map[scalestackv1alpha1.Component]int32{}}
 	if !a.Enabled {
 		sp.Status.SLO = scalestackv1alpha1.SLOStatus{}
 		return nil
@@ -84,12 +50,13 @@ func (r *SocialPlatformReconciler) reconcileAutoscaling(ctx context.Context, s *
 	}
 	s.requeueAfter(interval)
 	availBudget, latBudget, _, windowHours := render.SLOObjectives(sp)
-	api, err := r.prom.get(a.PrometheusURL)
+	budgets := promquery.Budgets{Availability: availBudget, Latency: latBudget}
+	api, err := r.prom.Get(a.PrometheusURL)
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var bottleneck string
 	if err == nil {
-		bottleneck, err = queryBottleneck(qctx, api, sp.Namespace)
+		bottleneck, err = promquery.Bottleneck(qctx, api, sp.Namespace)
 	}
 	s.slo.metricsErr, s.slo.bottleneck = err, bottleneck
 
@@ -125,12 +92,18 @@ func (r *SocialPlatformReconciler) reconcileAutoscaling(ctx context.Context, s *
 			in.LastBurn = prev.LastBurnTime.Time
 		}
 		if in.MetricsError == nil {
-			in.Burn, in.MetricsError = queryBurns(qctx, api, sp.Namespace, svc, availBudget, latBudget)
+			in.Burn, in.MetricsError = promquery.Burns(qctx, api, sp.Namespace, svc, budgets)
 		}
 		d := autoscale.Decide(in)
+		s.slo.desired[c] = d.To
 
 		st := scalestackv1alpha1.ServiceSLOStatus{Name: string(c), LastDecision: prev.LastDecision,
 			LastScaleUpTime: prev.LastScaleUpTime, LastBurnTime: prev.LastBurnTime, ErrorBudgetRemaining: prev.ErrorBudgetRemaining}
+		if in.MetricsError == nil {
+			if left, ok, err := promquery.BudgetRemaining(qctx, api, sp.Namespace, svc, budgets); err == nil && ok {
+				st.ErrorBudgetRemaining = strconv.FormatFloat(left, 'f', 1, 64)
+			}
+		}
 		if len(in.Burn) > 0 {
 			st.BurnRates = map[string]string{}
 			for w, b := range in.Burn {
@@ -174,60 +147,6 @@ func (r *SocialPlatformReconciler) reconcileAutoscaling(ctx context.Context, s *
 
 func changedDecision(prev *scalestackv1alpha1.ScalingDecision, d autoscale.Decision) bool {
 	return prev == nil || prev.Action != string(d.Action) || prev.Reason != d.Reason || prev.To != d.To || d.To != d.From
-}
-
-// queryBurns returns the burn rate per window: the larger of the availability and latency burns.
-func queryBurns(ctx context.Context, api promv1.API, ns, svc string, availBudget, latBudget float64) (autoscale.Burn, error) {
-	burn := autoscale.Burn{}
-	for _, q := range []struct {
-		record string
-		budget float64
-	}{{"scalestack:sli_errors:ratio_rate", availBudget}, {"scalestack:sli_slow:ratio_rate", latBudget}} {
-		if q.budget <= 0 {
-			continue
-		}
-		for _, w := range render.SLIWindows {
-			v, _, _, err := api.Query(ctx, fmt.Sprintf(`max(%s%s{namespace=%q,service=%q})`, q.record, w, ns, svc), time.Now())
-			if err != nil {
-				return nil, fmt.Errorf("querying Prometheus: %w", err)
-			}
-			vec, ok := v.(model.Vector)
-			if !ok || len(vec) == 0 {
-				continue
-			}
-			b := float64(vec[0].Value) / q.budget
-			if b != b { // NaN: no requests in the window
-				b = 0
-			}
-			if cur, ok := burn[w]; !ok || b > cur {
-				burn[w] = b
-			}
-		}
-	}
-	if len(burn) == 0 {
-		return nil, fmt.Errorf("no SLI series for %s in Prometheus", svc)
-	}
-	return burn, nil
-}
-
-// queryBottleneck names a saturated shared dependency, from the saturation alerts firing.
-func queryBottleneck(ctx context.Context, api promv1.API, ns string) (string, error) {
-	names := make([]string, 0, len(saturationAlerts))
-	for n := range saturationAlerts {
-		names = append(names, n)
-	}
-	v, _, _, err := api.Query(ctx, fmt.Sprintf(`ALERTS{alertstate="firing",namespace=%q,alertname=~%q}`, ns, strings.Join(names, "|")), time.Now())
-	if err != nil {
-		return "", fmt.Errorf("querying Prometheus: %w", err)
-	}
-	vec, _ := v.(model.Vector)
-	var deps []string
-	for _, smp := range vec {
-		if d := saturationAlerts[string(smp.Metric["alertname"])]; d != "" {
-			deps = append(deps, d)
-		}
-	}
-	return strings.Join(deps, ", "), nil
 }
 
 func ptrOr(p *int32, def int32) int32 {

@@ -73,7 +73,7 @@ func ownsReplicas(d *appsv1.Deployment, manager string, operation metav1.Managed
 		var fields struct {
 			Spec map[string]json.RawMessage `json:"f:spec"`
 		}
-		if json.Unmarshal(e.FieldsV1.Raw, &fields) == nil {
+		if json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields) == nil {
 			if _, ok := fields.Spec["f:replicas"]; ok {
 				return true
 			}

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/promquery"
 	"github.com/scalestack/scalestack/controllers/render"
 )
 
@@ -41,7 +42,7 @@ type SocialPlatformReconciler struct {
 	MaxConcurrentReconciles int
 
 	admins adminClients
-	prom   promClients
+	prom   promquery.Clients
 }
 
 // +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms,verbs=get;list;watch;update;patch

@@ -196,6 +196,9 @@ func (s *scope) appsStatus() metav1.Condition {
 			st.ReadyReplicas = d.Status.ReadyReplicas
 			st.UpdatedReplicas = d.Status.UpdatedReplicas
 		}
+		if desired, ok := s.slo.desired[c]; ok {
+			st.DesiredByAutoscaler = &desired
+		}
 		s.sp.Status.Services = append(s.sp.Status.Services, st)
 	}
 	s.sp.Status.Summary.Apps = fmt.Sprintf("%d/%d", ready, len(scalestackv1alpha1.AppComponents))
@@ -290,10 +293,7 @@ func (s *scope) cacheStatus() metav1.Condition {
 	name := s.sp.CacheName()
 	c := workloadsCondition(scalestackv1alpha1.ConditionCacheReady, []workloadObservation{observeStatefulSet(name, s.statefulSets[name])})
 	if c.Status == metav1.ConditionTrue {
-		policy := s.sp.Spec.Cache.EvictionPolicy
-		if policy == "" {
-			policy = "allkeys-lru"
-		}
+		policy := render.CacheEvictionPolicy(s.sp)
 		c.Message = fmt.Sprintf("Redis is up holding %s (evicts %s, no persistence)", s.sp.Spec.Cache.Size.String(), policy)
 	}
 	return c

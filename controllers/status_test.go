@@ -240,7 +240,7 @@ func TestWithFailuresReportsAFailedPhaseOnItsCondition(t *testing.T) {
 
 // managedReplicas is a managedFields entry owning spec.replicas.
 func managedReplicas(manager string, op metav1.ManagedFieldsOperationType) metav1.ManagedFieldsEntry {
-	return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{},"f:template":{}}}`)}}
+	return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{},"f:template":{}}}`)}
 }
 
 func TestPlanHandoverNeverLeavesReplicasWithoutAnOwner(t *testing.T) {
@@ -253,7 +253,7 @@ func TestPlanHandoverNeverLeavesReplicasWithoutAnOwner(t *testing.T) {
 			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(replicas)},
 		}}
 	}
-	noFields := metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{}}}`)}}
+	noFields := metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:template":{}}}`)}
 	cases := []struct {
 		name        string
 		autoscaling bool

@@ -39,10 +39,7 @@ func CacheMemory(sp *scalestackv1alpha1.SocialPlatform) (maxmemory int64, limit 
 // (the cache is rebuilt from the database), and the client-side-caching friendly defaults.
 func CacheConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyConfiguration {
 	maxmemory, _ := CacheMemory(sp)
-	policy := sp.Spec.Cache.EvictionPolicy
-	if policy == "" {
-		policy = "allkeys-lru"
-	}
+	policy := CacheEvictionPolicy(sp)
 	conf := fmt.Sprintf(`port %d
 bind 0.0.0.0
 protected-mode no

@@ -90,6 +90,18 @@ func CacheTTL(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
 	return DefaultCacheTTL
 }
 
+// DefaultEvictionPolicy is Redis' eviction policy when the manifest sets none: the cache evicts
+// the least recently used keys of all, never refusing a write.
+const DefaultEvictionPolicy = "allkeys-lru"
+
+// CacheEvictionPolicy returns the cache's eviction policy with the default applied.
+func CacheEvictionPolicy(sp *scalestackv1alpha1.SocialPlatform) string {
+	if p := sp.Spec.Cache.EvictionPolicy; p != "" {
+		return string(p)
+	}
+	return DefaultEvictionPolicy
+}
+
 // AutoscalingEnabled reports whether the autoscaler owns the app Deployments' replicas.
 func AutoscalingEnabled(sp *scalestackv1alpha1.SocialPlatform) bool {
 	return sp.Spec.SLO.Autoscaling.Enabled

@@ -40,6 +40,9 @@ func PrometheusRule(sp *scalestackv1alpha1.SocialPlatform) *monitoringv1.Prometh
 	}
 	for _, g := range SLORuleGroups(sp) {
 		rg := monitoringv1.RuleGroup{Name: g.Name}
+		if g.Interval != "" {
+			rg.Interval = ptr.To(monitoringv1.Duration(g.Interval))
+		}
 		for _, r := range g.Rules {
 			rule := monitoringv1.Rule{Record: r.Record, Alert: r.Alert, Expr: intstr.FromString(r.Expr), Labels: r.Labels, Annotations: r.Annotations}
 			if r.For != "" {

@@ -151,8 +151,35 @@ func SLORuleGroups(sp *scalestackv1alpha1.SocialPlatform) []RuleGroup {
 		}
 		groups = append(groups, alerts)
 	}
-	groups = append(groups, saturationRules(sp))
+	groups = append(groups, budgetRules(sp, windowHours), saturationRules(sp))
 	return groups
+}
+
+// Recorded error ratios over the whole SLO window, from which the error budget left is computed.
+const (
+	RecordErrorsWindow = "scalestack:sli_errors:ratio_rate_window"
+	RecordSlowWindow   = "scalestack:sli_slow:ratio_rate_window"
+)
+
+// budgetRules record, per service, the error and slow ratios over the whole SLO window. A rate
+// over 30 days is costly, so the group is evaluated every 5 minutes only: the budget left moves
+// slowly by nature.
+func budgetRules(sp *scalestackv1alpha1.SocialPlatform, windowHours float64) RuleGroup {
+	_, _, threshold, _ := SLOObjectives(sp)
+	w := fmt.Sprintf("%dh", int(windowHours))
+	g := RuleGroup{Name: fmt.Sprintf("scalestack-%s-budget", sp.Name), Interval: "5m"}
+	for _, c := range AppComponentsWithSLO {
+		svc := sp.ComponentName(c)
+		sel := fmt.Sprintf(`namespace=%q,service=%q`, sp.Namespace, svc)
+		labels := map[string]string{"namespace": sp.Namespace, "service": svc, "platform": sp.Name}
+		g.Rules = append(g.Rules,
+			Rule{Record: RecordErrorsWindow, Labels: labels,
+				Expr: fmt.Sprintf(`sum(rate(%s{%s,code=~"5.."}[%s])) / sum(rate(%s{%s}[%s]))`, MetricRequests, sel, w, MetricRequests, sel, w)},
+			Rule{Record: RecordSlowWindow, Labels: labels,
+				Expr: fmt.Sprintf(`1 - (sum(rate(%s_bucket{%s,le=%q}[%s])) / sum(rate(%s_count{%s}[%s])))`,
+					MetricDuration, sel, num(threshold), w, MetricDuration, sel, w)})
+	}
+	return g
 }
 
 // AppComponentsWithSLO are the services that serve HTTP requests (the worker consumes Kafka; its
@@ -175,7 +202,7 @@ func saturationRules(sp *scalestackv1alpha1.SocialPlatform) RuleGroup {
 	db := fmt.Sprintf(`namespace=%q,service=~"%s-shard-[0-9]+-(primary|replicas)"`, ns, sp.Name)
 	cache := fmt.Sprintf(`namespace=%q,service=%q`, ns, sp.CacheName())
 	apps := fmt.Sprintf(`namespace=%q,service=~"%s-(gateway|user|post|feed|worker)"`, ns, sp.Name)
-	return RuleGroup{Name: fmt.Sprintf("scalestack-%s-saturation", sp.Name), Rules: []Rule{
+	rules := []Rule{
 		alert("ScalestackDatabaseConnectionsHigh",
 			fmt.Sprintf(`max by (namespace, service, pod) (mysql_global_status_threads_connected{%s} / mysql_global_variables_max_connections{%s}) > 0.8`, db, db),
 			"10m", "ticket", "A shard uses more than 80% of its connections", "{{ $labels.pod }} has {{ $value | humanizePercentage }} of max_connections in use."),
@@ -185,9 +212,6 @@ func saturationRules(sp *scalestackv1alpha1.SocialPlatform) RuleGroup {
 		alert("ScalestackReplicaNotReplicating",
 			fmt.Sprintf(`min by (namespace, pod) (scalestack_replication_healthy{%s,role="replica"}) == 0`, db),
 			"5m", "page", "A read replica is not replicating", "{{ $labels.pod }} is not replicating from its primary (stopped thread, wrong primary or lag unknown)."),
-		alert("ScalestackRedisMemoryHigh",
-			fmt.Sprintf(`max by (namespace, pod) (redis_memory_used_bytes{%s} / redis_memory_max_bytes{%s}) > 0.95`, cache, cache),
-			"15m", "ticket", "Redis is at its maxmemory", "The cache holds {{ $value | humanizePercentage }} of spec.cache.size; it evicts to make room."),
 		alert("ScalestackRedisEvicting",
 			fmt.Sprintf(`sum by (namespace) (rate(redis_evicted_keys_total{%s}[10m])) > 10`, cache),
 			"30m", "ticket", "Redis evicts keys steadily", "{{ $value | humanize }} keys/s evicted: the cache is too small for the working set."),
@@ -203,8 +227,41 @@ func saturationRules(sp *scalestackv1alpha1.SocialPlatform) RuleGroup {
 		alert("ScalestackOutboxBacklog",
 			fmt.Sprintf(`max by (namespace, service) (scalestack_outbox_pending{%s}) > 1000`, apps),
 			"10m", "page", "Events are not leaving the outbox", "{{ $value }} events wait in {{ $labels.service }}'s outbox: Kafka is unreachable or the relay is stuck."),
-	}}
+	}
+	// A cache that may not evict refuses writes at maxmemory; an evicting one (allkeys-lru, the
+	// default) is always near it once warm, which is the cache doing its job, not a problem.
+	if CacheEvictionPolicy(sp) == "noeviction" {
+		rules = append(rules, alert("ScalestackRedisMemoryHigh",
+			fmt.Sprintf(`max by (namespace, pod) (redis_memory_used_bytes{%s} / redis_memory_max_bytes{%s}) > 0.95`, cache, cache),
+			"15m", "ticket", "Redis, which may not evict, is at its maxmemory", "The cache holds {{ $value | humanizePercentage }} of spec.cache.size and refuses new keys at 100%."))
+	}
+	// Bottleneck signals: what a saturated shared dependency really shows, quickly enough (one
+	// minute, the default scale-up cooldown) to stop the autoscaler before it adds replicas that
+	// would only lengthen the dependency's queue. The label "bottleneck" names the dependency; the
+	// autoscaler selects on it.
+	bottleneck := func(name, dependency, expr, summary, description string) Rule {
+		r := alert(name, expr, BottleneckFor, "ticket", summary, description)
+		r.Labels[BottleneckLabel] = dependency
+		return r
+	}
+	hitRatio5m := fmt.Sprintf(`(sum by (namespace) (rate(scalestack_cache_hits_total{%s}[5m])) / (sum by (namespace) (rate(scalestack_cache_hits_total{%s}[5m])) + sum by (namespace) (rate(scalestack_cache_misses_total{%s}[5m]))))`, apps, apps, apps)
+	rules = append(rules,
+		bottleneck("ScalestackDatabaseSaturated", "database",
+			fmt.Sprintf(`max by (namespace, service) (mysql_global_status_threads_connected{%s} / mysql_global_variables_max_connections{%s}) > 0.9`, db, db),
+			"A shard is out of connections", "{{ $labels.service }} has {{ $value | humanizePercentage }} of max_connections in use: more app replicas would only queue for it."),
+		bottleneck("ScalestackCacheThrashing", "cache",
+			fmt.Sprintf(`(sum by (namespace) (rate(redis_evicted_keys_total{%s}[5m])) > 1) and on (namespace) (%s < 0.8)`, cache, hitRatio5m),
+			"The cache evicts what the workload rereads", "Redis evicts keys while under 80% of reads hit: the working set does not fit spec.cache.size, and the database carries the misses."),
+	)
+	return RuleGroup{Name: fmt.Sprintf("scalestack-%s-saturation", sp.Name), Rules: rules}
 }
+
+// BottleneckLabel on an alert names the saturated shared dependency it reports ("database" or
+// "cache"); the autoscaler does not scale while such an alert fires.
+const BottleneckLabel = "bottleneck"
+
+// BottleneckFor is how long a bottleneck signal must hold before its alert fires.
+const BottleneckFor = "1m"
 
 // AlertNames lists every alert the rules can raise, for the runbook check.
 func AlertNames(groups []RuleGroup) []string {

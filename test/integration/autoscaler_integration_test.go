@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
@@ -47,8 +48,9 @@ func (e *sliExporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// startPrometheus runs Debian's prometheus scraping target every second; stop ends it.
-func startPrometheus(t *testing.T, target string) (url string, stop func()) {
+// startPrometheus runs Debian's prometheus scraping target every second, evaluating the rule
+// files given (every second too); stop ends it.
+func startPrometheus(t *testing.T, target string, ruleFiles ...string) (url string, stop func()) {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -56,11 +58,12 @@ func startPrometheus(t *testing.T, target string) (url string, stop func()) {
 	}
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [%s]
 scrape_configs:
   - job_name: sli
     honor_labels: true
     static_configs: [{targets: [%q]}]
-`, target)
+`, quoteAll(ruleFiles), target)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +155,18 @@ func TestAutoscalerScalesOnBurnWithARealPrometheus(t *testing.T) {
 	if gw == nil || gw.BurnRates["1h"] != "50.0" || gw.LastDecision == nil {
 		t.Fatalf("gateway SLO status %+v", gw)
 	}
+	eventually(t, "the autoscaler's decision in the service's status", func() error {
+		cur := &scalestackv1alpha1.SocialPlatform{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(sp), cur); err != nil {
+			return err
+		}
+		for _, st := range cur.Status.Services {
+			if st.Name == "gateway" && ptr.Deref(st.DesiredByAutoscaler, 0) == 6 {
+				return nil
+			}
+		}
+		return fmt.Errorf("services %+v", cur.Status.Services)
+	})
 
 	// The burn stops: after the stabilization window, one step down per interval, to minReplicas.
 	exp.set(0)
@@ -176,4 +191,12 @@ func TestAutoscalerScalesOnBurnWithARealPrometheus(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }

@@ -103,8 +103,8 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 	if pr.GetLabels()["release"] != "kube-prometheus-stack" {
 		t.Errorf("PrometheusRule labels %v lack the manifest's ruleLabels", pr.GetLabels())
 	}
-	if groups, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups"); len(groups) != 9 {
-		t.Errorf("%d rule groups, want 9 (SLI and SLO per HTTP service, and saturation)", len(groups))
+	if groups, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups"); len(groups) != 10 {
+		t.Errorf("%d rule groups, want 10 (SLI and SLO per HTTP service, the error budget over the window, and saturation)", len(groups))
 	}
 	var nps networkingv1.NetworkPolicyList
 	if err := k8s.List(context.Background(), &nps, client.InNamespace(ns)); err != nil || len(nps.Items) != 6 {

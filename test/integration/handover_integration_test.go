@@ -68,7 +68,7 @@ func (r *replicaRecorder) values() []int32 {
 func ownsReplicas(d *appsv1.Deployment, manager string, op metav1.ManagedFieldsOperationType) bool {
 	for _, e := range d.ManagedFields {
 		if e.Manager == manager && (op == "" || e.Operation == op) && e.FieldsV1 != nil &&
-			strings.Contains(string(e.FieldsV1.Raw), `"f:replicas":{}`) {
+			strings.Contains(string(e.FieldsV1.GetRawBytes()), `"f:replicas":{}`) {
 			return true
 		}
 	}
