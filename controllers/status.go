@@ -233,7 +233,7 @@ func (s *scope) databaseStatus() metav1.Condition {
 	sp.Status.Summary.Shards = fmt.Sprintf("%d/%d", readyPrimaries, len(sp.Status.Shards))
 	c := workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
 	if c.Status == metav1.ConditionTrue {
-		c.Message = databaseReadyMessage(len(sp.Status.Shards), engineName(sp), readyReplicas,
+		c.Message = databaseReadyMessage(len(sp.Status.Shards), string(render.Engine(sp)), readyReplicas,
 			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(primaryPodNames(sp), s.primaryPods, "agent"))
 	}
 	return c
@@ -279,13 +279,6 @@ func primaryPodNames(sp *scalestackv1alpha1.SocialPlatform) []string {
 		names = append(names, sp.ShardPrimaryName(i)+"-0")
 	}
 	return names
-}
-
-func engineName(sp *scalestackv1alpha1.SocialPlatform) string {
-	if sp.Spec.Database.Engine == "" {
-		return string(scalestackv1alpha1.EngineMariaDB)
-	}
-	return string(sp.Spec.Database.Engine)
 }
 
 // cacheStatus returns the CacheReady condition.

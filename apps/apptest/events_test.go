@@ -14,13 +14,13 @@ import (
 	"github.com/scalestack/scalestack/apps/localstack"
 	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/worker"
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 // mailsTo counts the welcome emails each address received.
-func mailsTo(s *testservers.SMTP) map[string]int {
+func mailsTo(s *localservers.SMTP) map[string]int {
 	out := map[string]int{}
 	for _, m := range s.Mails() {
 		for _, to := range m.To {

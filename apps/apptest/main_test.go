@@ -11,7 +11,7 @@ import (
 
 	"github.com/scalestack/scalestack/apps/localstack"
 	"github.com/scalestack/scalestack/apps/service"
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 )
 
 // shared is the stack most tests use; tests that stop parts of a stack start their own.
@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SCALESTACK_TEST_VERBOSE") == "" {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
-	session := testservers.NewSession()
+	session := localservers.NewSession("apptest")
 	code := func() int {
 		defer session.Close()
 		shared = localstack.Start(session, localstack.Options{Replica: true, Configure: testConfig})

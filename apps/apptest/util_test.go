@@ -8,13 +8,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 )
 
 var rootDBs sync.Map
 
 // rootDB is a root pool on m, shared by the tests (a pool per poll would exhaust connections).
-func rootDB(t testing.TB, m *testservers.MariaDB) *sql.DB {
+func rootDB(t testing.TB, m *localservers.MariaDB) *sql.DB {
 	t.Helper()
 	if db, ok := rootDBs.Load(m); ok {
 		return db.(*sql.DB)

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 )
 
 // Against a real Redis (Debian's redis-server) that the test starts on a free port.
@@ -27,7 +27,7 @@ func newClient(t *testing.T, addr string) rueidis.Client {
 
 func TestReadThroughInvalidateAndMetrics(t *testing.T) {
 	ctx := context.Background()
-	r := testservers.StartRedis(t)
+	r := localservers.StartRedis(t)
 	m := NewMetrics()
 	c := New(newClient(t, r.Addr()), Options{Name: "profile", TTL: time.Minute}, m)
 	db := map[string]string{"user:1": `{"name":"ada"}`}
@@ -93,7 +93,7 @@ func TestReadThroughInvalidateAndMetrics(t *testing.T) {
 
 func TestStampedeMakesOneQuery(t *testing.T) {
 	ctx := context.Background()
-	r := testservers.StartRedis(t)
+	r := localservers.StartRedis(t)
 	c := New(newClient(t, r.Addr()), Options{Name: "feed"}, nil)
 	var queries atomic.Int64
 	release := make(chan struct{})

@@ -12,7 +12,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
@@ -28,8 +28,8 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 // ready until the primary has made the replication account, then it is.
 func TestAgentsMakeAShard(t *testing.T) {
 	ctx := context.Background()
-	primary := testservers.StartMariaDB(t)
-	replica := testservers.StartMariaDB(t)
+	primary := localservers.StartMariaDB(t)
+	replica := localservers.StartMariaDB(t)
 	creds := replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	base := Config{Engine: replication.MariaDB, Shard: 3, PrimaryHost: "127.0.0.1", PrimaryPort: primary.Port,

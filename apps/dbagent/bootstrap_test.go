@@ -18,7 +18,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
@@ -101,7 +101,7 @@ type server struct {
 
 func startOn(t *testing.T, b Bootstrap) *server {
 	t.Helper()
-	port := testservers.FreePort(t)
+	port := localservers.FreePort(t)
 	cmd := exec.Command(b.server(), asRoot([]string{"--no-defaults", "--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir,
 		"--socket=" + filepath.Join(b.RunDir, "s.sock"), "--pid-file=" + filepath.Join(b.RunDir, "s.pid"),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port), "--skip-name-resolve", "--innodb-buffer-pool-size=16M"})...)

@@ -120,15 +120,11 @@ type Response struct {
 }
 
 func (s *Service) feed(w http.ResponseWriter, r *http.Request) error {
-	u, err := httpx.PathID(r, "id")
+	page, err := httpx.ParsePage(r, "", 20, 100)
 	if err != nil {
 		return err
 	}
-	limit, err := httpx.QueryInt(r, "limit", 20, 1, 100)
-	if err != nil {
-		return err
-	}
-	res, err := s.Build(r.Context(), u, limit)
+	res, err := s.Build(r.Context(), page.ID, page.Limit)
 	if err != nil {
 		return err
 	}

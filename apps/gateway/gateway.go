@@ -423,30 +423,39 @@ func (g *Gateway) getPosts(ctx context.Context, ids []shard.ID) ([]*post.Post, e
 
 // CachedPosts batch-reads posts from the shared cache, loading misses from the post service.
 func CachedPosts(ctx context.Context, c *cache.Cache, svc *resilience.Client, ids []shard.ID) ([]*post.Post, error) {
+	return cachedBatch[post.Post](ctx, c, svc, ids, post.Key, "/v1/posts?ids=", "posts")
+}
+
+// cachedBatch batch-reads objects of type T from a shared cache by ID (key names each one's cache
+// key), loading every miss in one request to the owning service's batch endpoint (path, then the
+// IDs; the objects come back in the response's field). Objects that do not exist are left out.
+func cachedBatch[T any](ctx context.Context, c *cache.Cache, svc *resilience.Client, ids []shard.ID,
+	key func(shard.ID) string, path, field string,
+) ([]*T, error) {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = post.Key(id)
+		keys[i] = key(id)
 	}
 	vals, err := c.GetMany(ctx, keys, func(ctx context.Context, missing []int) ([][]byte, error) {
 		want := make([]shard.ID, len(missing))
 		for j, i := range missing {
 			want[j] = ids[i]
 		}
-		return batchRaw(ctx, svc, "/v1/posts?ids=", "posts", want)
+		return batchRaw(ctx, svc, path, field, want)
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*post.Post, 0, len(vals))
+	out := make([]*T, 0, len(vals))
 	for _, v := range vals {
 		if v == nil {
 			continue
 		}
-		p := &post.Post{}
-		if err := json.Unmarshal(v, p); err != nil {
+		obj := new(T)
+		if err := json.Unmarshal(v, obj); err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, obj)
 	}
 	return out, nil
 }
@@ -487,32 +496,7 @@ func (g *Gateway) getProfiles(ctx context.Context, ids []shard.ID) ([]*user.Prof
 		err := g.Users.Get(ctx, "/v1/users?ids="+joinIDs(ids), &batch)
 		return batch.Users, err
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = user.ProfileKey(id)
-	}
-	vals, err := g.ProfileCache.GetMany(ctx, keys, func(ctx context.Context, missing []int) ([][]byte, error) {
-		want := make([]shard.ID, len(missing))
-		for j, i := range missing {
-			want[j] = ids[i]
-		}
-		return batchRaw(ctx, g.Users, "/v1/users?ids=", "users", want)
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*user.Profile, 0, len(vals))
-	for _, v := range vals {
-		if v == nil {
-			continue
-		}
-		p := &user.Profile{}
-		if err := json.Unmarshal(v, p); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return cachedBatch[user.Profile](ctx, g.ProfileCache, g.Users, ids, user.ProfileKey, "/v1/users?ids=", "users")
 }
 
 func (g *Gateway) suggestions(w http.ResponseWriter, r *http.Request, me shard.ID) error {

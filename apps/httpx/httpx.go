@@ -220,3 +220,27 @@ func QueryID(r *http.Request, name string) (shard.ID, error) {
 	}
 	return id, nil
 }
+
+// Page is a paged list request: the path's "id", a cursor (the ID to list after or before; 0
+// when absent) and how many to list.
+type Page struct {
+	ID, Cursor shard.ID
+	Limit      int
+}
+
+// ParsePage reads a paged list request: the path value "id", the query parameter cursor (none
+// when "") and "limit" within 1..max, def when absent. Every error is a 400 naming the parameter.
+func ParsePage(r *http.Request, cursor string, def, max int) (Page, error) {
+	var p Page
+	var err error
+	if p.ID, err = PathID(r, "id"); err != nil {
+		return p, err
+	}
+	if p.Limit, err = QueryInt(r, "limit", def, 1, max); err != nil {
+		return p, err
+	}
+	if cursor != "" {
+		p.Cursor, err = QueryID(r, cursor)
+	}
+	return p, err
+}

@@ -21,7 +21,7 @@ import (
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/events"
 	"github.com/scalestack/scalestack/apps/service"
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/pkg/replication"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -47,11 +47,11 @@ type Options struct {
 
 // Stack is a running local stack.
 type Stack struct {
-	t         testservers.TB
-	DBs       []*testservers.MariaDB
-	Replica   *testservers.MariaDB
-	Redis     *testservers.Redis
-	SMTP      *testservers.SMTP
+	t         localservers.Lifetime
+	DBs       []*localservers.MariaDB
+	Replica   *localservers.MariaDB
+	Redis     *localservers.Redis
+	SMTP      *localservers.SMTP
 	Kafka     *kfake.Cluster
 	KafkaPort int
 	kafkaDir  string
@@ -78,7 +78,7 @@ func randomSecret() string {
 }
 
 // Start starts the stack; everything stops when t's cleanups run.
-func Start(t testservers.TB, opts Options) *Stack {
+func Start(t localservers.Lifetime, opts Options) *Stack {
 	t.Helper()
 	if opts.Shards == 0 {
 		opts.Shards = 2
@@ -91,9 +91,9 @@ func Start(t testservers.TB, opts Options) *Stack {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	creds := replication.Credentials{AppPassword: s.AppPass, ReplicationPassword: randomSecret(), ExporterPassword: randomSecret()}
-	mopts := testservers.MariaDBOptions{BufferPool: opts.InnoDBBufferPool}
+	mopts := localservers.MariaDBOptions{BufferPool: opts.InnoDBBufferPool}
 	for i := range opts.Shards {
-		m := testservers.StartMariaDBWith(t, mopts)
+		m := localservers.StartMariaDBWith(t, mopts)
 		c := &replication.Client{DB: m.DB(t), Engine: replication.MariaDB}
 		if err := c.EnsureUsers(ctx, creds); err != nil {
 			t.Fatalf("shard %d users: %v", i, err)
@@ -104,7 +104,7 @@ func Start(t testservers.TB, opts Options) *Stack {
 		s.DBs = append(s.DBs, m)
 	}
 	if opts.Replica {
-		s.Replica = testservers.StartMariaDBWith(t, mopts)
+		s.Replica = localservers.StartMariaDBWith(t, mopts)
 		c := &replication.Client{DB: s.Replica.DB(t), Engine: replication.MariaDB}
 		if _, err := c.ConfigureReplica(ctx, replication.Source{Host: "127.0.0.1", Port: s.DBs[0].Port, User: "replication", Password: creds.ReplicationPassword}); err != nil {
 			t.Fatalf("replica: %v", err)
@@ -125,8 +125,8 @@ func Start(t testservers.TB, opts Options) *Stack {
 	if err := os.WriteFile(mapFile, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.Redis = testservers.StartRedisWith(t, opts.RedisMaxMemory)
-	s.SMTP = testservers.StartSMTP(t)
+	s.Redis = localservers.StartRedisWith(t, opts.RedisMaxMemory)
+	s.SMTP = localservers.StartSMTP(t)
 	kl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func Start(t testservers.TB, opts Options) *Stack {
 	cfg.Hash = auth.DefaultHashParams
 	ports := s.ports
 	for _, name := range opts.Services {
-		ports[name] = testservers.FreePort(t)
+		ports[name] = localservers.FreePort(t)
 		if name == service.Gateway && opts.GatewayPort != 0 {
 			ports[name] = opts.GatewayPort
 		}

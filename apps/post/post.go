@@ -419,19 +419,11 @@ func (s *Service) queryByAuthor(ctx context.Context, author, before shard.ID, li
 }
 
 func (s *Service) byAuthor(w http.ResponseWriter, r *http.Request) error {
-	author, err := httpx.PathID(r, "id")
+	page, err := httpx.ParsePage(r, "before", 20, 100)
 	if err != nil {
 		return err
 	}
-	limit, err := httpx.QueryInt(r, "limit", 20, 1, 100)
-	if err != nil {
-		return err
-	}
-	before, err := httpx.QueryID(r, "before")
-	if err != nil {
-		return err
-	}
-	ids, err := s.ListByAuthor(r.Context(), author, before, limit)
+	ids, err := s.ListByAuthor(r.Context(), page.ID, page.Cursor, page.Limit)
 	if err != nil {
 		return err
 	}
@@ -440,7 +432,7 @@ func (s *Service) byAuthor(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	extra := ""
-	if len(ids) == limit {
+	if len(ids) == page.Limit {
 		extra = `,"next":"` + ids[len(ids)-1].String() + `"`
 	}
 	WriteRawList(w, "posts", raw, extra)

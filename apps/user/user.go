@@ -24,6 +24,7 @@ import (
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/cache"
 	"github.com/scalestack/scalestack/apps/events"
+	"github.com/scalestack/scalestack/apps/follows"
 	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/apps/post"
 	"github.com/scalestack/scalestack/apps/store"
@@ -494,14 +495,11 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, "INSERT IGNORE INTO following (user_id, followee_id, created_at) VALUES (?, ?, NOW(3))", int64(id), int64(target))
+	added, err := follows.AddFollowing(ctx, tx, id, target)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		if err := addCount(ctx, tx, id, "following", 1); err != nil {
-			return err
-		}
+	if added {
 		// The worker writes the followers row too (the repair path), and backfills the timeline.
 		if _, err := events.Enqueue(ctx, tx, s.IDs, events.TopicFollowCreated, id, "FollowCreated", events.FollowCreated{Followee: target}); err != nil {
 			return err
@@ -513,62 +511,12 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 	s.notify()
 	// The other direction, on the followee's shard. If this fails the follow-created event's
 	// consumer writes it.
-	if err := AddFollower(ctx, s.Shards, target, id); err != nil {
+	if err := follows.AddFollower(ctx, s.Shards, target, id); err != nil {
 		slog.WarnContext(ctx, "followers row deferred to the worker", "followee", target, "error", err)
 	}
 	s.afterFollowChange(ctx, id, target)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// AddFollower writes the followee-side row of a follow and counts it, once (idempotent).
-func AddFollower(ctx context.Context, shards *store.Shards, followee, follower shard.ID) error {
-	return changeFollow(ctx, shards, followee, "INSERT IGNORE INTO followers (user_id, follower_id, created_at) VALUES (?, ?, NOW(3))",
-		[]any{int64(followee), int64(follower)}, "followers", 1)
-}
-
-// changeFollow runs one statement on owner's shard and, when it changed a row, moves owner's
-// count by delta in the same transaction.
-func changeFollow(ctx context.Context, shards *store.Shards, owner shard.ID, stmt string, args []any, column string, delta int) error {
-	db, err := shards.Shard(owner.Logical())
-	if err != nil {
-		return err
-	}
-	tx, err := db.Primary.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, stmt, args...)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		if err := addCount(ctx, tx, owner, column, delta); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
-// addCount moves a user's followers or following count.
-func addCount(ctx context.Context, tx *sql.Tx, user shard.ID, column string, delta int) error {
-	if column != "followers" && column != "following" {
-		return fmt.Errorf("no count %q", column)
-	}
-	_, err := tx.ExecContext(ctx, "INSERT INTO follow_counts (user_id, "+column+") VALUES (?, GREATEST(?, 0)) ON DUPLICATE KEY UPDATE "+
-		column+" = GREATEST("+column+" + ?, 0)", int64(user), delta, delta)
-	return err
-}
-
-// FollowerCount is a user's follower count.
-func FollowerCount(ctx context.Context, db *sql.DB, u shard.ID) (int, error) {
-	var n int
-	err := db.QueryRowContext(ctx, "SELECT followers FROM follow_counts WHERE user_id = ?", int64(u)).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return n, err
 }
 
 func (s *Service) afterFollowChange(ctx context.Context, id, target shard.ID) {
@@ -584,13 +532,7 @@ func (s *Service) unfollow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	// Followee side first: a retry after a failure in between finishes the job.
-	if err := changeFollow(ctx, s.Shards, target, "DELETE FROM followers WHERE user_id = ? AND follower_id = ?",
-		[]any{int64(target), int64(id)}, "followers", -1); err != nil {
-		return err
-	}
-	if err := changeFollow(ctx, s.Shards, id, "DELETE FROM following WHERE user_id = ? AND followee_id = ?",
-		[]any{int64(id), int64(target)}, "following", -1); err != nil {
+	if err := follows.Remove(ctx, s.Shards, id, target); err != nil {
 		return err
 	}
 	s.afterFollowChange(ctx, id, target)
@@ -634,36 +576,17 @@ func (s *Service) listFollowing(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Followers pages through followee's followers in ID order, after the given ID.
-func Followers(ctx context.Context, shards *store.Shards, followee, after shard.ID, limit int) ([]shard.ID, error) {
-	var ids []shard.ID
-	err := shards.Read(ctx, followee, func(db *sql.DB) (err error) {
-		ids, err = store.QueryIDs(ctx, db, "SELECT follower_id FROM followers WHERE user_id = ? AND follower_id > ? ORDER BY follower_id LIMIT ?",
-			int64(followee), int64(after), limit)
-		return err
-	})
-	return ids, err
-}
-
 func (s *Service) listFollowers(w http.ResponseWriter, r *http.Request) error {
-	id, err := httpx.PathID(r, "id")
+	page, err := httpx.ParsePage(r, "after", 100, 1000)
 	if err != nil {
 		return err
 	}
-	limit, err := httpx.QueryInt(r, "limit", 100, 1, 1000)
-	if err != nil {
-		return err
-	}
-	after, err := httpx.QueryID(r, "after")
-	if err != nil {
-		return err
-	}
-	ids, err := Followers(r.Context(), s.Shards, id, after, limit)
+	ids, err := follows.Followers(r.Context(), s.Shards, page.ID, page.Cursor, page.Limit)
 	if err != nil {
 		return err
 	}
 	out := map[string]any{"ids": ids}
-	if len(ids) == limit {
+	if len(ids) == page.Limit {
 		out["next"] = ids[len(ids)-1]
 	}
 	if ids == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/scalestack/scalestack/apps/events"
 	"github.com/scalestack/scalestack/apps/feed"
+	"github.com/scalestack/scalestack/apps/follows"
 	"github.com/scalestack/scalestack/apps/store"
 	"github.com/scalestack/scalestack/apps/user"
 	"github.com/scalestack/scalestack/pkg/shard"
@@ -171,7 +172,7 @@ func (w *Worker) followerCount(ctx context.Context, u shard.ID) (int, error) {
 	if err != nil {
 		return 0, events.Permanent(err)
 	}
-	return user.FollowerCount(ctx, db.Primary, u)
+	return follows.FollowerCount(ctx, db.Primary, u)
 }
 
 // FanOut pushes a new post into its author's and each follower's timeline, or, for a celebrity,
@@ -194,7 +195,7 @@ func (w *Worker) FanOut(ctx context.Context, ev *events.Event) error {
 	}
 	var after shard.ID
 	for {
-		page, err := user.Followers(ctx, w.Shards, author, after, 1000)
+		page, err := follows.Followers(ctx, w.Shards, author, after, 1000)
 		if err != nil {
 			return err
 		}
@@ -217,7 +218,7 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 		return err
 	}
 	follower, followee := ev.User, data.Followee
-	if err := user.AddFollower(ctx, w.Shards, followee, follower); err != nil {
+	if err := follows.AddFollower(ctx, w.Shards, followee, follower); err != nil {
 		return err
 	}
 	db, err := w.Shards.Shard(followee.Logical())

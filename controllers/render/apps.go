@@ -35,14 +35,14 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		platform.EnvCacheTTL:     CacheTTL(sp).String(),
 		platform.EnvKafkaBrokers: KafkaBootstrap(sp),
 		platform.EnvShardMapFile: ShardMapMountPath + "/" + ShardMapKey,
-		platform.EnvDBEngine:     string(engine(sp)),
+		platform.EnvDBEngine:     string(Engine(sp)),
 		platform.EnvLogFormat:    "json",
 		platform.EnvDBUser:       platform.DBUser,
 		platform.EnvAssetMaxAge:  AssetMaxAge(sp).String(),
 	}
 	if e := sp.Spec.Apps.Email; e != nil {
 		data[platform.EnvSMTPAddr] = e.SMTPAddress
-		data[platform.EnvSMTPFrom] = cmp.Or(e.From, "welcome@scalestack.local")
+		data[platform.EnvSMTPFrom] = cmp.Or(e.From, scalestackv1alpha1.DefaultEmailFrom)
 	}
 	if t := sp.Spec.Observability.Tracing; t.Endpoint != "" {
 		data[platform.EnvTraceEndpoint] = t.Endpoint
@@ -77,11 +77,9 @@ func KafkaBootstrap(sp *scalestackv1alpha1.SocialPlatform) string {
 	return fmt.Sprintf("%s-kafka-bootstrap:9092", sp.KafkaName())
 }
 
-func engine(sp *scalestackv1alpha1.SocialPlatform) scalestackv1alpha1.DatabaseEngine {
-	if sp.Spec.Database.Engine == "" {
-		return scalestackv1alpha1.EngineMariaDB
-	}
-	return sp.Spec.Database.Engine
+// Engine is the database engine with the default applied.
+func Engine(sp *scalestackv1alpha1.SocialPlatform) scalestackv1alpha1.DatabaseEngine {
+	return cmp.Or(sp.Spec.Database.Engine, scalestackv1alpha1.DefaultEngine)
 }
 
 // AppServiceAccount is the identity of one app service's pods. The apps never call the
@@ -133,10 +131,7 @@ type AppInputs struct {
 func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.Component, in AppInputs) *appsv1ac.DeploymentApplyConfiguration {
 	spec := sp.Spec.Apps.Service(c)
 	selector := sp.SelectorLabels(string(c))
-	pullPolicy := sp.Spec.Apps.ImagePullPolicy
-	if pullPolicy == "" {
-		pullPolicy = corev1.PullIfNotPresent
-	}
+	pullPolicy := cmp.Or(sp.Spec.Apps.ImagePullPolicy, scalestackv1alpha1.DefaultImagePullPolicy)
 
 	container := corev1ac.Container().
 		WithName(string(c)).

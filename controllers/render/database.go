@@ -11,6 +11,7 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/pkg/shard"
@@ -59,14 +60,16 @@ func Retained(sp *scalestackv1alpha1.SocialPlatform) bool {
 }
 
 // Shards is the number of physical shards with the default applied.
-func Shards(sp *scalestackv1alpha1.SocialPlatform) int32 { return max(sp.Spec.Database.Shards, 1) }
+func Shards(sp *scalestackv1alpha1.SocialPlatform) int32 {
+	if n := sp.Spec.Database.Shards; n > 0 {
+		return n
+	}
+	return scalestackv1alpha1.DefaultShards
+}
 
 // ReplicasPerShard is the number of read replicas per shard with the default applied.
 func ReplicasPerShard(sp *scalestackv1alpha1.SocialPlatform) int32 {
-	if r := sp.Spec.Database.ReplicasPerShard; r != nil {
-		return *r
-	}
-	return 1
+	return ptr.Deref(sp.Spec.Database.ReplicasPerShard, scalestackv1alpha1.DefaultReplicasPerShard)
 }
 
 // DatabaseSecret holds the generated database passwords. passwords comes from the live Secret
@@ -132,7 +135,7 @@ log_slave_updates = ON
 read_only = OFF
 `
 	var engineCnf string
-	if engine(sp) == scalestackv1alpha1.EngineMySQL {
+	if Engine(sp) == scalestackv1alpha1.EngineMySQL {
 		engineCnf = `gtid_mode = ON
 enforce_gtid_consistency = ON
 relay_log_recovery = ON
@@ -205,7 +208,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 	image := db.Image
 	if image == "" {
 		image = MariaDBImage
-		if engine(sp) == scalestackv1alpha1.EngineMySQL {
+		if Engine(sp) == scalestackv1alpha1.EngineMySQL {
 			image = MySQLImage
 		}
 	}
@@ -221,7 +224,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(key)))
 	}
 	server := "mariadbd"
-	if engine(sp) == scalestackv1alpha1.EngineMySQL {
+	if Engine(sp) == scalestackv1alpha1.EngineMySQL {
 		server = "mysqld"
 	}
 	dataMounts := []*corev1ac.VolumeMountApplyConfiguration{
@@ -247,7 +250,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithImage(image).
 		WithCommand(agentBinDir+"/dbagent", "init").
 		WithEnv(
-			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(engine(sp))),
+			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(Engine(sp))),
 			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 		).
@@ -277,7 +280,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
 			corev1ac.EnvVar().WithName(platform.EnvAgentRole).WithValue(role),
-			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(engine(sp))),
+			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(Engine(sp))),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShard).WithValue(fmt.Sprint(i)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentPrimaryHost).WithValue(fmt.Sprintf("%s-0.%s.%s.svc", sp.ShardPrimaryName(i), sp.ShardName(i), sp.Namespace)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),

@@ -90,16 +90,12 @@ func CacheTTL(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
 	return DefaultCacheTTL
 }
 
-// DefaultEvictionPolicy is Redis' eviction policy when the manifest sets none: the cache evicts
-// the least recently used keys of all, never refusing a write.
-const DefaultEvictionPolicy = "allkeys-lru"
-
 // CacheEvictionPolicy returns the cache's eviction policy with the default applied.
 func CacheEvictionPolicy(sp *scalestackv1alpha1.SocialPlatform) string {
 	if p := sp.Spec.Cache.EvictionPolicy; p != "" {
 		return string(p)
 	}
-	return DefaultEvictionPolicy
+	return string(scalestackv1alpha1.DefaultEvictionPolicy)
 }
 
 // AutoscalingEnabled reports whether the autoscaler owns the app Deployments' replicas.

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -78,10 +79,7 @@ func ArchiverCronJob(sp *scalestackv1alpha1.SocialPlatform, in AppInputs) *batch
 	if a == nil {
 		return nil
 	}
-	schedule := a.Schedule
-	if schedule == "" {
-		schedule = "30 3 * * *"
-	}
+	schedule := cmp.Or(a.Schedule, scalestackv1alpha1.DefaultArchiveSchedule)
 	image := sp.Spec.Apps.Image
 	if image == "" {
 		image = in.DefaultImage

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 
@@ -20,8 +21,6 @@ import (
 var RequiredTopics = platform.RequiredTopics
 
 const (
-	// DefaultPartitions of a topic the manifest does not size.
-	DefaultPartitions int32 = 6
 	// DLQSuffix names a topic's dead-letter twin.
 	DLQSuffix = platform.DLQSuffix
 	// StrimziGroup is the API group of Strimzi's custom resources.
@@ -42,6 +41,14 @@ type Topic struct {
 	DeadLetterOf string
 }
 
+// KafkaBrokers is the number of Strimzi brokers with the default applied.
+func KafkaBrokers(sp *scalestackv1alpha1.SocialPlatform) int32 {
+	if b := sp.Spec.Kafka.Brokers; b > 0 {
+		return b
+	}
+	return scalestackv1alpha1.DefaultKafkaBrokers
+}
+
 // Topics resolves the platform's topics: the required ones, the manifest's, and the dead-letter
 // twins, sorted by name.
 func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
@@ -55,11 +62,11 @@ func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 	}
 	defaultRF := int32(-1)
 	if k.Mode != scalestackv1alpha1.KafkaModeExternal {
-		defaultRF = min(3, max(k.Brokers, 1))
+		defaultRF = min(3, KafkaBrokers(sp))
 	}
 	var out []Topic
 	for name, s := range specs {
-		t := Topic{Name: name, Partitions: DefaultPartitions, ReplicationFactor: defaultRF}
+		t := Topic{Name: name, Partitions: scalestackv1alpha1.DefaultTopicPartitions, ReplicationFactor: defaultRF}
 		if s.Partitions > 0 {
 			t.Partitions = s.Partitions
 		}
@@ -70,7 +77,7 @@ func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 			t.RetentionMs = s.Retention.Milliseconds()
 		}
 		out = append(out, t)
-		if s.DeadLetter == nil || *s.DeadLetter {
+		if ptr.Deref(s.DeadLetter, scalestackv1alpha1.DefaultDeadLetter) {
 			dlq := t
 			dlq.Name, dlq.DeadLetterOf = name+DLQSuffix, name
 			// Dead letters wait for a person: keep them a week at least.
@@ -110,7 +117,7 @@ func KafkaTopicName(sp *scalestackv1alpha1.SocialPlatform, topic string) string 
 // topic for Strimzi, at the served API version (v1, or v1beta2 on older Strimzi).
 func StrimziObjects(sp *scalestackv1alpha1.SocialPlatform, version string) []*unstructured.Unstructured {
 	k := sp.Spec.Kafka
-	brokers := max(k.Brokers, 1)
+	brokers := KafkaBrokers(sp)
 	apiVersion := StrimziGroup + "/" + version
 	cluster := sp.KafkaName()
 	newObj := func(kind, name string, component string) *unstructured.Unstructured {

@@ -64,7 +64,7 @@ var burnAlerts = []burnAlert{
 // SLOObjectives returns the availability and latency objectives as error budgets (fractions) and
 // the latency threshold in seconds.
 func SLOObjectives(sp *scalestackv1alpha1.SocialPlatform) (availabilityBudget, latencyBudget, thresholdSeconds float64, windowHours float64) {
-	avail := 99.9
+	avail, _ := strconv.ParseFloat(scalestackv1alpha1.DefaultAvailability, 64)
 	if v, err := strconv.ParseFloat(sp.Spec.SLO.Availability, 64); err == nil && v > 0 {
 		avail = v
 	}
@@ -76,7 +76,7 @@ func SLOObjectives(sp *scalestackv1alpha1.SocialPlatform) (availabilityBudget, l
 	if t := sp.Spec.SLO.Latency.Threshold; t != nil && t.Duration > 0 {
 		threshold = t.Duration
 	}
-	days := 30
+	days, _ := strconv.Atoi(strings.TrimSuffix(scalestackv1alpha1.DefaultSLOWindow, "d"))
 	if w := strings.TrimSuffix(sp.Spec.SLO.Window, "d"); w != "" {
 		if d, err := strconv.Atoi(w); err == nil && d > 0 {
 			days = d

@@ -11,7 +11,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/internal/testutil"
 )
 
@@ -20,7 +20,7 @@ import (
 
 var creds = Credentials{AppPassword: "app-secret-1", ReplicationPassword: "repl-secret-2", ExporterPassword: "exp-secret-3"}
 
-func source(m *testservers.MariaDB) Source {
+func source(m *localservers.MariaDB) Source {
 	return Source{Host: "127.0.0.1", Port: m.Port, User: "replication", Password: creds.ReplicationPassword}
 }
 
@@ -37,9 +37,9 @@ func count(ctx context.Context, db *sql.DB) (int, error) {
 
 func TestReplicationPrimaryAndTwoReplicas(t *testing.T) {
 	ctx := context.Background()
-	primary := testservers.StartMariaDB(t)
-	r1 := testservers.StartMariaDB(t)
-	r2 := testservers.StartMariaDB(t)
+	primary := localservers.StartMariaDB(t)
+	r1 := localservers.StartMariaDB(t)
+	r2 := localservers.StartMariaDB(t)
 	p := &Client{DB: primary.DB(t), Engine: MariaDB}
 	if err := p.SetServerID(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestReplicationPrimaryAndTwoReplicas(t *testing.T) {
 			t.Errorf("replica %d: lag %v, gtid %q", i, st.Lag, st.GTIDPos)
 		}
 		// Read-only: a write on a replica is refused (the app user has no SUPER).
-		server := []*testservers.MariaDB{r1, r2}[i]
+		server := []*localservers.MariaDB{r1, r2}[i]
 		appDB, err := sql.Open("mysql", server.DSN("app", creds.AppPassword))
 		if err != nil {
 			t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/scalestack/scalestack/apps/localstack"
 	"github.com/scalestack/scalestack/apps/service"
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 )
 
 func main() {
@@ -28,15 +28,8 @@ func main() {
 	if !*verbose {
 		slog.SetDefault(slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	}
-	session := testservers.NewSession()
+	session := localservers.NewSession("devstack")
 	defer session.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintln(os.Stderr, "devstack:", r)
-			session.Close()
-			os.Exit(1)
-		}
-	}()
 	start := time.Now()
 	st := localstack.Start(session, localstack.Options{Replica: true, GatewayPort: *port, Configure: func(c *service.Config) {
 		c.LogFormat = "text"

@@ -30,7 +30,7 @@ import (
 	"github.com/scalestack/scalestack/apps/localstack"
 	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/store"
-	"github.com/scalestack/scalestack/internal/testservers"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -43,15 +43,8 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured runs here")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	session := testservers.NewSession()
+	session := localservers.NewSession("bench-apps")
 	defer session.Close()
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintln(os.Stderr, "bench-apps:", r)
-			session.Close()
-			os.Exit(1)
-		}
-	}()
 	ctx := context.Background()
 	say := func(format string, args ...any) {
 		fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
@@ -225,7 +218,7 @@ func ceilingHandler(rc rueidis.Client, ids []shard.ID) http.Handler {
 }
 
 // floorHandler is the write-up's phase 1: every profile read is a query on one database.
-func floorHandler(m *testservers.MariaDB, password string) http.Handler {
+func floorHandler(m *localservers.MariaDB, password string) http.Handler {
 	db, err := sql.Open("mysql", store.DSN(m.Addr(), "app", password, store.Database))
 	if err != nil {
 		panic(err)

@@ -1,4 +1,4 @@
-package testservers
+package localservers
 
 import (
 	"fmt"
@@ -20,10 +20,10 @@ func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
 
 // StartRedis starts Debian's redis-server on a free loopback port in a temporary directory and
 // stops it when the test ends.
-func StartRedis(t TB) *Redis { t.Helper(); return StartRedisWith(t, "") }
+func StartRedis(t Lifetime) *Redis { t.Helper(); return StartRedisWith(t, "") }
 
 // StartRedisWith is StartRedis with a maxmemory (default 64mb).
-func StartRedisWith(t TB, maxMemory string) *Redis {
+func StartRedisWith(t Lifetime, maxMemory string) *Redis {
 	t.Helper()
 	if maxMemory == "" {
 		maxMemory = "64mb"

@@ -1,4 +1,4 @@
-package testservers
+package localservers
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ type SMTP struct {
 }
 
 // StartSMTP starts the server and stops it when the test ends.
-func StartSMTP(t TB) *SMTP {
+func StartSMTP(t Lifetime) *SMTP {
 	t.Helper()
 	s := &SMTP{}
 	srv := smtp.NewServer(smtpBackend{s})

@@ -1,7 +1,8 @@
-// Package testservers starts real database and cache servers for tests, on free loopback ports
-// in temporary directories, and stops them when the test ends. Nothing here touches the servers a
-// machine may already run on the standard ports.
-package testservers
+// Package localservers starts real, throwaway MariaDB, Redis and SMTP servers on free loopback
+// ports in temporary directories, for as long as a Lifetime lasts: a test's (*testing.T), or a
+// program's (a Session: the dev stack of make run-apps, the apps benchmark). Nothing here touches
+// the servers a machine may already run on the standard ports.
+package localservers
 
 import (
 	"context"
@@ -28,12 +29,12 @@ type MariaDB struct {
 	ServerID   int
 	dir        string
 	cmd        *exec.Cmd
-	t          TB
+	t          Lifetime
 	bufferPool string
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on.
-func FreePort(t TB) int {
+func FreePort(t Lifetime) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +44,7 @@ func FreePort(t TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func find(t TB, names ...string) string {
+func find(t Lifetime, names ...string) string {
 	t.Helper()
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
@@ -62,7 +63,7 @@ func find(t TB, names ...string) string {
 // StartMariaDB initialises a data directory and starts mariadbd as root on a free port, with
 // binary logs and GTIDs on so that it can serve as a primary or a replica. Root has no password
 // and is reached over TCP on 127.0.0.1.
-func StartMariaDB(t TB) *MariaDB { t.Helper(); return StartMariaDBWith(t, MariaDBOptions{}) }
+func StartMariaDB(t Lifetime) *MariaDB { t.Helper(); return StartMariaDBWith(t, MariaDBOptions{}) }
 
 // MariaDBOptions size a server.
 type MariaDBOptions struct {
@@ -71,7 +72,7 @@ type MariaDBOptions struct {
 }
 
 // StartMariaDBWith is StartMariaDB with options.
-func StartMariaDBWith(t TB, opts MariaDBOptions) *MariaDB {
+func StartMariaDBWith(t Lifetime, opts MariaDBOptions) *MariaDB {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -174,7 +175,7 @@ func (m *MariaDB) DSN(user, password string) string {
 }
 
 // DB opens a connection pool as root, closed when the test ends.
-func (m *MariaDB) DB(t TB) *sql.DB {
+func (m *MariaDB) DB(t Lifetime) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", m.DSN("root", ""))
 	if err != nil {
