@@ -4,12 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
@@ -53,14 +52,12 @@ func (r *SocialPlatformReconciler) phases() []phase {
 func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scope) error {
 	sp := s.sp
 	live := &corev1.Secret{}
-	passwords := map[string][]byte{}
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: sp.DatabaseSecretName()}, live); {
-	case err == nil:
-		for k, v := range live.Data {
-			passwords[k] = v
-		}
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("getting database secret: %w", err)
+	if _, err := r.getOptional(ctx, sp.Namespace, sp.DatabaseSecretName(), live); err != nil {
+		return err
+	}
+	passwords := maps.Clone(live.Data)
+	if passwords == nil {
+		passwords = map[string][]byte{}
 	}
 	for _, k := range render.SecretKeys {
 		if len(passwords[k]) == 0 {
@@ -87,12 +84,11 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 	sp := s.sp
 	in := render.DataInputs{AgentImage: appsImage(sp, r.DefaultAppsImage)}
 	live := &corev1.ConfigMap{}
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: sp.ShardMapName()}, live); {
-	case err == nil:
+	if found, err := r.getOptional(ctx, sp.Namespace, sp.ShardMapName(), live); err != nil {
+		return err
+	} else if found {
 		// A map that does not parse (edited by hand) is replaced; its version still counts.
 		in.ShardMap, _ = shard.Parse([]byte(live.Data[render.ShardMapKey]))
-	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("getting shard map: %w", err)
 	}
 	tier, err := render.DataTier(sp, in)
 	if err != nil {

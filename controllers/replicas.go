@@ -86,14 +86,13 @@ func ownsReplicas(d *appsv1.Deployment, manager string, operation metav1.Managed
 // autoscaler without a dip.
 func (r *SocialPlatformReconciler) reconcileApps(ctx context.Context, s *scope) error {
 	sp := s.sp
-	live := map[scalestackv1alpha1.Component]*appsv1.Deployment{}
+	names := map[scalestackv1alpha1.Component]string{}
 	for _, c := range scalestackv1alpha1.AppComponents {
-		d := &appsv1.Deployment{}
-		if found, err := r.getOptional(ctx, sp.Namespace, sp.ComponentName(c), d); err != nil {
-			return err
-		} else if found {
-			live[c] = d
-		}
+		names[c] = sp.ComponentName(c)
+	}
+	live := map[scalestackv1alpha1.Component]*appsv1.Deployment{}
+	if err := observeNamed(ctx, r, sp.Namespace, names, live); err != nil {
+		return err
 	}
 	h := planHandover(sp, live)
 	for name, replicas := range h.takeOver {

@@ -7,6 +7,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,32 +35,38 @@ type monitoringObservation struct {
 // observe reads the workloads status reports on, from the cache (no API request).
 func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error {
 	sp := s.sp
+	deployments := map[scalestackv1alpha1.Component]string{}
 	for _, c := range scalestackv1alpha1.AppComponents {
-		d := &appsv1.Deployment{}
-		if found, err := r.getOptional(ctx, sp.Namespace, sp.ComponentName(c), d); err != nil {
-			return err
-		} else if found {
-			s.deployments[c] = d
-		}
+		deployments[c] = sp.ComponentName(c)
 	}
-	names := []string{sp.CacheName()}
+	statefulSets := map[string]string{sp.CacheName(): sp.CacheName()}
 	for i := range render.Shards(sp) {
-		names = append(names, sp.ShardPrimaryName(i), sp.ShardReplicasName(i))
+		statefulSets[sp.ShardPrimaryName(i)] = sp.ShardPrimaryName(i)
+		statefulSets[sp.ShardReplicasName(i)] = sp.ShardReplicasName(i)
 	}
-	for _, n := range names {
-		sts := &appsv1.StatefulSet{}
-		if found, err := r.getOptional(ctx, sp.Namespace, n, sts); err != nil {
-			return err
-		} else if found {
-			s.statefulSets[n] = sts
-		}
-	}
+	pods := map[string]string{}
 	for _, n := range primaryPodNames(sp) {
-		pod := &corev1.Pod{}
-		if found, err := r.getOptional(ctx, sp.Namespace, n, pod); err != nil {
+		pods[n] = n
+	}
+	return errors.Join(
+		observeNamed(ctx, r, sp.Namespace, deployments, s.deployments),
+		observeNamed(ctx, r, sp.Namespace, statefulSets, s.statefulSets),
+		observeNamed(ctx, r, sp.Namespace, pods, s.primaryPods),
+	)
+}
+
+// observeNamed reads the objects named in names (by key) from the platform's namespace into into;
+// missing ones are left out.
+func observeNamed[K comparable, T any, O interface {
+	*T
+	client.Object
+}](ctx context.Context, r *SocialPlatformReconciler, namespace string, names map[K]string, into map[K]O) error {
+	for k, name := range names {
+		obj := O(new(T))
+		if found, err := r.getOptional(ctx, namespace, name, obj); err != nil {
 			return err
 		} else if found {
-			s.primaryPods[n] = pod
+			into[k] = obj
 		}
 	}
 	return nil

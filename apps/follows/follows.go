@@ -54,11 +54,7 @@ func Remove(ctx context.Context, shards *store.Shards, follower, followee shard.
 // change runs one statement on owner's shard and, when it changed a row, moves owner's count by
 // delta in the same transaction.
 func change(ctx context.Context, shards *store.Shards, owner shard.ID, stmt string, args []any, column string, delta int) error {
-	db, err := shards.Shard(owner.Logical())
-	if err != nil {
-		return err
-	}
-	tx, err := db.Primary.BeginTx(ctx, nil)
+	_, tx, err := shards.Begin(ctx, owner)
 	if err != nil {
 		return err
 	}

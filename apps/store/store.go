@@ -212,6 +212,20 @@ func (s *Shards) Shard(logical int) (*DB, error) {
 	return nil, fmt.Errorf("shard %d has no pools", p.Index)
 }
 
+// Begin starts a transaction on the primary of the physical shard that owns owner's logical
+// shard, and returns that shard's pools with it.
+func (s *Shards) Begin(ctx context.Context, owner shard.ID) (*DB, *sql.Tx, error) {
+	db, err := s.Shard(owner.Logical())
+	if err != nil {
+		return nil, nil, err
+	}
+	tx, err := db.Primary.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, tx, nil
+}
+
 // All returns every physical shard's pools.
 func (s *Shards) All() []*DB { return slices.Clone(s.state.Load().dbs) }
 

@@ -185,15 +185,11 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) createUser(ctx context.Context, id shard.ID, req *SignupRequest, hash string) error {
-	db, err := s.Shards.Shard(id.Logical())
+	db, tx, err := s.Shards.Begin(ctx, id)
 	if err != nil {
 		return err
 	}
 	telemetry.Annotate(ctx, telemetry.Shard(db.Index))
-	tx, err := db.Primary.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, handle, email, password_hash, display_name, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, NOW(3), NOW(3))`, int64(id), req.Handle, req.Email, hash, req.DisplayName); err != nil {
@@ -486,11 +482,7 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	db, err := s.Shards.Shard(id.Logical())
-	if err != nil {
-		return err
-	}
-	tx, err := db.Primary.BeginTx(ctx, nil)
+	_, tx, err := s.Shards.Begin(ctx, id)
 	if err != nil {
 		return err
 	}

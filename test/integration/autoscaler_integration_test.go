@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -97,15 +96,6 @@ scrape_configs:
 	return "http://" + addr, stop
 }
 
-func gatewayReplicas(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) int32 {
-	t.Helper()
-	d, err := get(t, &appsv1.Deployment{}, sp.Namespace, sp.ComponentName(scalestackv1alpha1.ComponentGateway))
-	if err != nil {
-		return -1
-	}
-	return ptr.Deref(d.Spec.Replicas, -1)
-}
-
 func TestAutoscalerScalesOnBurnWithARealPrometheus(t *testing.T) {
 	ns := newNamespace(t)
 	sp := loadSample(t, ns)
@@ -126,22 +116,12 @@ func TestAutoscalerScalesOnBurnWithARealPrometheus(t *testing.T) {
 	}
 	// The Deployment is created without replicas (the autoscaler owns them): the API server's
 	// default of 1 is under minReplicas, and the autoscaler raises it to 2.
-	eventually(t, "gateway at minReplicas", func() error {
-		if r := gatewayReplicas(t, sp); r != 2 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "gateway at minReplicas", replicasAre(t, sp.Namespace, sp.ComponentName(scalestackv1alpha1.ComponentGateway), 2))
 
 	// 5% errors on every window: a burn of 50 against a 0.1% budget. Scale up at once, then again
 	// after the cooldown, up to maxReplicas and no further.
 	exp.set(0.05)
-	eventually(t, "gateway at maxReplicas", func() error {
-		if r := gatewayReplicas(t, sp); r != 6 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "gateway at maxReplicas", replicasAre(t, sp.Namespace, sp.ComponentName(scalestackv1alpha1.ComponentGateway), 6))
 	cur := waitForCondition(t, sp, scalestackv1alpha1.ConditionSLOHealthy, metav1.ConditionFalse)
 	if c := meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionSLOHealthy); c.Reason != "FastBurn" {
 		t.Errorf("SLOHealthy reason %q", c.Reason)
@@ -170,12 +150,7 @@ func TestAutoscalerScalesOnBurnWithARealPrometheus(t *testing.T) {
 
 	// The burn stops: after the stabilization window, one step down per interval, to minReplicas.
 	exp.set(0)
-	eventually(t, "gateway back at minReplicas", func() error {
-		if r := gatewayReplicas(t, sp); r != 2 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "gateway back at minReplicas", replicasAre(t, sp.Namespace, sp.ComponentName(scalestackv1alpha1.ComponentGateway), 2))
 	waitForCondition(t, sp, scalestackv1alpha1.ConditionSLOHealthy, metav1.ConditionTrue)
 
 	// Prometheus goes away: hold, and say so.
@@ -185,12 +160,7 @@ func TestAutoscalerScalesOnBurnWithARealPrometheus(t *testing.T) {
 	if c := meta.FindStatusCondition(unknown.Status.Conditions, scalestackv1alpha1.ConditionSLOHealthy); c.Reason != "MetricsUnavailable" {
 		t.Errorf("SLOHealthy reason %q", c.Reason)
 	}
-	consistently(t, "replicas held without metrics", 2*time.Second, func() error {
-		if r := gatewayReplicas(t, sp); r != 2 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	consistently(t, "replicas held without metrics", 2*time.Second, replicasAre(t, sp.Namespace, sp.ComponentName(scalestackv1alpha1.ComponentGateway), 2))
 }
 
 func quoteAll(ss []string) string {

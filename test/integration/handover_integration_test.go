@@ -85,16 +85,7 @@ func TestTurningAutoscalingOnAndOffNeverDropsReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns, name := sp.Namespace, sp.ComponentName(scalestackv1alpha1.ComponentFeed)
-	eventually(t, "feed at 3 replicas", func() error {
-		d, err := get(t, &appsv1.Deployment{}, ns, name)
-		if err != nil {
-			return err
-		}
-		if r := ptr.Deref(d.Spec.Replicas, 0); r != 3 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "feed at 3 replicas", replicasAre(t, ns, name, 3))
 	rec := recordReplicas(t, ns, name)
 
 	// On: Prometheus is unreachable, so the autoscaler holds whatever it is handed.
@@ -112,16 +103,7 @@ func TestTurningAutoscalingOnAndOffNeverDropsReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	consistently(t, "replicas kept at 3 once the autoscaler owns them", 2*time.Second, func() error {
-		d, err := get(t, &appsv1.Deployment{}, ns, name)
-		if err != nil {
-			return err
-		}
-		if r := ptr.Deref(d.Spec.Replicas, 0); r != 3 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	consistently(t, "replicas kept at 3 once the autoscaler owns them", 2*time.Second, replicasAre(t, ns, name, 3))
 
 	// The autoscaler scales up (as reconcileAutoscaling does, through the scale subresource).
 	d, _ := get(t, &appsv1.Deployment{}, ns, name)

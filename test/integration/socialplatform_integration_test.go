@@ -242,16 +242,7 @@ func TestSpecChangeUpdatesChildren(t *testing.T) {
 		cur.Spec.Apps.Gateway.Replicas = ptr.To[int32](5)
 		cur.Spec.Observability.Tracing.SamplingRatio = "0.5"
 	})
-	eventually(t, "gateway scaled to 5", func() error {
-		d, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName("gateway"))
-		if err != nil {
-			return err
-		}
-		if r := ptr.Deref(d.Spec.Replicas, 0); r != 5 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "gateway scaled to 5", replicasAre(t, ns, sp.ComponentName("gateway"), 5))
 	eventually(t, "config change rolls every service", func() error {
 		for _, c := range scalestackv1alpha1.AppComponents {
 			d, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName(c))
@@ -372,27 +363,9 @@ func TestPausedPlatformIsLeftAlone(t *testing.T) {
 	if c := meta.FindStatusCondition(got.Status.Conditions, scalestackv1alpha1.ConditionReady); c.Reason != scalestackv1alpha1.ReasonPaused {
 		t.Errorf("Ready reason %q", c.Reason)
 	}
-	consistently(t, "paused platform's Deployment untouched", 2*time.Second, func() error {
-		d, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName("user"))
-		if err != nil {
-			return err
-		}
-		if r := ptr.Deref(d.Spec.Replicas, 0); r != 2 {
-			return fmt.Errorf("replicas changed to %d while paused", r)
-		}
-		return nil
-	})
+	consistently(t, "paused platform's Deployment untouched", 2*time.Second, replicasAre(t, ns, sp.ComponentName("user"), 2))
 	updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) { cur.Spec.Paused = false })
-	eventually(t, "resumed platform applies the change", func() error {
-		d, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName("user"))
-		if err != nil {
-			return err
-		}
-		if r := ptr.Deref(d.Spec.Replicas, 0); r != 4 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "resumed platform applies the change", replicasAre(t, ns, sp.ComponentName("user"), 4))
 }
 
 func TestAutoscalerOwnsReplicas(t *testing.T) {

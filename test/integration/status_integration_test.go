@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,16 +97,7 @@ func TestStatusAfterAFailedPassIsObserved(t *testing.T) {
 	// A refused Ingress does not keep the apps from being updated: the phases after a failing
 	// non-blocking one still run.
 	updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) { cur.Spec.Apps.Post.Replicas = ptr.To[int32](4) })
-	eventually(t, "the post Deployment updated while the Ingress is still refused", func() error {
-		d, err := get(t, &appsv1.Deployment{}, ns, sp.ComponentName(scalestackv1alpha1.ComponentPost))
-		if err != nil {
-			return err
-		}
-		if r := ptr.Deref(d.Spec.Replicas, 0); r != 4 {
-			return fmt.Errorf("replicas %d", r)
-		}
-		return nil
-	})
+	eventually(t, "the post Deployment updated while the Ingress is still refused", replicasAre(t, ns, sp.ComponentName(scalestackv1alpha1.ComponentPost), 4))
 }
 
 func ingressProbe(ns string) *networkingv1.Ingress {

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/utils/ptr"
+
 	"github.com/twmb/franz-go/pkg/kfake"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,4 +103,19 @@ func eventually(t *testing.T, what string, cond func() error) {
 func consistently(t *testing.T, what string, d time.Duration, cond func() error) {
 	t.Helper()
 	testutil.Consistently(t, what, d, cond)
+}
+
+// replicasAre checks a Deployment's spec.replicas, for eventually and consistently.
+func replicasAre(t *testing.T, ns, name string, want int32) func() error {
+	t.Helper()
+	return func() error {
+		d, err := get(t, &appsv1.Deployment{}, ns, name)
+		if err != nil {
+			return err
+		}
+		if r := ptr.Deref(d.Spec.Replicas, 0); r != want {
+			return fmt.Errorf("%s has %d replicas, want %d", name, r, want)
+		}
+		return nil
+	}
 }
