@@ -33,14 +33,16 @@ type phase struct {
 func (r *SocialPlatformReconciler) phases() []phase {
 	return []phase{
 		{"secrets", scalestackv1alpha1.ConditionDatabaseReady, true, r.reconcileSecrets},
-		{"network", "", true, r.reconcileNetwork},
+		{"network", "", true, r.applyRendered(render.NetworkTier)},
 		{"database", scalestackv1alpha1.ConditionDatabaseReady, false, r.reconcileDatabase},
-		{"cache", scalestackv1alpha1.ConditionCacheReady, false, r.reconcileCache},
+		{"cache", scalestackv1alpha1.ConditionCacheReady, false, r.applyRendered(render.CacheTier)},
 		{"kafka", scalestackv1alpha1.ConditionKafkaReady, false, r.reconcileKafka},
 		{"apps", scalestackv1alpha1.ConditionAppsReady, false, r.reconcileApps},
 		{"monitoring", scalestackv1alpha1.ConditionMonitoringReady, false, r.reconcileMonitoring},
-		{"archive", scalestackv1alpha1.ConditionAppsReady, false, r.reconcileArchive},
-		{"cdn", scalestackv1alpha1.ConditionCDNReady, false, r.reconcileCDN},
+		{"archive", scalestackv1alpha1.ConditionAppsReady, false, r.applyRendered(func(sp *scalestackv1alpha1.SocialPlatform) render.Tier {
+			return render.ArchiveTier(sp, r.DefaultAppsImage)
+		})},
+		{"cdn", scalestackv1alpha1.ConditionCDNReady, false, r.applyRendered(render.EdgeTier)},
 		{"autoscaling", scalestackv1alpha1.ConditionSLOHealthy, false, r.reconcileAutoscaling},
 	}
 }
@@ -72,12 +74,6 @@ func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scop
 	return err
 }
 
-// reconcileNetwork converges the NetworkPolicies.
-func (r *SocialPlatformReconciler) reconcileNetwork(ctx context.Context, s *scope) error {
-	_, err := r.applyTier(ctx, s, render.NetworkTier(s.sp))
-	return err
-}
-
 // reconcileDatabase converges the shards, with the shard map's version bumped only when its
 // content changes.
 func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *scope) error {
@@ -95,12 +91,6 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 		return err
 	}
 	_, err = r.applyTier(ctx, s, tier)
-	return err
-}
-
-// reconcileCache converges Redis.
-func (r *SocialPlatformReconciler) reconcileCache(ctx context.Context, s *scope) error {
-	_, err := r.applyTier(ctx, s, render.CacheTier(s.sp))
 	return err
 }
 
@@ -152,16 +142,13 @@ func (r *SocialPlatformReconciler) monitoringInstalled() (bool, error) {
 	return true, nil
 }
 
-// reconcileArchive converges the archiver CronJob, or deletes it when archive was removed.
-func (r *SocialPlatformReconciler) reconcileArchive(ctx context.Context, s *scope) error {
-	_, err := r.applyTier(ctx, s, render.ArchiveTier(s.sp, r.DefaultAppsImage))
-	return err
-}
-
-// reconcileCDN converges the origin Ingress, or deletes it when originHost was removed.
-func (r *SocialPlatformReconciler) reconcileCDN(ctx context.Context, s *scope) error {
-	_, err := r.applyTier(ctx, s, render.EdgeTier(s.sp))
-	return err
+// applyRendered is a phase that applies the tier render makes from the platform alone (the
+// network policies, the cache, the archiver, the CDN origin), and observes nothing more.
+func (r *SocialPlatformReconciler) applyRendered(tier func(*scalestackv1alpha1.SocialPlatform) render.Tier) func(context.Context, *scope) error {
+	return func(ctx context.Context, s *scope) error {
+		_, err := r.applyTier(ctx, s, tier(s.sp))
+		return err
+	}
 }
 
 func appsImage(sp *scalestackv1alpha1.SocialPlatform, def string) string {

@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -321,17 +322,7 @@ func observeDeployment(name string, d *appsv1.Deployment) workloadObservation {
 	if d == nil {
 		return workloadObservation{Name: name}
 	}
-	o := workloadObservation{
-		Name:    name,
-		Exists:  true,
-		Current: d.Status.ObservedGeneration >= d.Generation,
-		Desired: 1,
-		Updated: d.Status.UpdatedReplicas,
-		Ready:   d.Status.ReadyReplicas,
-	}
-	if d.Spec.Replicas != nil {
-		o.Desired = *d.Spec.Replicas
-	}
+	o := observed(name, d.Generation, d.Status.ObservedGeneration, d.Spec.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas)
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
 			o.Stalled = true
@@ -345,18 +336,15 @@ func observeStatefulSet(name string, sts *appsv1.StatefulSet) workloadObservatio
 	if sts == nil {
 		return workloadObservation{Name: name}
 	}
-	o := workloadObservation{
-		Name:    name,
-		Exists:  true,
-		Current: sts.Status.ObservedGeneration >= sts.Generation,
-		Desired: 1,
-		Updated: sts.Status.UpdatedReplicas,
-		Ready:   sts.Status.ReadyReplicas,
+	return observed(name, sts.Generation, sts.Status.ObservedGeneration, sts.Spec.Replicas, sts.Status.UpdatedReplicas, sts.Status.ReadyReplicas)
+}
+
+// observed is a workload that exists; replicas nil means the API server's default of 1.
+func observed(name string, generation, observedGeneration int64, replicas *int32, updated, ready int32) workloadObservation {
+	return workloadObservation{
+		Name: name, Exists: true, Current: observedGeneration >= generation,
+		Desired: ptr.Deref(replicas, 1), Updated: updated, Ready: ready,
 	}
-	if sts.Spec.Replicas != nil {
-		o.Desired = *sts.Spec.Replicas
-	}
-	return o
 }
 
 // rolledOut says the workload runs its current spec with every replica updated and ready.

@@ -2,6 +2,7 @@
 package testutil
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -31,4 +32,24 @@ func Consistently(t testing.TB, what string, d time.Duration, cond func() error)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Poll is Eventually for a real cluster: it checks every interval, logs how long cond took to
+// hold (the suites' timings in docs come from these lines), and logs every failure when
+// E2E_DEBUG is set.
+func Poll(t testing.TB, what string, timeout, interval time.Duration, cond func() error) {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < timeout {
+		if err = cond(); err == nil {
+			t.Logf("%s after %v", what, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if os.Getenv("E2E_DEBUG") != "" {
+			t.Logf("%s: %v", what, err)
+		}
+		time.Sleep(interval)
+	}
+	t.Fatalf("%s: not done after %v: %v", what, timeout, err)
 }

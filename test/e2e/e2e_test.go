@@ -27,11 +27,11 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/internal/testutil"
 )
 
 var (
@@ -119,7 +119,7 @@ func run(m *testing.M) (code int) {
 	}
 	// The operator runs with exactly its shipped RBAC (config/rbac), as its own ServiceAccount,
 	// not as admin: a permission the markers forgot fails the e2e.
-	if opKubeconfig, err = serviceAccountKubeconfig(kubectl, kubeconfig); err != nil {
+	if opKubeconfig, err = testutil.ServiceAccountKubeconfig(kubectl, kubeconfig, repo, workDir); err != nil {
 		fmt.Fprintln(os.Stderr, "operator credentials:", err)
 		return 1
 	}
@@ -171,35 +171,6 @@ func stopOperators() {
 
 // serviceAccountKubeconfig installs config/rbac (the generated ClusterRole and its bindings) and
 // returns a kubeconfig that authenticates as the scalestack-operator ServiceAccount.
-func serviceAccountKubeconfig(kubectl, adminKubeconfig string) (string, error) {
-	run := func(args ...string) ([]byte, error) {
-		out, err := exec.Command(kubectl, append([]string{"--kubeconfig", adminKubeconfig}, args...)...).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("kubectl %v: %w\n%s", args, err, out)
-		}
-		return out, nil
-	}
-	if _, err := run("create", "namespace", "scalestack-system"); err != nil {
-		return "", err
-	}
-	if _, err := run("apply", "--server-side", "-k", filepath.Join(repo, "config", "rbac")); err != nil {
-		return "", err
-	}
-	token, err := run("create", "token", "scalestack-operator", "-n", "scalestack-system", "--duration=2h")
-	if err != nil {
-		return "", err
-	}
-	cfg, err := clientcmd.LoadFromFile(adminKubeconfig)
-	if err != nil {
-		return "", err
-	}
-	for name := range cfg.AuthInfos {
-		cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(string(token))}
-	}
-	path := filepath.Join(workDir, "operator.kubeconfig")
-	return path, clientcmd.WriteToFile(*cfg, path)
-}
-
 func sample(t *testing.T) *scalestackv1alpha1.SocialPlatform {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repo, "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
@@ -231,20 +202,7 @@ func restrictedNamespace(t *testing.T) string {
 
 func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			t.Logf("%s after %v", what, time.Since(start).Round(100*time.Millisecond))
-			return
-		}
-		if os.Getenv("E2E_DEBUG") != "" {
-			t.Logf("%s: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s: not done after %v: %v", what, timeout, err)
+	testutil.Poll(t, what, timeout, 250*time.Millisecond, cond)
 }
 
 func TestSampleBecomesReadyThenDeletionCollectsEverything(t *testing.T) {

@@ -32,11 +32,11 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -120,7 +120,7 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintf(os.Stderr, "building the operator: %v\n%s", err, out)
 		return 1
 	}
-	opKubeconfig, err := serviceAccountKubeconfig()
+	opKubeconfig, err := testutil.ServiceAccountKubeconfig(kubectl, kubeconfig, repo, workDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "operator credentials:", err)
 		return 1
@@ -168,39 +168,9 @@ func leftovers(clusterDir string) string {
 
 // serviceAccountKubeconfig installs config/rbac and returns a kubeconfig of the
 // scalestack-operator ServiceAccount.
-func serviceAccountKubeconfig() (string, error) {
-	for _, args := range [][]string{{"create", "namespace", "scalestack-system"}, {"apply", "--server-side", "-k", filepath.Join(repo, "config", "rbac")}} {
-		if out, err := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("kubectl %v: %w\n%s", args, err, out)
-		}
-	}
-	token, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "create", "token", "scalestack-operator", "-n", "scalestack-system", "--duration=2h").Output()
-	if err != nil {
-		return "", err
-	}
-	cfg, err := clientcmd.LoadFromFile(kubeconfig)
-	if err != nil {
-		return "", err
-	}
-	for name := range cfg.AuthInfos {
-		cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(string(token))}
-	}
-	path := filepath.Join(workDir, "operator.kubeconfig")
-	return path, clientcmd.WriteToFile(*cfg, path)
-}
-
 func poll(t *testing.T, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
-	start := time.Now()
-	var err error
-	for time.Since(start) < timeout {
-		if err = cond(); err == nil {
-			t.Logf("%s after %v", what, time.Since(start).Round(100*time.Millisecond))
-			return
-		}
-		time.Sleep(time.Second)
-	}
-	t.Fatalf("%s: not done after %v: %v", what, timeout, err)
+	testutil.Poll(t, what, timeout, time.Second, cond)
 }
 
 func kubectlOut(t *testing.T, args ...string) string {
