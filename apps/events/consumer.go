@@ -127,11 +127,13 @@ func (c *Consumer) count(outcome string) {
 	}
 }
 
+// maxOutageWait bounds the wait between two tries while a dependency is unavailable.
+const maxOutageWait = 10 * time.Second
+
 func (c *Consumer) process(ctx context.Context, rec *kgo.Record) error {
 	ev, err := Decode(rec.Value)
-	attempts := 0
-	for err == nil && attempts < c.opts.Attempts {
-		attempts++
+	attempts, outages := 0, 0
+	for err == nil { // an undecodable message goes straight to the DLQ
 		if err = c.handle(ctx, ev); err == nil {
 			c.count("ok")
 			return nil
@@ -139,14 +141,31 @@ func (c *Consumer) process(ctx context.Context, rec *kgo.Record) error {
 		if IsPermanent(err) || ctx.Err() != nil {
 			break
 		}
-		c.count("retried")
-		wait := c.opts.Backoff << (attempts - 1)
+		// A dependency that is down (a database restarting, a primary being replaced) fails
+		// every message alike: wait for it instead of spending the message's attempts, so an
+		// outage never fills the DLQ with messages that were fine.
+		var wait time.Duration
+		if Unavailable(err) {
+			outages++
+			c.count("waited")
+			wait = min(c.opts.Backoff<<min(outages-1, 16), maxOutageWait)
+			if outages == 1 || outages%10 == 0 {
+				slog.Warn("a dependency is unavailable; waiting to apply the message", "topic", rec.Topic, "offset", rec.Offset, "error", err)
+			}
+		} else {
+			if attempts++; attempts >= c.opts.Attempts {
+				break
+			}
+			c.count("retried")
+			wait = c.opts.Backoff << (attempts - 1)
+		}
 		wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
 		}
+		err = nil
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

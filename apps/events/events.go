@@ -9,15 +9,19 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"time"
 
-	"github.com/scalestack/scalestack/apps/httpx"
-	"github.com/scalestack/scalestack/pkg/shard"
+	"github.com/go-sql-driver/mysql"
 
+	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/pkg/platform"
+	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 // The topics (the operator creates them, with a ".dlq" twin each).
@@ -100,6 +104,29 @@ func (p permanent) Unwrap() error { return p.error }
 
 // Permanent marks an error that retrying cannot fix: the message goes to the DLQ at once.
 func Permanent(err error) error { return permanent{err} }
+
+// Unavailable reports an error that says a dependency cannot be reached or cannot take the
+// work right now, rather than that the message is bad: a refused or broken connection, a
+// timeout, a server with too many connections, out of its locks, or read-only (a primary being
+// replaced). The consumer waits these out instead of counting them against the message.
+func Unavailable(err error) bool {
+	if err == nil || IsPermanent(err) {
+		return false
+	}
+	var netErr net.Error
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return true
+	case errors.As(err, &myErr):
+		switch myErr.Number {
+		case 1040, 1203, 1205, 1213, 1290, 1836: // too many connections, lock wait, deadlock, read-only
+			return true
+		}
+	}
+	return false
+}
 
 // IsPermanent reports a Permanent error.
 func IsPermanent(err error) bool {

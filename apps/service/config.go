@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/apps/auth"
-
 	"github.com/scalestack/scalestack/pkg/platform"
 )
 

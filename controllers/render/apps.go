@@ -14,7 +14,6 @@ import (
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-
 	"github.com/scalestack/scalestack/pkg/platform"
 )
 

@@ -14,9 +14,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-	"github.com/scalestack/scalestack/pkg/shard"
-
 	"github.com/scalestack/scalestack/pkg/platform"
+	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 // Database images per engine. Overridden by spec.database.image.

@@ -7,7 +7,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-
 	"github.com/scalestack/scalestack/pkg/platform"
 )
 

@@ -13,7 +13,6 @@ import (
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-
 	"github.com/scalestack/scalestack/pkg/platform"
 )
 

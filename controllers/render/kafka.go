@@ -13,7 +13,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-
 	"github.com/scalestack/scalestack/pkg/platform"
 )
 

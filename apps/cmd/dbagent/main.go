@@ -22,9 +22,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/scalestack/scalestack/apps/dbagent"
-	"github.com/scalestack/scalestack/pkg/replication"
-
 	"github.com/scalestack/scalestack/pkg/platform"
+	"github.com/scalestack/scalestack/pkg/replication"
 )
 
 func main() {
