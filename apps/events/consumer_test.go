@@ -102,7 +102,9 @@ func TestAnOutageIsWaitedOutAndAFailingMessageDeadLettered(t *testing.T) {
 		dead = append(dead, fetches.Records()...)
 	}
 	stop()
-	<-done
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("the consumer stopped with %v", err)
+	}
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters, want the failing message only", len(dead))
 	}
