@@ -25,39 +25,9 @@ case "$mode" in kwok | real | both) ;; *) echo "SCALESTACK_NODE must be kwok, re
 has_kwok() { [ "$mode" != real ]; }
 has_real() { [ "$mode" != kwok ]; }
 
-log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
-
-pid_alive() { [ -f "$dir/pids/$1" ] && kill -0 "$(cat "$dir/pids/$1")" 2>/dev/null; }
-
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  die "no free port found on 127.0.0.1"
-}
-
-wait_for() { # wait_for <what> <seconds> <command...>
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq 1 $(( secs * 5 ))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  die "$what did not become ready within ${secs}s; see $dir/logs/"
-}
-
-start() { # start <name> <binary> <args...>
-  local name=$1; shift
-  if pid_alive "$name"; then return; fi
-  setsid "$@" >"$dir/logs/$name.log" 2>&1 < /dev/null &
-  echo $! >"$dir/pids/$name"
-}
+lib_name=cluster lib_state=$dir
+# shellcheck source=hack/lib.sh
+source "$here/lib.sh"
 
 certs() {
   local c="$dir/pki"

@@ -34,31 +34,9 @@ SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops vm.panic_on_oom 
   net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
   net.netfilter.nf_conntrack_tcp_timeout_close_wait)
 
-log() { printf '[node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[node] error: %s\n' "$*" >&2; exit 1; }
-pid_alive() { [ -f "$node/pids/$1" ] && kill -0 "$(cat "$node/pids/$1")" 2>/dev/null; }
-start() { # start <name> <binary> <args...>
-  local name=$1; shift
-  if pid_alive "$name"; then return; fi
-  setsid "$@" >"$node/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$node/pids/$name"
-}
-wait_for() { # wait_for <what> <seconds> <command...>
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq 1 $((secs * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  die "$what did not become ready within ${secs}s; see $node/logs/"
-}
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  die "no free port"
-}
+lib_name=node lib_state=$node
+# shellcheck source=hack/lib.sh
+source "$here/lib.sh"
 
 # deps installs the Debian packages the node runs on (containerd, runc, the CNI plugins,
 # iptables, conntrack) and builds CoreDNS and local-path-provisioner from their Go modules.
