@@ -356,6 +356,28 @@ func TestStackRunsInRealPods(t *testing.T) {
 		t.Errorf("%d pods running, want 12", running)
 	}
 
+	// Ready means the pods are ready; kube-proxy programs their Services' endpoints a moment
+	// later (a Service without endpoints yet REJECTs: "connection refused"). Wait until every app
+	// Service routes to a ready pod, from the host, through the same iptables rules pods use.
+	for _, c := range scalestackv1alpha1.AppComponents {
+		name := sp.ComponentName(c)
+		poll(t, "Service "+name+" routed by kube-proxy", time.Minute, func() error {
+			s := &corev1.Service{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+				return err
+			}
+			resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(fmt.Sprintf("http://%s:%d/readyz", s.Spec.ClusterIP, s.Spec.Ports[0].Port))
+			if err != nil {
+				return err
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/readyz: %d", resp.StatusCode)
+			}
+			return nil
+		})
+	}
+
 	// The gateway, from the host, through its Service's ClusterIP (kube-proxy's iptables rules).
 	svc := &corev1.Service{}
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.ComponentName(scalestackv1alpha1.ComponentGateway)}, svc); err != nil {
