@@ -12,6 +12,7 @@ package dbagent
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,10 @@ type Agent struct {
 	ticks     *prometheus.CounterVec
 	registry  *prometheus.Registry
 	startedAt time.Time
+	// usersApplied fingerprints the credentials EnsureUsers last applied (in memory only: a
+	// restarted agent applies them once more). Account statements are binlogged and replicated,
+	// so a converged primary must not repeat them every tick.
+	usersApplied [32]byte
 }
 
 // New returns an agent for the server behind db.
@@ -114,13 +119,32 @@ func (a *Agent) Tick(ctx context.Context) error {
 	return nil
 }
 
+// ensureUsers makes the accounts when one is missing or the credentials changed since the last
+// time, and otherwise only reads: a converged primary's binary log does not grow by itself.
+func (a *Agent) ensureUsers(ctx context.Context) error {
+	c := a.cfg.Credentials
+	sum := sha256.Sum256([]byte(c.AppPassword + "\x00" + c.ReplicationPassword + "\x00" + c.ExporterPassword))
+	if sum == a.usersApplied {
+		exist, err := a.rep.UsersExist(ctx)
+		if err != nil || exist {
+			return err
+		}
+		a.log.Info("An account is missing; making the accounts again")
+	}
+	if err := a.rep.EnsureUsers(ctx, c); err != nil {
+		return err
+	}
+	a.usersApplied = sum
+	return nil
+}
+
 // tick returns the readiness verdict, or an error when the server could not be asked.
 func (a *Agent) tick(ctx context.Context) (ready error, err error) {
 	if err := a.rep.SetServerID(ctx, a.cfg.ServerID()); err != nil {
 		return nil, err
 	}
 	if a.cfg.Role == "primary" {
-		if err := a.rep.EnsureUsers(ctx, a.cfg.Credentials); err != nil {
+		if err := a.ensureUsers(ctx); err != nil {
 			return nil, err
 		}
 		if err := a.rep.ConfigurePrimary(ctx); err != nil {

@@ -2,6 +2,7 @@ package dbagent
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net/http"
@@ -54,6 +55,27 @@ func TestAgentsMakeAShard(t *testing.T) {
 	if code, body := get(t, pa.Handler(), "/readyz"); code != http.StatusOK {
 		t.Errorf("primary not ready: %d %s", code, body)
 	}
+	// A converged primary's ticks write nothing to its binary log (account statements are
+	// binlogged and replicated: repeated every tick they grew it by about 1.6 KB each).
+	pos := binlogPosition(t, primary.DB(t))
+	for range 3 {
+		if err := pa.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := binlogPosition(t, primary.DB(t)); got != pos {
+		t.Errorf("the binary log grew from %s to %s over three ticks of a converged primary", pos, got)
+	}
+	// An account dropped by hand is made again on the next tick.
+	if _, err := primary.DB(t).ExecContext(ctx, "DROP USER 'exporter'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pa.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := (&replication.Client{DB: primary.DB(t), Engine: replication.MariaDB}).UsersExist(ctx); err != nil || !ok {
+		t.Errorf("the dropped account was not made again: %v %v", ok, err)
+	}
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -103,4 +125,27 @@ func TestServerIDsAndOrdinals(t *testing.T) {
 	if _, err := OrdinalFromPodName("nodash"); err == nil {
 		t.Error("a pod name without ordinal accepted")
 	}
+}
+
+// binlogPosition is the server's current binary log file and offset.
+func binlogPosition(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	rows, err := db.Query("SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		t.Fatal("SHOW MASTER STATUS: no binary log")
+	}
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		t.Fatal(err)
+	}
+	return string(vals[0]) + ":" + string(vals[1])
 }

@@ -128,6 +128,8 @@ innodb_buffer_pool_size = 256M
 innodb_flush_log_at_trx_commit = 1
 sync_binlog = 1
 log_bin = binlog
+# Bounds the binary logs' disk until archiving (issue: backups) purges only what is archived.
+binlog_expire_logs_seconds = 604800
 binlog_format = ROW
 relay_log = relay-bin
 log_slave_updates = ON

@@ -153,6 +153,20 @@ func (c *Client) EnsureUsers(ctx context.Context, cr Credentials) error {
 	return nil
 }
 
+// Accounts are the accounts EnsureUsers makes.
+var Accounts = []string{"replication", "app", "exporter"}
+
+// UsersExist reports whether every account EnsureUsers makes exists. It only reads, so it writes
+// nothing to the binary log.
+func (c *Client) UsersExist(ctx context.Context) (bool, error) {
+	var n int
+	if err := c.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE host = '%' AND user IN (?, ?, ?)",
+		Accounts[0], Accounts[1], Accounts[2]).Scan(&n); err != nil {
+		return false, fmt.Errorf("listing accounts: %w", err)
+	}
+	return n == len(Accounts), nil
+}
+
 // ConfigurePrimary makes the server a writable primary that replicates from nobody.
 func (c *Client) ConfigurePrimary(ctx context.Context) error {
 	st, err := c.Status(ctx)
