@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
@@ -43,12 +44,7 @@ type Config struct {
 
 // ServerID is unique per pod of a platform: 100 per shard, 1 for the primary, 2+ordinal for
 // replicas.
-func (c Config) ServerID() int {
-	if c.Role == "primary" {
-		return c.Shard*100 + 1
-	}
-	return c.Shard*100 + 2 + c.Ordinal
-}
+func (c Config) ServerID() int { return platform.ServerID(c.Shard, c.Role == "primary", c.Ordinal) }
 
 // OrdinalFromPodName returns the StatefulSet ordinal at the end of a pod name.
 func OrdinalFromPodName(name string) (int, error) {

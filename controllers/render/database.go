@@ -196,6 +196,18 @@ type ShardInputs struct {
 	ConfigHash string
 }
 
+// serverArgs start a shard's database server with its own configuration file and, before the
+// agent's first tick, the right identity: a distinct server_id, and a replica read-only from its
+// first moment (the shared file says writable, for the primary; the command line wins).
+func serverArgs(i int32, role string) []string {
+	args := []string{"--defaults-file=/etc/mysql/scalestack/scalestack.cnf",
+		fmt.Sprintf("--server-id=%d", platform.ServerID(int(i), role == "primary", 0))}
+	if role != "primary" {
+		args = append(args, "--read-only=ON")
+	}
+	return args
+}
+
 // ShardStatefulSet runs a shard's primary (role "primary", one pod) or its read replicas (role
 // "replica", replicasPerShard pods). Beside the database runs the replication agent (Go code in
 // the apps image, tested against real MariaDB: it sets server_id, points replicas at the primary
@@ -262,7 +274,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithName("database").
 		WithImage(image).
 		WithCommand(server).
-		WithArgs("--defaults-file=/etc/mysql/scalestack/scalestack.cnf").
+		WithArgs(serverArgs(i, role)...).
 		WithPorts(corev1ac.ContainerPort().WithName("mysql").WithContainerPort(MySQLPort).WithProtocol(corev1.ProtocolTCP)).
 		WithResources(resources(res)).
 		WithStartupProbe(corev1ac.Probe().WithTCPSocket(corev1ac.TCPSocketAction().WithPort(intstr.FromString("mysql"))).

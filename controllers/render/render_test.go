@@ -336,3 +336,22 @@ func TestNetworkPoliciesGolden(t *testing.T) {
 	}
 	golden(t, "network.golden.yaml", toYAML(t, objs...))
 }
+
+func TestShardServersBootWithTheirIdentity(t *testing.T) {
+	sp := sample(t)
+	args := func(role string) []string {
+		for _, c := range ShardStatefulSet(sp, 1, role, ShardInputs{}).Spec.Template.Spec.Containers {
+			if *c.Name == "database" {
+				return c.Args
+			}
+		}
+		t.Fatalf("no database container in the %s StatefulSet", role)
+		return nil
+	}
+	if got := strings.Join(args("primary"), " "); !strings.Contains(got, "--server-id=101") || strings.Contains(got, "read-only") {
+		t.Errorf("primary starts with %q", got)
+	}
+	if got := strings.Join(args("replica"), " "); !strings.Contains(got, "--server-id=102") || !strings.Contains(got, "--read-only=ON") {
+		t.Errorf("replicas start with %q: a replica must be read-only, with a server_id of its own, before the agent's first tick", got)
+	}
+}

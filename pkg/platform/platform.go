@@ -44,6 +44,18 @@ const (
 	EnvAgentExporterPassword    = "DBAGENT_EXPORTER_PASSWORD"
 )
 
+// ServerID is the server_id of a shard's database server: unique in the shard's replication
+// topology (a replica ignores events that carry its own server_id). The primary is shard*100+1,
+// replica ordinal n is shard*100+2+n. The operator starts each server with it (the replicas with
+// ordinal 0's, since a StatefulSet's pods share their arguments) and the agent sets the exact
+// value on its first tick.
+func ServerID(shard int, primary bool, ordinal int) int {
+	if primary {
+		return shard*100 + 1
+	}
+	return shard*100 + 2 + ordinal
+}
+
 // The database account the app services use.
 const DBUser = "app"
 
