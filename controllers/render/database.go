@@ -185,6 +185,8 @@ func ShardService(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) *
 			WithPorts(
 				corev1ac.ServicePort().WithName("mysql").WithPort(MySQLPort).WithTargetPort(intstr.FromString("mysql")),
 				corev1ac.ServicePort().WithName("metrics").WithPort(ExporterPort).WithTargetPort(intstr.FromString("metrics")),
+				// The agent's metrics (replication health and lag), for the database ServiceMonitor.
+				corev1ac.ServicePort().WithName("agent").WithPort(AgentPort).WithTargetPort(intstr.FromString("agent")),
 			))
 }
 

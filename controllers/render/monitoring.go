@@ -59,23 +59,25 @@ func PrometheusRule(sp *scalestackv1alpha1.SocialPlatform) *monitoringv1.Prometh
 // cache's exporter (port metrics). Prometheus adds the namespace and service labels the rules
 // select on.
 func ServiceMonitors(sp *scalestackv1alpha1.SocialPlatform) []*monitoringv1.ServiceMonitor {
-	sm := func(name, component, port string, selector map[string]string) *monitoringv1.ServiceMonitor {
-		return &monitoringv1.ServiceMonitor{
+	sm := func(name, component string, selector map[string]string, ports ...string) *monitoringv1.ServiceMonitor {
+		m := &monitoringv1.ServiceMonitor{
 			TypeMeta:   metav1.TypeMeta{APIVersion: MonitoringGroup + "/v1", Kind: "ServiceMonitor"},
 			ObjectMeta: monitoringMeta(sp, name, component),
-			Spec: monitoringv1.ServiceMonitorSpec{
-				Selector:  metav1.LabelSelector{MatchLabels: selector},
-				Endpoints: []monitoringv1.Endpoint{{Port: port, Path: "/metrics", Interval: "15s"}},
-			},
+			Spec:       monitoringv1.ServiceMonitorSpec{Selector: metav1.LabelSelector{MatchLabels: selector}},
 		}
+		for _, port := range ports {
+			m.Spec.Endpoints = append(m.Spec.Endpoints, monitoringv1.Endpoint{Port: port, Path: "/metrics", Interval: "15s"})
+		}
+		return m
 	}
 	var out []*monitoringv1.ServiceMonitor
 	for _, c := range scalestackv1alpha1.AppComponents {
-		out = append(out, sm(sp.ComponentName(c), string(c), "http", sp.SelectorLabels(string(c))))
+		out = append(out, sm(sp.ComponentName(c), string(c), sp.SelectorLabels(string(c)), "http"))
 	}
 	db := sp.SelectorLabels("database")
 	out = append(out,
-		sm(fmt.Sprintf("%s-database", sp.Name), "database", "metrics", db),
-		sm(sp.CacheName(), "cache", "metrics", sp.SelectorLabels("cache")))
+		// The exporter's server metrics and the agent's replication health and lag.
+		sm(fmt.Sprintf("%s-database", sp.Name), "database", db, "metrics", "agent"),
+		sm(sp.CacheName(), "cache", sp.SelectorLabels("cache"), "metrics"))
 	return out
 }
