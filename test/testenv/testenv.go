@@ -11,8 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
-	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -56,15 +56,38 @@ const AppsImage = "example.test/scalestack/apps:test"
 // Env is a running envtest control plane with the operator's manager.
 type Env struct {
 	// Client is the tests' own client: direct, no cache.
-	Client client.Client
-	Scheme *k8sruntime.Scheme
-	Config *rest.Config
-	// Writes counts the operator's write requests (anything but GET) to the API server.
-	Writes atomic.Int64
+	Client   client.Client
+	Scheme   *k8sruntime.Scheme
+	Config   *rest.Config
+	writesMu sync.Mutex
+	// writes holds "METHOD path" of every write request (anything but GET) the operator sent to
+	// the API server, in order.
+	writes []string
 
 	env    *envtest.Environment
 	cancel context.CancelFunc
 	done   chan error
+}
+
+// WriteMark is a point in the operator's writes, for WritesIn.
+func (e *Env) WriteMark() int {
+	e.writesMu.Lock()
+	defer e.writesMu.Unlock()
+	return len(e.writes)
+}
+
+// WritesIn lists the operator's write requests since mark to objects of namespace ns (events
+// included): what one platform cost, whatever the platforms of earlier tests do meanwhile.
+func (e *Env) WritesIn(mark int, ns string) []string {
+	e.writesMu.Lock()
+	defer e.writesMu.Unlock()
+	var out []string
+	for _, w := range e.writes[mark:] {
+		if strings.Contains(w, "/namespaces/"+ns+"/") {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // RepoRoot is the repository's root directory.
@@ -109,7 +132,9 @@ func Start(extraCRDs ...string) (*Env, error) {
 	opCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method != http.MethodGet {
-				e.Writes.Add(1)
+				e.writesMu.Lock()
+				e.writes = append(e.writes, req.Method+" "+req.URL.Path)
+				e.writesMu.Unlock()
 			}
 			return rt.RoundTrip(req)
 		})
