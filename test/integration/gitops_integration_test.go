@@ -41,9 +41,7 @@ func TestReapplyByAnotherFieldManagerCausesNoChurn(t *testing.T) {
 	sp := loadSample(t, ns)
 	markDeploymentsAvailable(t, sp)
 	ready := waitForCondition(t, sp, scalestackv1alpha1.ConditionReady, metav1.ConditionTrue)
-	time.Sleep(time.Second)
-
-	mark := env.WriteMark()
+	mark := quiet(t, ns)
 	for range 5 {
 		applyAsArgo()
 		time.Sleep(200 * time.Millisecond)

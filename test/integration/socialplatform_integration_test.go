@@ -324,10 +324,8 @@ func TestConvergedPlatformWritesNothing(t *testing.T) {
 	markDeploymentsAvailable(t, sp)
 	waitForCondition(t, sp, scalestackv1alpha1.ConditionReady, metav1.ConditionTrue)
 	// Let in-flight reconciles (from the status updates above) settle.
-	time.Sleep(time.Second)
-
+	mark := quiet(t, sp.Namespace)
 	before := reconcileCount(t)
-	mark := env.WriteMark()
 	// Wake the platform without changing its spec: an annotation change passes the predicate.
 	for i := range 5 {
 		updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) {

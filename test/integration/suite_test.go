@@ -119,3 +119,19 @@ func replicasAre(t *testing.T, ns, name string, want int32) func() error {
 		return nil
 	}
 }
+
+// quiet waits until the operator has written nothing to namespace ns for a second (the reconciles
+// a test's own updates caused are over) and returns the mark to count later writes from.
+func quiet(t *testing.T, ns string) int {
+	t.Helper()
+	var mark int
+	eventually(t, "the operator quiet in "+ns, func() error {
+		mark = env.WriteMark()
+		time.Sleep(time.Second)
+		if w := env.WritesIn(mark, ns); len(w) > 0 {
+			return fmt.Errorf("still writing: %v", w)
+		}
+		return nil
+	})
+	return mark
+}
