@@ -336,14 +336,33 @@ func IsDuplicate(err error) bool {
 	return errors.As(err, &me) && me.Number == 1062
 }
 
-// Ping checks every primary answers (readiness).
+// Ping is the readiness of a service that uses the shards: at least one primary answers (all are
+// asked at once). A shard that is down fails its own users' requests only; failing the pod's
+// readiness would take every other shard's users down with it.
 func (s *Shards) Ping(ctx context.Context) error {
-	for _, db := range s.All() {
-		if err := db.Primary.PingContext(ctx); err != nil {
-			return fmt.Errorf("shard %d primary: %w", db.Index, err)
-		}
+	dbs := s.All()
+	if len(dbs) == 0 {
+		return errors.New("the shard map lists no shard")
 	}
-	return nil
+	errs := make(chan error, len(dbs))
+	for _, db := range dbs {
+		go func() {
+			if err := db.Primary.PingContext(ctx); err != nil {
+				errs <- fmt.Errorf("shard %d primary: %w", db.Index, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var failed []error
+	for range dbs {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		failed = append(failed, err)
+	}
+	return fmt.Errorf("no shard's primary answers: %w", errors.Join(failed...))
 }
 
 // CollectPools updates the pool gauges.
