@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,7 +11,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
@@ -38,10 +36,7 @@ type applied struct {
 // applyTier converges a tier: its steps in order, the objects of a step concurrently, then the
 // deletion of what it lists as absent. It returns what each object's apply did, in the tier's order.
 func (r *SocialPlatformReconciler) applyTier(ctx context.Context, s *scope, t render.Tier) ([]applied, error) {
-	var (
-		mu  sync.Mutex
-		out []applied
-	)
+	var out []applied
 	for _, step := range t.Steps {
 		results := make([]applied, len(step))
 		g, gctx := errgroup.WithContext(ctx)
@@ -56,9 +51,7 @@ func (r *SocialPlatformReconciler) applyTier(ctx context.Context, s *scope, t re
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		mu.Lock()
 		out = append(out, results...)
-		mu.Unlock()
 	}
 	for _, obj := range t.Absent {
 		if err := r.deleteOwned(ctx, s, obj); err != nil {
@@ -127,7 +120,7 @@ func (r *SocialPlatformReconciler) deleteOwned(ctx context.Context, s *scope, ab
 	if err != nil {
 		return fmt.Errorf("getting %T %s: %w", obj, name, err)
 	}
-	if !metav1.IsControlledBy(obj, s.sp) {
+	if !metav1IsControlledBy(obj, s.sp) {
 		return nil
 	}
 	if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
