@@ -61,9 +61,15 @@ type Status struct {
 type dialect struct {
 	changeSource func(Source) (string, []any)
 	start, stop  string
+	stopIO       string
 	reset        string
 	status       string
-	cols         map[string]string // our name -> column name
+	// waitApplied waits until the given GTIDs are applied or the timeout (seconds) passes; it
+	// returns 0 when they are.
+	waitApplied string
+	// position reads the executed transactions and read_only.
+	position string
+	cols     map[string]string // our name -> column name
 }
 
 var dialects = map[Engine]dialect{
@@ -72,7 +78,9 @@ var dialects = map[Engine]dialect{
 			return "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5",
 				[]any{s.Host, s.Port, s.User, s.Password}
 		},
-		start: "START SLAVE", stop: "STOP SLAVE", reset: "RESET SLAVE ALL", status: "SHOW SLAVE STATUS",
+		start: "START SLAVE", stop: "STOP SLAVE", stopIO: "STOP SLAVE IO_THREAD", reset: "RESET SLAVE ALL", status: "SHOW SLAVE STATUS",
+		waitApplied: "SELECT MASTER_GTID_WAIT(?, ?)",
+		position:    "SELECT @@GLOBAL.gtid_binlog_state, @@GLOBAL.gtid_current_pos, @@GLOBAL.read_only",
 		cols: map[string]string{"host": "Master_Host", "port": "Master_Port", "io": "Slave_IO_Running", "sql": "Slave_SQL_Running",
 			"lag": "Seconds_Behind_Master", "ioerr": "Last_IO_Error", "sqlerr": "Last_SQL_Error", "gtid": "Gtid_IO_Pos"},
 	},
@@ -81,7 +89,10 @@ var dialects = map[Engine]dialect{
 			return "CHANGE REPLICATION SOURCE TO SOURCE_HOST=?, SOURCE_PORT=?, SOURCE_USER=?, SOURCE_PASSWORD=?, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=5, GET_SOURCE_PUBLIC_KEY=1",
 				[]any{s.Host, s.Port, s.User, s.Password}
 		},
-		start: "START REPLICA", stop: "STOP REPLICA", reset: "RESET REPLICA ALL", status: "SHOW REPLICA STATUS",
+		start: "START REPLICA", stop: "STOP REPLICA", stopIO: "STOP REPLICA IO_THREAD", reset: "RESET REPLICA ALL", status: "SHOW REPLICA STATUS",
+		// 0 when applied, 1 on timeout.
+		waitApplied: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)",
+		position:    "SELECT @@GLOBAL.gtid_executed, @@GLOBAL.gtid_executed, @@GLOBAL.read_only",
 		cols: map[string]string{"host": "Source_Host", "port": "Source_Port", "io": "Replica_IO_Running", "sql": "Replica_SQL_Running",
 			"lag": "Seconds_Behind_Source", "ioerr": "Last_IO_Error", "sqlerr": "Last_SQL_Error", "gtid": "Retrieved_Gtid_Set"},
 	},
