@@ -1,6 +1,10 @@
 package v1alpha1
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // Defaults of the fields a manifest may leave out: the one place each is written. The CRD's
 // `+kubebuilder:default` markers carry the same values, so that the API server stores them and
@@ -10,6 +14,11 @@ import corev1 "k8s.io/api/core/v1"
 // an API server (tests, objects stored before a field existed). docs/reconcile.md lists them, with
 // the defaults that are render's alone (replicas, resources, TTLs).
 const (
+	// DefaultFailoverAfter and DefaultFailoverMaxLag are spec.database.failover's, which has no
+	// CRD defaults (an unset duration reads as the default, so old objects need no migration).
+	DefaultFailoverAfter  = 30 * time.Second
+	DefaultFailoverMaxLag = 10 * time.Second
+
 	DefaultImagePullPolicy  = corev1.PullIfNotPresent
 	DefaultEmailFrom        = "welcome@scalestack.local"
 	DefaultEngine           = EngineMariaDB

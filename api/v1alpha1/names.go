@@ -34,6 +34,11 @@ const (
 	// a configuration change rolls the pods through it.
 	AnnotationConfigHash = "scalestack.dev/config-hash"
 
+	// AnnotationSwitchover on a shard's primary pod asks for a planned switchover: the value is
+	// the pod to promote, or "any" for the most advanced ready replica. The operator removes it
+	// when the switchover is done or refused (an Event says which).
+	AnnotationSwitchover = "scalestack.dev/switchover"
+
 	// LabelShard on a database pod is its physical shard index.
 	LabelShard = "scalestack.dev/shard"
 	// LabelRole on a database pod is primary or replica.
@@ -84,6 +89,10 @@ func (sp *SocialPlatform) ShardPrimaryName(i int32) string {
 func (sp *SocialPlatform) ShardReplicasName(i int32) string {
 	return fmt.Sprintf("%s-shard-%d-replicas", sp.Name, i)
 }
+
+// ShardDefaultPrimaryPod is the pod that is a shard's primary until a failover or switchover
+// moves it: the primary StatefulSet's only pod.
+func (sp *SocialPlatform) ShardDefaultPrimaryPod(i int32) string { return sp.ShardPrimaryName(i) + "-0" }
 
 // ShardName is the headless Service that governs physical shard i's StatefulSets (pod DNS).
 func (sp *SocialPlatform) ShardName(i int32) string { return fmt.Sprintf("%s-shard-%d", sp.Name, i) }

@@ -232,6 +232,39 @@ type DatabaseSpec struct {
 	// archive moves cold posts out of the hot tables on a schedule.
 	// +optional
 	Archive *ArchiveSpec `json:"archive,omitempty"`
+
+	// failover says when the operator promotes a replica of a shard whose primary is gone. A
+	// planned switchover is asked for on the primary's pod: the annotation
+	// scalestack.io/switchover (value: the pod to promote, or "any").
+	// +optional
+	Failover FailoverSpec `json:"failover,omitzero"`
+}
+
+// FailoverSpec configures automatic failover of shard primaries.
+type FailoverSpec struct {
+	// enabled turns automatic failover on (the default) or off. Switchovers work either way.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// after is how long a primary must be unavailable (its pod not ready, or gone) before a
+	// replica is promoted. Default 30s; at least 10s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="failover.after must be at least 10s: shorter outages are restarts, not failures"
+	After *metav1.Duration `json:"after,omitempty"`
+
+	// maxLag bounds the replication lag a replica may have had, when last known, to be promoted:
+	// transactions it had not received are lost. Default 10s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	MaxLag *metav1.Duration `json:"maxLag,omitempty"`
+
+	// allowLossy promotes the most advanced replica even when it lagged beyond maxLag (accepting
+	// the loss of what it had not received) instead of refusing the failover.
+	// +optional
+	AllowLossy bool `json:"allowLossy,omitempty"`
 }
 
 // StorageSpec is a persistent volume request.
@@ -621,6 +654,13 @@ type ShardStatus struct {
 	// readyReplicas replicate with lag under the bound.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas"`
+	// primary is the pod that is the shard's primary of record.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Primary string `json:"primary,omitempty"`
+	// epoch counts the failovers and switchovers of the shard.
+	// +optional
+	Epoch int64 `json:"epoch,omitempty"`
 }
 
 // KafkaStatus is the event log as observed.

@@ -14,9 +14,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,25 +28,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/replication"
+	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 // Config is the agent's configuration; cmd/dbagent fills it from the environment.
 type Config struct {
-	Role        string // primary or replica
-	Engine      replication.Engine
-	Shard       int
-	Ordinal     int
-	PrimaryHost string
-	PrimaryPort int
+	// Role is the pod's StatefulSet, primary or replica: it fixes the server_id. The server's
+	// current role follows the topology (Primary, or the shard map after a failover).
+	Role    string
+	Engine  replication.Engine
+	Shard   int
+	Ordinal int
+	// Pod is this pod's name; Primary the pod that is the primary until the shard map names
+	// another.
+	Pod     string
+	Primary string
+	// Peer returns where a pod of the shard serves its database.
+	Peer func(pod string) (host string, port int)
+	// ShardMap is the path of the mounted shard map; empty when there is none.
+	ShardMap    string
 	Credentials replication.Credentials
 	MaxLag      time.Duration
 	Interval    time.Duration
+	// FenceAfter: when a primary's agent could not reach its server for this long, the server
+	// refuses writes until the operator confirms it is still the primary (the operator may have
+	// promoted another meanwhile). Zero never fences.
+	FenceAfter time.Duration
+	// PromoteWait bounds how long a promoted replica may take to apply what it received.
+	PromoteWait time.Duration
+	// Token authenticates the operator's requests (agentapi.Token).
+	Token string
 }
 
-// ServerID is unique per pod of a platform: 100 per shard, 1 for the primary, 2+ordinal for
-// replicas.
+// ServerID is unique per pod of a platform: 100 per shard, 1 for the primary StatefulSet's pod,
+// 2+ordinal for the replicas'. It stays with the pod when its role changes.
 func (c Config) ServerID() int { return platform.ServerID(c.Shard, c.Role == "primary", c.Ordinal) }
 
 // OrdinalFromPodName returns the StatefulSet ordinal at the end of a pod name.
@@ -55,64 +76,169 @@ func OrdinalFromPodName(name string) (int, error) {
 	return strconv.Atoi(name[i+1:])
 }
 
-// Agent runs the loop and serves probes and metrics.
+// ErrDiverged says a server has transactions the primary lacks: replicating from it would fail
+// or silently lose them, so the server needs a rebuild.
+var ErrDiverged = errors.New("diverged from the primary")
+
+// ErrStaleEpoch refuses a topology older than the one the agent follows.
+var ErrStaleEpoch = errors.New("stale topology")
+
+// fence is why a server the topology names primary refuses writes.
+type fence struct {
+	epoch  int64
+	reason string
+}
+
+// Agent runs the loop and serves probes, metrics and the operator's API.
 type Agent struct {
 	cfg Config
 	db  *sql.DB
 	log *slog.Logger
 	rep *replication.Client
 
+	// tickMu serializes ticks: the loop's and those the operator's requests run.
+	tickMu sync.Mutex
+
 	mu        sync.Mutex
 	lastOK    time.Time
 	readyErr  error
-	lag       prometheus.Gauge
-	healthy   prometheus.Gauge
-	ticks     *prometheus.CounterVec
-	registry  *prometheus.Registry
+	role      string
+	pushed    agentapi.Topology
+	following agentapi.Topology
+	fence     *fence
+	lag       *time.Duration
+	lagAt     time.Time
+	diverged  replication.GTIDSet
 	startedAt time.Time
 	// usersApplied fingerprints the credentials EnsureUsers last applied (in memory only: a
 	// restarted agent applies them once more). Account statements are binlogged and replicated,
 	// so a converged primary must not repeat them every tick.
 	usersApplied [32]byte
+
+	lagGauge  *prometheus.GaugeVec
+	healthy   *prometheus.GaugeVec
+	epoch     prometheus.Gauge
+	ticks     *prometheus.CounterVec
+	promoted  prometheus.Counter
+	fenced    prometheus.Gauge
+	divergedG prometheus.Gauge
+	registry  *prometheus.Registry
 }
 
 // New returns an agent for the server behind db.
 func New(cfg Config, db *sql.DB, log *slog.Logger) *Agent {
+	if cfg.PromoteWait == 0 {
+		cfg.PromoteWait = 30 * time.Second
+	}
 	a := &Agent{cfg: cfg, db: db, log: log, rep: &replication.Client{DB: db, Engine: cfg.Engine},
 		readyErr: fmt.Errorf("not checked yet"), registry: prometheus.NewRegistry(), startedAt: time.Now()}
-	labels := prometheus.Labels{"shard": strconv.Itoa(cfg.Shard), "role": cfg.Role}
-	a.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_replication_lag_seconds",
-		Help: "Seconds the replica is behind its primary (-1 when unknown).", ConstLabels: labels})
-	a.healthy = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_replication_healthy",
-		Help: "1 when the server is ready in its role (primary writable, replica replicating within the lag bound).", ConstLabels: labels})
+	labels := prometheus.Labels{"shard": strconv.Itoa(cfg.Shard)}
+	a.lagGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scalestack_replication_lag_seconds",
+		Help: "Seconds the replica is behind its primary (-1 when unknown); role is the server's current role.", ConstLabels: labels}, []string{"role"})
+	a.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "scalestack_replication_healthy",
+		Help: "1 when the server is ready in its current role (primary writable, replica replicating within the lag bound).", ConstLabels: labels}, []string{"role"})
+	a.epoch = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_topology_epoch",
+		Help: "Epoch of the shard topology the agent follows (it grows with every failover or switchover).", ConstLabels: labels})
 	a.ticks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalestack_dbagent_ticks_total",
 		Help: "Agent loop iterations by result.", ConstLabels: labels}, []string{"result"})
-	a.registry.MustRegister(a.lag, a.healthy, a.ticks)
+	a.promoted = prometheus.NewCounter(prometheus.CounterOpts{Name: "scalestack_dbagent_promotions_total",
+		Help: "Times this server was promoted from replica to primary.", ConstLabels: labels})
+	a.fenced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_fenced",
+		Help: "1 while the topology names this server primary but it refuses writes (switchover, or stalled and unconfirmed).", ConstLabels: labels})
+	a.divergedG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_diverged",
+		Help: "1 while the server has transactions its primary lacks and refuses to replicate (it needs a rebuild).", ConstLabels: labels})
+	a.registry.MustRegister(a.lagGauge, a.healthy, a.epoch, a.ticks, a.promoted, a.fenced, a.divergedG)
 	return a
 }
 
-// Tick does one round: make the server what its role says, then judge readiness.
-func (a *Agent) Tick(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, max(a.cfg.Interval, 5*time.Second))
-	defer cancel()
-	ready, err := a.tick(ctx)
+// topology is what the agent follows: the newer of the shard map's record and what the operator
+// pushed (the operator records in the map first, so a push is never older than a decision).
+func (a *Agent) topology() agentapi.Topology {
+	t := agentapi.Topology{Primary: a.cfg.Primary}
+	if a.cfg.ShardMap != "" {
+		if m, err := loadMap(a.cfg.ShardMap); err != nil {
+			a.log.Warn("Could not read the shard map; following the last topology known", "error", err.Error())
+		} else {
+			for _, p := range m.Shards {
+				if p.Index == a.cfg.Shard && p.PrimaryPod != "" {
+					t = agentapi.Topology{Primary: p.PrimaryPod, Epoch: p.Epoch}
+				}
+			}
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for _, c := range []agentapi.Topology{a.pushed, a.following} {
+		if c.Epoch > t.Epoch {
+			t = c
+		}
+	}
+	t.Confirm = false
+	return t
+}
+
+func loadMap(path string) (*shard.Map, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return shard.Parse(data)
+}
+
+// Tick does one round: make the server what the topology says, then judge readiness.
+func (a *Agent) Tick(ctx context.Context) error {
+	a.tickMu.Lock()
+	defer a.tickMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, max(a.cfg.Interval, 5*time.Second)+a.cfg.PromoteWait)
+	defer cancel()
+	topo := a.topology()
+	a.mu.Lock()
+	if topo.Epoch > a.following.Epoch || topo.Primary != a.following.Primary {
+		a.following = topo
+		if a.fence != nil && topo.Epoch > a.fence.epoch {
+			a.fence = nil // a newer decision replaces the one the fence waited on
+		}
+	}
+	if a.fence == nil && topo.Primary == a.cfg.Pod && a.cfg.FenceAfter > 0 && !a.lastOK.IsZero() && time.Since(a.lastOK) > a.cfg.FenceAfter {
+		a.fence = &fence{epoch: topo.Epoch, reason: fmt.Sprintf("the agent could not reach its server for %v, longer than %v: another server may have been promoted meanwhile; waiting for the operator to confirm this one",
+			time.Since(a.lastOK).Round(time.Second), a.cfg.FenceAfter)}
+		a.log.Warn("Fenced the primary after a stall", "stalled", time.Since(a.lastOK).Round(time.Second).String())
+	}
+	a.mu.Unlock()
+	a.epoch.Set(float64(topo.Epoch))
+
+	role := agentapi.RoleReplica
+	if topo.Primary == a.cfg.Pod {
+		role = agentapi.RolePrimary
+	}
+	ready, err := a.tick(ctx, topo, role)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.role != role {
+		a.healthy.Reset()
+		a.lagGauge.Reset()
+		a.role = role
+	}
+	a.fenced.Set(b2f(a.fence != nil))
+	a.divergedG.Set(b2f(len(a.diverged) > 0))
 	if err != nil {
 		a.readyErr = err
-		a.healthy.Set(0)
+		a.healthy.WithLabelValues(role).Set(0)
 		a.ticks.WithLabelValues("error").Inc()
 		return err
 	}
 	a.lastOK = time.Now()
 	a.readyErr = ready
-	if ready == nil {
-		a.healthy.Set(1)
-	} else {
-		a.healthy.Set(0)
-	}
+	a.healthy.WithLabelValues(role).Set(b2f(ready == nil))
 	a.ticks.WithLabelValues("ok").Inc()
 	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ensureUsers makes the accounts when one is missing or the credentials changed since the last
@@ -134,40 +260,176 @@ func (a *Agent) ensureUsers(ctx context.Context) error {
 	return nil
 }
 
+func (a *Agent) source(pod string) replication.Source {
+	host, port := a.cfg.Peer(pod)
+	return replication.Source{Host: host, Port: port, User: "replication", Password: a.cfg.Credentials.ReplicationPassword}
+}
+
 // tick returns the readiness verdict, or an error when the server could not be asked.
-func (a *Agent) tick(ctx context.Context) (ready error, err error) {
+func (a *Agent) tick(ctx context.Context, topo agentapi.Topology, role string) (ready error, err error) {
 	if err := a.rep.SetServerID(ctx, a.cfg.ServerID()); err != nil {
 		return nil, err
 	}
-	if a.cfg.Role == "primary" {
-		if err := a.ensureUsers(ctx); err != nil {
-			return nil, err
-		}
-		if err := a.rep.ConfigurePrimary(ctx); err != nil {
-			return nil, err
-		}
-		a.lag.Set(0)
-		return nil, nil
+	if role == agentapi.RolePrimary {
+		return a.asPrimary(ctx)
 	}
-	src := replication.Source{Host: a.cfg.PrimaryHost, Port: a.cfg.PrimaryPort, User: "replication", Password: a.cfg.Credentials.ReplicationPassword}
-	changed, err := a.rep.ConfigureReplica(ctx, src)
-	if err != nil {
-		// The primary may not be up yet: not ready, and try again next tick.
-		return err, nil
-	}
-	if changed {
-		a.log.Info("Pointed the replica at the primary", "primary", src.Addr())
+	return a.asReplica(ctx, a.source(topo.Primary))
+}
+
+func (a *Agent) asPrimary(ctx context.Context) (ready error, err error) {
+	a.mu.Lock()
+	f := a.fence
+	a.diverged = nil
+	a.mu.Unlock()
+	a.lagGauge.WithLabelValues(agentapi.RolePrimary).Set(0)
+	if f != nil {
+		if _, err := a.db.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
+			return nil, fmt.Errorf("keeping the fenced primary read-only: %w", err)
+		}
+		return fmt.Errorf("fenced: %s", f.reason), nil
 	}
 	st, err := a.rep.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if st.Configured {
+		// A replica the topology now names primary: promoted with what it received applied first.
+		if err := a.rep.Promote(ctx, a.cfg.PromoteWait); err != nil {
+			if errors.Is(err, replication.ErrRelayNotApplied) {
+				return fmt.Errorf("promoting: %w", err), nil
+			}
+			return nil, err
+		}
+		a.promoted.Inc()
+		a.log.Info("Promoted to primary", "previousPrimary", st.SourceHost)
+	}
+	if err := a.ensureUsers(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.rep.ConfigurePrimary(ctx); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Agent) asReplica(ctx context.Context, src replication.Source) (ready error, err error) {
+	a.mu.Lock()
+	a.fence = nil
+	a.mu.Unlock()
+	st, err := a.rep.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Configured || st.SourceHost != src.Host || st.SourcePort != src.Port {
+		// About to replicate from a new source: read-only first (a demoted primary stops taking
+		// writes here), then make sure the source has everything this server has.
+		if _, err := a.rep.Fence(ctx); err != nil {
+			return nil, err
+		}
+		mine, err := a.rep.Position(ctx)
+		if err != nil {
+			return nil, err
+		}
+		theirs, err := replication.ExecutedAt(ctx, a.cfg.Engine, src)
+		if err != nil {
+			// The primary may not be up yet: not ready, and try again next tick.
+			return err, nil
+		}
+		lack := theirs.Missing(mine.Executed)
+		a.mu.Lock()
+		a.diverged = lack
+		a.mu.Unlock()
+		if len(lack) > 0 {
+			return fmt.Errorf("%w: this server has transactions %s that %s lacks; it needs a rebuild", ErrDiverged, lack, src.Addr()), nil
+		}
+	}
+	changed, err := a.rep.ConfigureReplica(ctx, src)
+	if err != nil {
+		return err, nil
+	}
+	if changed {
+		a.log.Info("Pointed the replica at the primary", "primary", src.Addr())
+	}
+	if st, err = a.rep.Status(ctx); err != nil {
+		return nil, err
+	}
 	if st.Lag != nil {
-		a.lag.Set(st.Lag.Seconds())
+		a.lagGauge.WithLabelValues(agentapi.RoleReplica).Set(st.Lag.Seconds())
+		a.mu.Lock()
+		a.lag, a.lagAt = st.Lag, time.Now()
+		a.mu.Unlock()
 	} else {
-		a.lag.Set(-1)
+		a.lagGauge.WithLabelValues(agentapi.RoleReplica).Set(-1)
 	}
 	return replication.Check(st, src, a.cfg.MaxLag), nil
+}
+
+// Status reports the server for the operator: the last tick's verdict and a fresh GTID position.
+func (a *Agent) Status(ctx context.Context) (agentapi.Status, error) {
+	pos, err := a.rep.Position(ctx)
+	if err != nil {
+		return agentapi.Status{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := agentapi.Status{Pod: a.cfg.Pod, Shard: a.cfg.Shard, Topology: a.following, Role: a.role,
+		Ready: a.readyErr == nil, Position: pos}
+	if a.readyErr != nil {
+		st.Reason = a.readyErr.Error()
+	}
+	if a.fence != nil {
+		st.Fenced = a.fence.reason
+	}
+	if len(a.diverged) > 0 {
+		st.Diverged = a.diverged.String()
+	}
+	if a.lag != nil {
+		secs, at := a.lag.Seconds(), a.lagAt
+		st.LagSeconds, st.LagObservedAt = &secs, &at
+	}
+	return st, nil
+}
+
+// SetTopology takes the operator's decision and runs a tick with it. An older epoch is refused;
+// a confirmation of the current one lifts a fence.
+func (a *Agent) SetTopology(ctx context.Context, t agentapi.Topology) error {
+	a.mu.Lock()
+	cur := a.following
+	if p := a.pushed; p.Epoch > cur.Epoch {
+		cur = p
+	}
+	switch {
+	case t.Epoch < cur.Epoch:
+		a.mu.Unlock()
+		return fmt.Errorf("%w: epoch %d is older than the epoch %d this agent follows", ErrStaleEpoch, t.Epoch, cur.Epoch)
+	case t.Confirm:
+		if a.fence != nil && t.Primary == a.cfg.Pod && t.Epoch >= a.fence.epoch {
+			a.log.Info("The operator confirmed this primary; lifting the fence", "epoch", t.Epoch)
+			a.fence = nil
+		}
+	}
+	t.Confirm = false
+	a.pushed = t
+	a.mu.Unlock()
+	return a.Tick(ctx)
+}
+
+// Fence makes the server refuse writes at epoch: read-only, the apps' connections closed. The
+// topology is unchanged; a newer epoch or a confirmation lifts it.
+func (a *Agent) Fence(ctx context.Context, epoch int64) error {
+	a.tickMu.Lock()
+	defer a.tickMu.Unlock()
+	a.mu.Lock()
+	a.fence = &fence{epoch: epoch, reason: fmt.Sprintf("switchover at epoch %d: handing the primary over", epoch)}
+	a.readyErr = errors.New("fenced: " + a.fence.reason)
+	a.mu.Unlock()
+	a.fenced.Set(1)
+	killed, err := a.rep.Fence(ctx)
+	if err != nil {
+		return err
+	}
+	a.log.Info("Fenced the primary for a switchover", "epoch", epoch, "connectionsClosed", killed)
+	return nil
 }
 
 // Run ticks every interval until ctx ends.
@@ -183,6 +445,41 @@ func (a *Agent) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+type badRequest struct{ error }
+
+func decode(r *http.Request, v any) error {
+	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16)).Decode(v); err != nil {
+		return badRequest{fmt.Errorf("request body: %w", err)}
+	}
+	return nil
+}
+
+// api wraps an operator endpoint: the token first, then the action, then the report.
+func (a *Agent) api(do func(*http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !agentapi.Authorized(r, a.cfg.Token) {
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		if err := do(r); err != nil {
+			code := http.StatusInternalServerError
+			var br badRequest
+			if errors.As(err, &br) {
+				code = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		st, err := a.Status(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
 	}
 }
 
@@ -214,5 +511,27 @@ func (a *Agent) Handler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/status", a.api(func(r *http.Request) error { return nil }))
+	mux.HandleFunc("POST /v1/topology", a.api(func(r *http.Request) error {
+		var t agentapi.Topology
+		if err := decode(r, &t); err != nil {
+			return err
+		}
+		if t.Primary == "" {
+			return badRequest{errors.New("topology.primary is required")}
+		}
+		if err := a.SetTopology(r.Context(), t); errors.Is(err, ErrStaleEpoch) {
+			return badRequest{err}
+		}
+		// A failed tick is in the report's readiness, not an error of the request.
+		return nil
+	}))
+	mux.HandleFunc("POST /v1/fence", a.api(func(r *http.Request) error {
+		var t agentapi.Topology
+		if err := decode(r, &t); err != nil {
+			return err
+		}
+		return a.Fence(r.Context(), t.Epoch)
+	}))
 	return mux
 }

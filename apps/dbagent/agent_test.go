@@ -17,6 +17,16 @@ import (
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
+// peers resolves the test's pod names to its servers.
+func peers(servers map[string]*localservers.MariaDB) func(string) (string, int) {
+	return func(pod string) (string, int) {
+		if m, ok := servers[pod]; ok {
+			return "127.0.0.1", m.Port
+		}
+		return "unknown." + pod, 3306
+	}
+}
+
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -33,11 +43,12 @@ func TestAgentsMakeAShard(t *testing.T) {
 	replica := localservers.StartMariaDB(t)
 	creds := replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	base := Config{Engine: replication.MariaDB, Shard: 3, PrimaryHost: "127.0.0.1", PrimaryPort: primary.Port,
+	base := Config{Engine: replication.MariaDB, Shard: 3, Primary: "s-primary-0",
+		Peer:        peers(map[string]*localservers.MariaDB{"s-primary-0": primary, "s-replicas-1": replica}),
 		Credentials: creds, MaxLag: 10 * time.Second, Interval: time.Second}
 
 	rcfg := base
-	rcfg.Role, rcfg.Ordinal = "replica", 1
+	rcfg.Role, rcfg.Ordinal, rcfg.Pod = "replica", 1, "s-replicas-1"
 	ra := New(rcfg, replica.DB(t), log)
 	if err := ra.Tick(ctx); err != nil {
 		t.Fatalf("replica tick: %v", err)
@@ -47,7 +58,7 @@ func TestAgentsMakeAShard(t *testing.T) {
 	}
 
 	pcfg := base
-	pcfg.Role = "primary"
+	pcfg.Role, pcfg.Pod = "primary", "s-primary-0"
 	pa := New(pcfg, primary.DB(t), log)
 	if err := pa.Tick(ctx); err != nil {
 		t.Fatalf("primary tick: %v", err)

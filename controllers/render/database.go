@@ -36,8 +36,11 @@ const (
 	agentBinDir = "/opt/scalestack/bin"
 	// ExporterPort is where the mysqld exporter serves metrics.
 	ExporterPort int32 = 9104
-	// AgentPort is where the replication agent serves /healthz, /readyz and /metrics.
+	// AgentPort is where the replication agent serves /healthz, /readyz, /metrics and the
+	// operator's API.
 	AgentPort = platform.AgentPort
+	// LabelPodName is the label the StatefulSet controller puts on each of its pods.
+	LabelPodName = "statefulset.kubernetes.io/pod-name"
 )
 
 // Keys of the database credentials Secret.
@@ -171,17 +174,24 @@ func ShardHeadlessService(sp *scalestackv1alpha1.SocialPlatform, i int32) *corev
 // ShardService is the client Service of a shard's primary (role "primary") or replicas (role
 // "replica"). Only ready pods receive traffic: a replica is ready when it replicates with lag
 // under the bound.
-func ShardService(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) *corev1ac.ServiceApplyConfiguration {
+//
+// The primary's Service selects the primary of record by its pod name, so a failover or
+// switchover moves it with one change and it never selects two pods. The replicas' Service
+// selects the replica StatefulSet's pods: after a failover to one of them it also sends reads to
+// the new primary (correct, only busier) until a switchover back.
+func ShardService(sp *scalestackv1alpha1.SocialPlatform, i int32, role, primaryPod string) *corev1ac.ServiceApplyConfiguration {
 	name := sp.ShardPrimaryName(i)
+	sel := shardSelector(sp, i, "")
+	sel[LabelPodName] = primaryPod
 	if role == "replica" {
-		name = sp.ShardReplicasName(i)
+		name, sel = sp.ShardReplicasName(i), shardSelector(sp, i, role)
 	}
 	return corev1ac.Service(name, sp.Namespace).
 		WithLabels(shardLabels(sp, i, role)).
 		WithOwnerReferences(OwnerReference(sp)).
 		WithSpec(corev1ac.ServiceSpec().
 			WithType(corev1.ServiceTypeClusterIP).
-			WithSelector(shardSelector(sp, i, role)).
+			WithSelector(sel).
 			WithPorts(
 				corev1ac.ServicePort().WithName("mysql").WithPort(MySQLPort).WithTargetPort(intstr.FromString("mysql")),
 				corev1ac.ServicePort().WithName("metrics").WithPort(ExporterPort).WithTargetPort(intstr.FromString("metrics")),
@@ -199,15 +209,13 @@ type ShardInputs struct {
 }
 
 // serverArgs start a shard's database server with its own configuration file and, before the
-// agent's first tick, the right identity: a distinct server_id, and a replica read-only from its
-// first moment (the shared file says writable, for the primary; the command line wins).
+// agent's first tick, the right identity: a distinct server_id, and read-only from its first
+// moment.
 func serverArgs(i int32, role string) []string {
-	args := []string{"--defaults-file=/etc/mysql/scalestack/scalestack.cnf",
-		fmt.Sprintf("--server-id=%d", platform.ServerID(int(i), role == "primary", 0))}
-	if role != "primary" {
-		args = append(args, "--read-only=ON")
-	}
-	return args
+	// Every server starts read-only, the primary too: the agent makes the primary of record
+	// writable, so a demoted primary that restarts never takes a write before its agent knows.
+	return []string{"--defaults-file=/etc/mysql/scalestack/scalestack.cnf",
+		fmt.Sprintf("--server-id=%d", platform.ServerID(int(i), role == "primary", 0)), "--read-only=ON"}
 }
 
 // ShardStatefulSet runs a shard's primary (role "primary", one pod) or its read replicas (role
@@ -297,7 +305,12 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.EnvVar().WithName(platform.EnvAgentRole).WithValue(role),
 			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(Engine(sp))),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShard).WithValue(fmt.Sprint(i)),
-			corev1ac.EnvVar().WithName(platform.EnvAgentPrimaryHost).WithValue(fmt.Sprintf("%s-0.%s.%s.svc", sp.ShardPrimaryName(i), sp.ShardName(i), sp.Namespace)),
+			// The primary until the shard map records another: the template never changes with a
+			// failover, so a failover rolls no pod.
+			corev1ac.EnvVar().WithName(platform.EnvAgentPrimaryPod).WithValue(sp.ShardDefaultPrimaryPod(i)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentPeerDomain).WithValue(fmt.Sprintf("%s.%s.svc", sp.ShardName(i), sp.Namespace)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentShardMap).WithValue(ShardMapMountPath+"/"+ShardMapKey),
+			corev1ac.EnvVar().WithName(platform.EnvAgentFenceAfter).WithValue((FailoverAfter(sp) / 2).String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 			secretEnv(platform.EnvAgentAppPassword, SecretKeyApp),
@@ -308,6 +321,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
 		})).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true)).
 		// Pod readiness is the agent's: a primary that accepts writes, a replica that replicates from
 		// the right primary with lag under the bound. "Process up" is not ready.
 		WithReadinessProbe(corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("agent"))).
@@ -341,6 +355,10 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.Volume().WithName("config").WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(sp.DatabaseConfigName())),
 			corev1ac.Volume().WithName("run").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
 			corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+			// The shard map records the primary of record after a failover; optional, so a pod
+			// never waits for it (the agent then follows its default primary).
+			corev1ac.Volume().WithName("shard-map").WithConfigMap(corev1ac.ConfigMapVolumeSource().
+				WithName(sp.ShardMapName()).WithOptional(true)),
 		).
 		WithTopologySpreadConstraints(spread("kubernetes.io/hostname", shardSelector(sp, i, "")))
 

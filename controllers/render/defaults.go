@@ -1,6 +1,7 @@
 package render
 
 import (
+	"k8s.io/utils/ptr"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -106,3 +107,25 @@ var (
 	resourceOne = resource.MustParse("1")
 	resourceTmp = resource.MustParse("64Mi")
 )
+
+// FailoverEnabled reports whether the operator promotes a replica of a shard whose primary is gone.
+func FailoverEnabled(sp *scalestackv1alpha1.SocialPlatform) bool {
+	return ptr.Deref(sp.Spec.Database.Failover.Enabled, true)
+}
+
+// FailoverAfter is how long a primary must be unavailable before a failover, with the default
+// applied.
+func FailoverAfter(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
+	if d := sp.Spec.Database.Failover.After; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return scalestackv1alpha1.DefaultFailoverAfter
+}
+
+// FailoverMaxLag bounds a promoted replica's last known lag, with the default applied.
+func FailoverMaxLag(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
+	if d := sp.Spec.Database.Failover.MaxLag; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return scalestackv1alpha1.DefaultFailoverMaxLag
+}

@@ -14,10 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files (make update-golden)")
@@ -337,6 +339,56 @@ func TestNetworkPoliciesGolden(t *testing.T) {
 	golden(t, "network.golden.yaml", toYAML(t, objs...))
 }
 
+// After a failover the -primary Service selects the new primary by pod name and the shard map
+// records it; a platform that never failed over has a map without the record.
+func TestPrimaryOfRecord(t *testing.T) {
+	sp := sample(t)
+	selector := func(tier Tier) map[string]string {
+		for _, o := range tier.Steps[1] {
+			if s, ok := o.(*corev1ac.ServiceApplyConfiguration); ok && *s.Name == sp.ShardPrimaryName(0) {
+				return s.Spec.Selector
+			}
+		}
+		t.Fatal("no -primary Service")
+		return nil
+	}
+	shardMap := func(tier Tier) *shard.Map {
+		cm := tier.Steps[0][1].(*corev1ac.ConfigMapApplyConfiguration)
+		m, err := shard.Parse([]byte(cm.Data[ShardMapKey]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	before, err := DataTier(sp, DataInputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := selector(before)[LabelPodName]; got != sp.ShardDefaultPrimaryPod(0) {
+		t.Errorf("-primary selects %q", got)
+	}
+	m := shardMap(before)
+	if m.Shards[0].PrimaryPod != "" || m.Shards[0].Epoch != 0 {
+		t.Errorf("a map with no failover records %+v", m.Shards[0])
+	}
+	moved := Primary{Pod: sp.ShardReplicasName(0) + "-0", Epoch: 1}
+	after, err := DataTier(sp, DataInputs{ShardMap: m, Primaries: map[int32]Primary{0: moved}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := selector(after)[LabelPodName]; got != moved.Pod {
+		t.Errorf("-primary selects %q after the failover", got)
+	}
+	recorded := shardMap(after)
+	if recorded.Shards[0].PrimaryPod != moved.Pod || recorded.Shards[0].Epoch != 1 || recorded.Version != m.Version+1 {
+		t.Errorf("the map after the failover: %+v (version %d)", recorded.Shards[0], recorded.Version)
+	}
+	// The next pass, with nothing decided, keeps what the map records.
+	if got := PrimaryOf(sp, 0, recorded, nil); got != moved {
+		t.Errorf("primary of record from the map: %+v", got)
+	}
+}
+
 func TestShardServersBootWithTheirIdentity(t *testing.T) {
 	sp := sample(t)
 	args := func(role string) []string {
@@ -348,7 +400,9 @@ func TestShardServersBootWithTheirIdentity(t *testing.T) {
 		t.Fatalf("no database container in the %s StatefulSet", role)
 		return nil
 	}
-	if got := strings.Join(args("primary"), " "); !strings.Contains(got, "--server-id=101") || strings.Contains(got, "read-only") {
+	// The primary too starts read-only: its agent makes the primary of record writable, so a
+	// demoted primary that restarts takes no write before its agent knows of the failover.
+	if got := strings.Join(args("primary"), " "); !strings.Contains(got, "--server-id=101") || !strings.Contains(got, "--read-only=ON") {
 		t.Errorf("primary starts with %q", got)
 	}
 	if got := strings.Join(args("replica"), " "); !strings.Contains(got, "--server-id=102") || !strings.Contains(got, "--read-only=ON") {

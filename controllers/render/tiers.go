@@ -71,6 +71,31 @@ type DataInputs struct {
 	// ShardMap is the published shard map as observed (nil when missing or unreadable): its
 	// version is bumped only when the content changes.
 	ShardMap *shard.Map
+	// Primaries are the shards' primaries decided in this pass (failover, switchover); the others
+	// keep the primary the observed map records.
+	Primaries map[int32]Primary
+}
+
+// Primary is a shard's primary of record: the pod, and the epoch that counts its moves.
+type Primary struct {
+	Pod   string
+	Epoch int64
+}
+
+// PrimaryOf is shard i's primary of record: decided in this pass (decided), else recorded in the
+// observed shard map, else the primary StatefulSet's pod at epoch 0.
+func PrimaryOf(sp *scalestackv1alpha1.SocialPlatform, i int32, observed *shard.Map, decided map[int32]Primary) Primary {
+	if p, ok := decided[i]; ok {
+		return p
+	}
+	if observed != nil {
+		for _, p := range observed.Shards {
+			if p.Index == int(i) && p.PrimaryPod != "" {
+				return Primary{Pod: p.PrimaryPod, Epoch: p.Epoch}
+			}
+		}
+	}
+	return Primary{Pod: sp.ShardDefaultPrimaryPod(i)}
 }
 
 // DataTier is the shards: the server config and the shard map, then per physical shard a headless
@@ -83,6 +108,14 @@ func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error
 	if err != nil {
 		return Tier{}, err
 	}
+	primaries := make([]Primary, Shards(sp))
+	for i := range primaries {
+		primaries[i] = PrimaryOf(sp, int32(i), in.ShardMap, in.Primaries)
+		if primaries[i].Epoch > 0 {
+			// Recorded once it moved: a platform that never failed over keeps the map it had.
+			desired.Shards[i].PrimaryPod, desired.Shards[i].Epoch = primaries[i].Pod, primaries[i].Epoch
+		}
+	}
 	raw, err := json.MarshalIndent(shard.Reconcile(in.ShardMap, desired), "", "  ")
 	if err != nil {
 		return Tier{}, fmt.Errorf("encoding shard map: %w", err)
@@ -92,8 +125,8 @@ func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error
 	for i := range Shards(sp) {
 		shards = append(shards,
 			ShardHeadlessService(sp, i),
-			ShardService(sp, i, "primary"),
-			ShardService(sp, i, "replica"),
+			ShardService(sp, i, "primary", primaries[i].Pod),
+			ShardService(sp, i, "replica", ""),
 			ShardStatefulSet(sp, i, "primary", shardInputs),
 			ShardStatefulSet(sp, i, "replica", shardInputs),
 		)

@@ -35,7 +35,18 @@ const (
 	EnvAgentRole                = "DBAGENT_ROLE"
 	EnvAgentEngine              = "DBAGENT_ENGINE"
 	EnvAgentShard               = "DBAGENT_SHARD"
-	EnvAgentPrimaryHost         = "DBAGENT_PRIMARY_HOST"
+	// EnvAgentPrimaryPod names the pod that is the shard's primary until the shard map names
+	// another (after a failover or switchover).
+	EnvAgentPrimaryPod = "DBAGENT_PRIMARY_POD"
+	// EnvAgentPeerDomain is the DNS suffix of the shard's pods: <pod>.<domain> reaches a peer.
+	EnvAgentPeerDomain = "DBAGENT_PEER_DOMAIN"
+	// EnvAgentShardMap is the path of the mounted shard map, where the operator records each
+	// shard's primary of record.
+	EnvAgentShardMap = "DBAGENT_SHARD_MAP"
+	// EnvAgentFenceAfter: a primary whose agent could not reach its server for this long refuses
+	// writes until the operator confirms it is still the primary.
+	EnvAgentFenceAfter = "DBAGENT_FENCE_AFTER"
+	EnvAgentPod        = "POD_NAME"
 	EnvAgentAddr                = "DBAGENT_ADDR"
 	EnvAgentDataDir             = "DBAGENT_DATADIR"
 	EnvAgentRootPassword        = "DBAGENT_ROOT_PASSWORD"

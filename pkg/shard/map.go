@@ -32,6 +32,11 @@ type Physical struct {
 	Replicas string `json:"replicas,omitempty"`
 	// Weight is the share of new users placed on this shard. Zero takes no new users.
 	Weight int `json:"weight"`
+	// PrimaryPod is the pod that is the shard's primary of record, once a failover or switchover
+	// has moved it (empty: the primary StatefulSet's pod). Epoch counts those moves. The shard's
+	// agents follow both; the apps need neither, since Primary is the Service that follows them.
+	PrimaryPod string `json:"primaryPod,omitempty"`
+	Epoch      int64  `json:"epoch,omitempty"`
 }
 
 // Range is a half-open interval of logical shards.

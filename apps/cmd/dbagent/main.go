@@ -22,6 +22,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/scalestack/scalestack/apps/dbagent"
+	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
@@ -73,8 +74,9 @@ func run(log *slog.Logger) error {
 	cfg := dbagent.Config{
 		Role:        env(platform.EnvAgentRole, "primary"),
 		Engine:      replication.Engine(env(platform.EnvAgentEngine, string(replication.MariaDB))),
-		PrimaryHost: os.Getenv(platform.EnvAgentPrimaryHost),
-		PrimaryPort: 3306,
+		Pod:         env(platform.EnvAgentPod, "local-0"),
+		Primary:     os.Getenv(platform.EnvAgentPrimaryPod),
+		ShardMap:    os.Getenv(platform.EnvAgentShardMap),
 		Credentials: replication.Credentials{
 			AppPassword:         os.Getenv(platform.EnvAgentAppPassword),
 			ReplicationPassword: os.Getenv(platform.EnvAgentReplicationPassword),
@@ -85,7 +87,7 @@ func run(log *slog.Logger) error {
 	if cfg.Shard, err = strconv.Atoi(env(platform.EnvAgentShard, "0")); err != nil {
 		return fmt.Errorf("DBAGENT_SHARD: %w", err)
 	}
-	if cfg.Ordinal, err = dbagent.OrdinalFromPodName(env("POD_NAME", "local-0")); err != nil {
+	if cfg.Ordinal, err = dbagent.OrdinalFromPodName(cfg.Pod); err != nil {
 		return err
 	}
 	if cfg.MaxLag, err = time.ParseDuration(env("DBAGENT_MAX_LAG", "10s")); err != nil {
@@ -94,12 +96,21 @@ func run(log *slog.Logger) error {
 	if cfg.Interval, err = time.ParseDuration(env("DBAGENT_INTERVAL", "5s")); err != nil {
 		return fmt.Errorf("DBAGENT_INTERVAL: %w", err)
 	}
+	if cfg.FenceAfter, err = time.ParseDuration(env(platform.EnvAgentFenceAfter, "15s")); err != nil {
+		return fmt.Errorf("%s: %w", platform.EnvAgentFenceAfter, err)
+	}
 	if cfg.Role != "primary" && cfg.Role != "replica" {
 		return fmt.Errorf("DBAGENT_ROLE must be primary or replica, not %q", cfg.Role)
 	}
-	if cfg.Role == "replica" && cfg.PrimaryHost == "" {
-		return errors.New("DBAGENT_PRIMARY_HOST is required for a replica")
+	if cfg.Primary == "" {
+		return fmt.Errorf("%s is required: the pod that is the shard's primary", platform.EnvAgentPrimaryPod)
 	}
+	domain := os.Getenv(platform.EnvAgentPeerDomain)
+	if domain == "" {
+		return fmt.Errorf("%s is required: the DNS suffix of the shard's pods", platform.EnvAgentPeerDomain)
+	}
+	cfg.Peer = func(pod string) (string, int) { return pod + "." + domain, 3306 }
+	cfg.Token = agentapi.Token(cfg.Credentials.ReplicationPassword)
 
 	dsn := mysql.NewConfig()
 	dsn.User, dsn.Passwd, dsn.Net, dsn.Addr = "root", os.Getenv(platform.EnvAgentRootPassword), "tcp", env("DBAGENT_DB_ADDR", "127.0.0.1:3306")
@@ -123,7 +134,7 @@ func run(log *slog.Logger) error {
 		_ = srv.Shutdown(shutdown)
 	}()
 	go agent.Run(ctx)
-	log.Info("dbagent started", "role", cfg.Role, "shard", cfg.Shard, "serverID", cfg.ServerID(), "addr", srv.Addr)
+	log.Info("dbagent started", "pod", cfg.Pod, "primary", cfg.Primary, "shard", cfg.Shard, "serverID", cfg.ServerID(), "addr", srv.Addr)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -1,0 +1,141 @@
+// Package agentapi is the contract between the operator and the shard agents (dbagent): the
+// agent's HTTP API on its port, the messages, the token that authenticates the operator, and a
+// client. The operator calls it only to move a shard's primary (failover and switchover); the
+// agents run their shards on their own the rest of the time.
+//
+//	GET  /v1/status     what the server is and has: role, topology followed, GTID position, lag
+//	POST /v1/topology   follow this topology (a newer epoch, or a confirmation of the current one)
+//	POST /v1/fence      stop taking writes now (the first step of a switchover)
+//
+// Every request carries "Authorization: Bearer <Token(replication password)>".
+package agentapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/scalestack/scalestack/pkg/replication"
+)
+
+// Topology is who a shard's primary is. Epoch only grows: the operator raises it with every change
+// of primary and records it in the shard map before it tells the agents, and an agent never
+// follows an older epoch than one it has seen.
+type Topology struct {
+	Primary string `json:"primary"`
+	Epoch   int64  `json:"epoch"`
+	// Confirm, with the agent's current primary and epoch, lifts a fence (a switchover called off,
+	// or a stalled primary confirmed by the operator).
+	Confirm bool `json:"confirm,omitempty"`
+}
+
+// Role is what a server is now.
+const (
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+)
+
+// Status is an agent's report.
+type Status struct {
+	Pod      string   `json:"pod"`
+	Shard    int      `json:"shard"`
+	Topology Topology `json:"topology"`
+	// Role is RolePrimary when the topology names this pod, else RoleReplica.
+	Role string `json:"role"`
+	// Ready and Reason are the readiness verdict of the agent's last tick.
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason,omitempty"`
+	// Fenced says why a server the topology names primary refuses writes.
+	Fenced string `json:"fenced,omitempty"`
+	// Position is the server's GTID state, read for this report.
+	Position replication.Position `json:"position"`
+	// LagSeconds is the replication lag last known (while the replica was connected to its
+	// primary) and LagObservedAt when; both empty on a primary or before the first report.
+	LagSeconds    *float64   `json:"lagSeconds,omitempty"`
+	LagObservedAt *time.Time `json:"lagObservedAt,omitempty"`
+	// Diverged lists transactions this server has and the primary lacks, when it refuses to
+	// replicate from it for that reason (the server needs a rebuild).
+	Diverged string `json:"diverged,omitempty"`
+}
+
+// Token authenticates the operator to the agents: an HMAC of the shard's replication password,
+// which both sides hold (the operator in the credentials Secret, the agent in its environment).
+func Token(replicationPassword string) string {
+	m := hmac.New(sha256.New, []byte(replicationPassword))
+	m.Write([]byte("scalestack dbagent v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Authorized reports whether r carries the token.
+func Authorized(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && token != "" && hmac.Equal([]byte(got), []byte(token))
+}
+
+// Client calls agents. BaseURL is http://<pod IP>:<agent port>.
+type Client struct {
+	HTTP  *http.Client
+	Token string
+}
+
+// Status asks an agent for its report.
+func (c Client) Status(ctx context.Context, baseURL string) (Status, error) {
+	return c.do(ctx, http.MethodGet, baseURL+"/v1/status", nil)
+}
+
+// SetTopology tells an agent whom to follow; it answers after one tick with the new state.
+func (c Client) SetTopology(ctx context.Context, baseURL string, t Topology) (Status, error) {
+	return c.do(ctx, http.MethodPost, baseURL+"/v1/topology", t)
+}
+
+// Fence makes an agent's server refuse writes at the given epoch and close the apps'
+// connections; the report's position is final for that epoch.
+func (c Client) Fence(ctx context.Context, baseURL string, epoch int64) (Status, error) {
+	return c.do(ctx, http.MethodPost, baseURL+"/v1/fence", Topology{Epoch: epoch})
+}
+
+func (c Client) do(ctx context.Context, method, url string, body any) (Status, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return Status{}, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return Status{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 40 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Status{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return Status{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Status{}, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(data)))
+	}
+	var st Status
+	if err := json.Unmarshal(data, &st); err != nil {
+		return Status{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	return st, nil
+}
