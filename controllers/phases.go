@@ -75,7 +75,8 @@ func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scop
 }
 
 // reconcileDatabase converges the shards, with the shard map's version bumped only when its
-// content changes.
+// content changes, and moves a shard's primary when it is gone or a switchover is asked for
+// (failover.go).
 func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *scope) error {
 	sp := s.sp
 	in := render.DataInputs{AgentImage: appsImage(sp, r.DefaultAppsImage)}
@@ -86,12 +87,27 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 		// A map that does not parse (edited by hand) is replaced; its version still counts.
 		in.ShardMap, _ = shard.Parse([]byte(live.Data[render.ShardMapKey]))
 	}
+	moves, err := r.decidePrimaries(ctx, s, in.ShardMap)
+	if err != nil {
+		return err
+	}
+	if len(moves) > 0 {
+		in.Primaries = map[int32]render.Primary{}
+		for _, m := range moves {
+			in.Primaries[m.shard] = render.Primary{Pod: m.to, Epoch: m.epoch}
+			s.primaries[m.shard] = in.Primaries[m.shard]
+		}
+	}
 	tier, err := render.DataTier(sp, in)
 	if err != nil {
 		return err
 	}
-	_, err = r.applyTier(ctx, s, tier)
-	return err
+	if _, err = r.applyTier(ctx, s, tier); err != nil {
+		return err
+	}
+	// Recorded in the shard map and the -primary Services: now the agents are told.
+	r.announce(ctx, s, moves)
+	return nil
 }
 
 // reconcileMonitoring applies the dashboards and, with prometheus-operator installed, the rules

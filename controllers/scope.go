@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 )
 
 // scope carries one reconcile pass: the platform, what the pass changed, and what it observed.
@@ -32,6 +33,10 @@ type scope struct {
 	statefulSets map[string]*appsv1.StatefulSet
 	// primaryPods holds each shard's primary pod as observed, by name.
 	primaryPods map[string]*corev1.Pod
+	// primaries are the shards' primaries of record, as the database phase found or moved them.
+	primaries map[int32]render.Primary
+	// failoverRefused says, per shard, why a gone primary was not replaced.
+	failoverRefused []string
 
 	// kafka is the event log as observed by the kafka phase.
 	kafka kafkaObservation
@@ -61,6 +66,7 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{},
 		primaryPods:  map[string]*corev1.Pod{},
+		primaries:    map[int32]render.Primary{},
 		ran:          map[string]bool{},
 		failures:     map[string]error{},
 	}

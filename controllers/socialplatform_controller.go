@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -24,8 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/promquery"
@@ -40,6 +43,9 @@ type SocialPlatformReconciler struct {
 	DefaultAppsImage string
 	// MaxConcurrentReconciles is how many platforms are reconciled at once.
 	MaxConcurrentReconciles int
+	// AgentURL reaches a database pod's agent (default: its pod IP on the agent port). The
+	// operator calls the agents only to move a shard's primary.
+	AgentURL AgentURLFunc
 
 	admins adminClients
 	prom   promquery.Clients
@@ -55,7 +61,7 @@ type SocialPlatformReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kafka.strimzi.io,resources=kafkas;kafkanodepools;kafkatopics,verbs=get;list;watch;create;update;patch;delete
@@ -184,9 +190,42 @@ func (r *SocialPlatformReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		// Database pods wake their platform when their readiness or a switchover request changes:
+		// failover counts from the moment a primary's pod stops being ready.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(databasePodPlatform), builder.WithPredicates(databasePodChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("socialplatform").
 		Complete(r)
+}
+
+// databasePodPlatform maps a database pod to its platform (the instance label).
+func databasePodPlatform(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l[scalestackv1alpha1.LabelComponent] != "database" || l[scalestackv1alpha1.LabelInstance] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: l[scalestackv1alpha1.LabelInstance]}}}
+}
+
+// databasePodChanged passes a database pod's creation, deletion, and changes of its readiness or
+// of the switchover request.
+func databasePodChanged() predicate.Predicate {
+	ready := func(o client.Object) bool {
+		p, ok := o.(*corev1.Pod)
+		if !ok {
+			return false
+		}
+		r, _ := podReady(p)
+		return r
+	}
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			_, before := e.ObjectOld.GetAnnotations()[scalestackv1alpha1.AnnotationSwitchover]
+			_, after := e.ObjectNew.GetAnnotations()[scalestackv1alpha1.AnnotationSwitchover]
+			return ready(e.ObjectOld) != ready(e.ObjectNew) || before != after
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 }
 
 // specOrDeletionChanged ignores the platform's own status writes (they would wake a reconcile for

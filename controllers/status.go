@@ -45,8 +45,24 @@ func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error 
 		statefulSets[sp.ShardPrimaryName(i)] = sp.ShardPrimaryName(i)
 		statefulSets[sp.ShardReplicasName(i)] = sp.ShardReplicasName(i)
 	}
+	if len(s.primaries) < int(render.Shards(sp)) {
+		// The database phase did not run (paused, or an earlier phase failed): the shard map says
+		// who the primaries are.
+		var observed *shard.Map
+		live := &corev1.ConfigMap{}
+		if found, err := r.getOptional(ctx, sp.Namespace, sp.ShardMapName(), live); err != nil {
+			return err
+		} else if found {
+			observed, _ = shard.Parse([]byte(live.Data[render.ShardMapKey]))
+		}
+		for i := range render.Shards(sp) {
+			if _, ok := s.primaries[i]; !ok {
+				s.primaries[i] = render.PrimaryOf(sp, i, observed, nil)
+			}
+		}
+	}
 	pods := map[string]string{}
-	for _, n := range primaryPodNames(sp) {
+	for _, n := range s.primaryPodNames() {
 		pods[n] = n
 	}
 	return errors.Join(
@@ -223,12 +239,30 @@ func (s *scope) databaseStatus() metav1.Condition {
 		r := observeStatefulSet(sp.ShardReplicasName(i), s.statefulSets[sp.ShardReplicasName(i)])
 		ws = append(ws, p, r)
 		block := shard.Block(int(i))
+		rec := s.primaries[i]
+		// After a failover the primary of record may be a pod of the replicas' StatefulSet: the
+		// pods then are the old primary (now a replica) and the other replicas.
+		primaryReady := p.Exists && p.Ready >= 1
+		readyReplicas := r.Ready
+		if rec.Pod != "" && rec.Pod != sp.ShardDefaultPrimaryPod(i) {
+			pod := s.primaryPods[rec.Pod]
+			primaryReady = pod != nil
+			if pod != nil {
+				primaryReady, _ = podReady(pod)
+			}
+			readyReplicas = r.Ready + p.Ready
+			if primaryReady {
+				readyReplicas--
+			}
+		}
 		sp.Status.Shards = append(sp.Status.Shards, scalestackv1alpha1.ShardStatus{
 			Index:         i,
 			LogicalShards: fmt.Sprintf("%d-%d", block.Start, block.End-1),
-			PrimaryReady:  p.Exists && p.Ready >= 1,
+			PrimaryReady:  primaryReady,
 			Replicas:      render.ReplicasPerShard(sp),
-			ReadyReplicas: r.Ready,
+			ReadyReplicas: max(readyReplicas, 0),
+			Primary:       rec.Pod,
+			Epoch:         rec.Epoch,
 		})
 	}
 	readyPrimaries, readyReplicas := 0, int32(0)
@@ -242,9 +276,9 @@ func (s *scope) databaseStatus() metav1.Condition {
 	c := workloadsCondition(scalestackv1alpha1.ConditionDatabaseReady, ws)
 	if c.Status == metav1.ConditionTrue {
 		c.Message = databaseReadyMessage(len(sp.Status.Shards), string(render.Engine(sp)), readyReplicas,
-			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(primaryPodNames(sp), s.primaryPods, "agent"))
+			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(s.primaryPodNames(), s.primaryPods, "agent"))
 	}
-	return c
+	return failoverCondition(c, sp.Status.Shards, s.failoverRefused)
 }
 
 // databaseReadyMessage says what a Ready database tier was checked for. A primary pod is Ready
@@ -280,13 +314,34 @@ func unexecuted(names []string, pods map[string]*corev1.Pod, container string) [
 	return out
 }
 
-// primaryPodNames are the names of the shards' primary pods (ordinal 0 of each primary StatefulSet).
-func primaryPodNames(sp *scalestackv1alpha1.SocialPlatform) []string {
-	names := make([]string, 0, render.Shards(sp))
-	for i := range render.Shards(sp) {
-		names = append(names, sp.ShardPrimaryName(i)+"-0")
+// primaryPodNames are the names of the shards' primaries of record.
+func (s *scope) primaryPodNames() []string {
+	names := make([]string, 0, render.Shards(s.sp))
+	for i := range render.Shards(s.sp) {
+		if p, ok := s.primaries[i]; ok {
+			names = append(names, p.Pod)
+		} else {
+			names = append(names, s.sp.ShardDefaultPrimaryPod(i))
+		}
 	}
 	return names
+}
+
+// failoverCondition overrides DatabaseReady when a shard's primary is not ready: FailoverRefused
+// (with why) when the operator may not replace it, FailingOver when it was just moved and the new
+// one is not ready yet. Otherwise the workloads' verdict stands.
+func failoverCondition(c metav1.Condition, shards []scalestackv1alpha1.ShardStatus, refused []string) metav1.Condition {
+	if len(refused) > 0 {
+		return metav1.Condition{Type: c.Type, Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonFailoverRefused,
+			Message: truncate(strings.Join(refused, "; "), 1000)}
+	}
+	for _, sh := range shards {
+		if !sh.PrimaryReady && sh.Epoch > 0 && c.Status != metav1.ConditionTrue {
+			return metav1.Condition{Type: c.Type, Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonFailingOver,
+				Message: fmt.Sprintf("shard %d: the primary moved to %s (epoch %d), which is not ready yet", sh.Index, sh.Primary, sh.Epoch)}
+		}
+	}
+	return c
 }
 
 // cacheStatus returns the CacheReady condition.

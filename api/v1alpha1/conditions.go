@@ -71,6 +71,11 @@ const (
 	// ReasonNotImplemented: the component is declared but this operator version does not
 	// provision it yet.
 	ReasonNotImplemented = "NotImplemented"
+	// ReasonFailoverRefused: a shard's primary is gone and no replica may be promoted (none
+	// answers, all lag beyond failover.maxLag, or failover is off); the message says which.
+	ReasonFailoverRefused = "FailoverRefused"
+	// ReasonFailingOver: a shard's primary moved in this pass and the new one is not ready yet.
+	ReasonFailingOver = "FailingOver"
 )
 
 // Event reasons, verb-style. docs/events.md lists them.
@@ -84,4 +89,11 @@ const (
 	EventPaused           = "Paused"
 	EventTearingDown      = "TearingDown"
 	EventTeardownComplete = "TeardownComplete"
+	// EventShardFailover: a replica was promoted because the primary was unavailable.
+	EventShardFailover = "ShardFailover"
+	// EventShardSwitchover: the primary was handed over on request (annotation on its pod).
+	EventShardSwitchover = "ShardSwitchover"
+	// EventFailoverRefused and EventSwitchoverFailed: a move of a primary that did not happen.
+	EventFailoverRefused  = "FailoverRefused"
+	EventSwitchoverFailed = "SwitchoverFailed"
 )

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	corev1 "k8s.io/api/core/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -64,6 +65,10 @@ type Env struct {
 	// the API server, in order.
 	writes []string
 
+	// agents maps "namespace/pod" to the URL of an agent a test runs for that pod (envtest has
+	// no kubelet, so database pods exist only as objects the tests make).
+	agents sync.Map
+
 	env    *envtest.Environment
 	cancel context.CancelFunc
 	done   chan error
@@ -89,6 +94,9 @@ func (e *Env) WritesIn(mark int, ns string) []string {
 	}
 	return out
 }
+
+// SetAgent makes the operator reach the agent of pod namespace/name at url.
+func (e *Env) SetAgent(namespace, name, url string) { e.agents.Store(namespace+"/"+name, url) }
 
 // RepoRoot is the repository's root directory.
 func RepoRoot() string {
@@ -153,6 +161,12 @@ func Start(extraCRDs ...string) (*Env, error) {
 		Recorder:                mgr.GetEventRecorder("scalestack-operator"),
 		DefaultAppsImage:        AppsImage,
 		MaxConcurrentReconciles: 4,
+		AgentURL: func(pod *corev1.Pod) string {
+			if u, ok := e.agents.Load(pod.Namespace + "/" + pod.Name); ok {
+				return u.(string)
+			}
+			return controllers.PodIPAgentURL(pod)
+		},
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up reconciler: %w", err)
 	}

@@ -1,0 +1,481 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// Failover and switchover. The operator decides who a shard's primary is; the shard's agents do
+// the database work (promotion with the relay log applied, fencing, re-pointing, refusing a
+// primary that lacks their transactions; apps/dbagent). A decision is recorded in the shard map
+// (the primary of record and an epoch that only grows) and the -primary Service before any agent
+// is told, so a pass that dies half-way leaves a decision the agents still find in their mounted
+// map. The operator talks to the agents only to move a primary; detection reads pod readiness
+// from the API.
+
+// shardFailovers counts primaries moved, by kind (failover, switchover).
+var shardFailovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "scalestack_shard_failovers_total",
+	Help: "Shard primaries moved by the operator, by platform, shard and kind (failover: the primary was unavailable; switchover: asked for).",
+}, []string{"namespace", "platform", "shard", "kind"})
+
+func init() { metrics.Registry.MustRegister(shardFailovers) }
+
+// AgentURLFunc returns the base URL of a database pod's agent API.
+type AgentURLFunc func(pod *corev1.Pod) string
+
+// PodIPAgentURL reaches an agent at its pod's IP, on the agent port.
+func PodIPAgentURL(pod *corev1.Pod) string {
+	if pod.Status.PodIP == "" {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(render.AgentPort)))
+}
+
+// candidate is one replica as its agent reported it.
+type candidate struct {
+	pod    string
+	ready  bool // the pod's Ready condition
+	status *agentapi.Status
+	err    error // the agent did not answer
+}
+
+// failoverInput is what planFailover decides from.
+type failoverInput struct {
+	now time.Time
+	// primaryGone is when the primary of record stopped being available (its pod not ready or
+	// terminating); zero while it is available.
+	primaryGone time.Time
+	after       time.Duration
+	enabled     bool
+	maxLag      time.Duration
+	allowLossy  bool
+	epoch       int64
+	candidates  []candidate
+}
+
+// failoverDecision is what to do with a shard.
+type failoverDecision struct {
+	// wait > 0: look again then (the primary is unavailable, not yet for long enough).
+	wait time.Duration
+	// promote names the replica to promote; refused says why none is.
+	promote string
+	refused string
+}
+
+// planFailover chooses, once the primary has been unavailable for `after`, the most advanced
+// replica: among those whose agent answers, that follow the current epoch and have not diverged,
+// the one whose received transactions include every other's. It refuses when none answers, when
+// the most advanced lagged beyond maxLag when last known (unless lossy failover is allowed), and
+// when no replica includes the others' transactions (promoting any would drop another's).
+func planFailover(in failoverInput) failoverDecision {
+	if in.primaryGone.IsZero() {
+		return failoverDecision{}
+	}
+	if gone := in.now.Sub(in.primaryGone); gone < in.after {
+		return failoverDecision{wait: in.after - gone}
+	}
+	if !in.enabled {
+		return failoverDecision{refused: "automatic failover is off (spec.database.failover.enabled: false)"}
+	}
+	var ok []candidate
+	var why []string
+	for _, c := range in.candidates {
+		switch {
+		case c.err != nil:
+			why = append(why, fmt.Sprintf("%s: agent did not answer (%v)", c.pod, c.err))
+		case c.status.Diverged != "":
+			why = append(why, fmt.Sprintf("%s: diverged (%s)", c.pod, c.status.Diverged))
+		case c.status.Topology.Epoch != in.epoch:
+			why = append(why, fmt.Sprintf("%s: follows epoch %d, not %d", c.pod, c.status.Topology.Epoch, in.epoch))
+		case c.status.Role != agentapi.RoleReplica:
+			why = append(why, fmt.Sprintf("%s: is not a replica (%s)", c.pod, c.status.Role))
+		default:
+			ok = append(ok, c)
+		}
+	}
+	if len(ok) == 0 {
+		if len(why) == 0 {
+			why = append(why, "the shard has no replica")
+		}
+		return failoverDecision{refused: "no replica can be promoted: " + strings.Join(why, "; ")}
+	}
+	// The most advanced: received everything any other received. Ties go to a ready pod, then
+	// to the lowest name, so the choice is stable.
+	slices.SortFunc(ok, func(a, b candidate) int {
+		if a.ready != b.ready {
+			if a.ready {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.pod, b.pod)
+	})
+	var best *candidate
+	for i := range ok {
+		all := true
+		for j := range ok {
+			if !ok[i].status.Position.Received.Contains(ok[j].status.Position.Received) {
+				all = false
+				break
+			}
+		}
+		if all {
+			best = &ok[i]
+			break
+		}
+	}
+	if best == nil {
+		return failoverDecision{refused: "no replica has received every transaction the others have: promoting any would lose another's (replicas diverged; see their agents' status)"}
+	}
+	lag := best.status.LagSeconds
+	switch {
+	case lag == nil && !in.allowLossy:
+		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but its lag was never known: it may lack transactions (set failover.allowLossy to promote it anyway)", best.pod)}
+	case lag != nil && time.Duration(*lag*float64(time.Second)) > in.maxLag && !in.allowLossy:
+		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but it was %.0fs behind when last known, beyond failover.maxLag %v: promoting it would lose transactions (set failover.allowLossy to accept that)", best.pod, *lag, in.maxLag)}
+	}
+	return failoverDecision{promote: best.pod}
+}
+
+// primaryMove is a change of a shard's primary decided in this pass, announced to the agents
+// after the shard map and the Services record it.
+type primaryMove struct {
+	shard    int32
+	from, to string
+	epoch    int64
+	kind     string // failover or switchover
+	reason   string
+	pods     []*corev1.Pod
+}
+
+// shardPods lists a shard's database pods from the cache, by name.
+func (r *SocialPlatformReconciler) shardPods(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform, i int32) (map[string]*corev1.Pod, error) {
+	list := &corev1.PodList{}
+	sel := sp.SelectorLabels("database")
+	sel[scalestackv1alpha1.LabelShard] = strconv.Itoa(int(i))
+	if err := r.Client.List(ctx, list, client.InNamespace(sp.Namespace), client.MatchingLabels(sel)); err != nil {
+		return nil, fmt.Errorf("listing the pods of shard %d: %w", i, err)
+	}
+	pods := map[string]*corev1.Pod{}
+	for k := range list.Items {
+		pods[list.Items[k].Name] = &list.Items[k]
+	}
+	return pods, nil
+}
+
+// podReady reports whether a pod is ready, and since when it is not.
+func podReady(p *corev1.Pod) (bool, time.Time) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			if c.Status == corev1.ConditionTrue && p.DeletionTimestamp.IsZero() {
+				return true, time.Time{}
+			}
+			if !p.DeletionTimestamp.IsZero() && p.DeletionTimestamp.Time.Before(c.LastTransitionTime.Time) {
+				return false, p.DeletionTimestamp.Time
+			}
+			return false, c.LastTransitionTime.Time
+		}
+	}
+	return false, p.CreationTimestamp.Time
+}
+
+// agents returns the client of a platform's agents, with the token from the credentials Secret.
+func (r *SocialPlatformReconciler) agents(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform) (agentapi.Client, error) {
+	secret := &corev1.Secret{}
+	if found, err := r.getOptional(ctx, sp.Namespace, sp.DatabaseSecretName(), secret); err != nil {
+		return agentapi.Client{}, err
+	} else if !found {
+		return agentapi.Client{}, errors.New("the database credentials Secret is missing")
+	}
+	return agentapi.Client{HTTP: r.agentHTTP(), Token: agentapi.Token(string(secret.Data[render.SecretKeyReplication]))}, nil
+}
+
+func (r *SocialPlatformReconciler) agentHTTP() *http.Client {
+	return &http.Client{Timeout: 45 * time.Second}
+}
+
+func (r *SocialPlatformReconciler) agentURL(p *corev1.Pod) string {
+	if r.AgentURL != nil {
+		return r.AgentURL(p)
+	}
+	return PodIPAgentURL(p)
+}
+
+// statuses asks the agents of pods (all but skip) for their reports.
+func (r *SocialPlatformReconciler) statuses(ctx context.Context, c agentapi.Client, pods map[string]*corev1.Pod, skip string) []candidate {
+	var out []candidate
+	for name, p := range pods {
+		if name == skip {
+			continue
+		}
+		ready, _ := podReady(p)
+		cd := candidate{pod: name, ready: ready}
+		if url := r.agentURL(p); url == "" {
+			cd.err = errors.New("the pod has no IP")
+		} else {
+			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := c.Status(callCtx, url)
+			cancel()
+			if err != nil {
+				cd.err = err
+			} else {
+				cd.status = &st
+			}
+		}
+		out = append(out, cd)
+	}
+	return out
+}
+
+// decidePrimaries looks at every shard's primary of record and decides the moves of this pass:
+// a failover when it has been unavailable for failover.after, a switchover when its pod asks for
+// one, a confirmation when its agent fenced it after a stall. Refusals are recorded in the scope
+// for DatabaseReady.
+func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope, observed *shard.Map) ([]primaryMove, error) {
+	sp := s.sp
+	var moves []primaryMove
+	var agents *agentapi.Client
+	client := func() (agentapi.Client, error) {
+		if agents != nil {
+			return *agents, nil
+		}
+		c, err := r.agents(ctx, sp)
+		if err != nil {
+			return agentapi.Client{}, err
+		}
+		agents = &c
+		return c, nil
+	}
+	for i := range render.Shards(sp) {
+		rec := render.PrimaryOf(sp, i, observed, nil)
+		s.primaries[i] = rec
+		pods, err := r.shardPods(ctx, sp, i)
+		if err != nil {
+			return nil, err
+		}
+		primary := pods[rec.Pod]
+		if primary == nil {
+			// Not created yet, or being recreated by its StatefulSet: nothing to judge.
+			continue
+		}
+		if target, ok := primary.Annotations[scalestackv1alpha1.AnnotationSwitchover]; ok {
+			c, err := client()
+			if err != nil {
+				return nil, err
+			}
+			m, err := r.switchover(ctx, s, c, i, rec, pods, target)
+			switch {
+			case errors.Is(err, errNotYet):
+				log.FromContext(ctx).Info("Switchover waits", "shard", i, "reason", err.Error())
+				s.requeueAfter(5 * time.Second)
+				continue
+			case err != nil:
+				r.Recorder.Eventf(sp, primary, corev1.EventTypeWarning, scalestackv1alpha1.EventSwitchoverFailed, "Switchover", "shard %d: %s", i, truncate(err.Error(), 900))
+			default:
+				moves = append(moves, m)
+			}
+			if err := r.clearSwitchover(ctx, primary); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ready, since := podReady(primary)
+		if ready {
+			continue
+		}
+		c, err := client()
+		if err != nil {
+			return nil, err
+		}
+		// A primary whose agent fenced it after a stall, and that is still the primary of record:
+		// confirm it at once rather than fail over.
+		if url := r.agentURL(primary); url != "" {
+			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := c.Status(callCtx, url)
+			cancel()
+			if err == nil && st.Fenced != "" && st.Topology.Primary == rec.Pod && st.Topology.Epoch == rec.Epoch {
+				if _, err := c.SetTopology(ctx, url, agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch, Confirm: true}); err != nil {
+					log.FromContext(ctx).Info("Could not confirm a fenced primary", "shard", i, "error", err.Error())
+				}
+				s.requeueAfter(5 * time.Second)
+				continue
+			}
+		}
+		d := planFailover(failoverInput{now: time.Now(), primaryGone: since, after: render.FailoverAfter(sp),
+			enabled: render.FailoverEnabled(sp), maxLag: render.FailoverMaxLag(sp), allowLossy: sp.Spec.Database.Failover.AllowLossy,
+			epoch: rec.Epoch, candidates: r.statuses(ctx, c, pods, rec.Pod)})
+		switch {
+		case d.wait > 0:
+			s.requeueAfter(d.wait + time.Second)
+		case d.refused != "":
+			msg := fmt.Sprintf("shard %d: primary %s unavailable since %s; failover refused: %s", i, rec.Pod, since.UTC().Format(time.RFC3339), d.refused)
+			s.failoverRefused = append(s.failoverRefused, msg)
+			r.Recorder.Eventf(sp, primary, corev1.EventTypeWarning, scalestackv1alpha1.EventFailoverRefused, "Failover", "%s", truncate(msg, 1000))
+			s.requeueAfter(10 * time.Second)
+		case d.promote != "":
+			moves = append(moves, primaryMove{shard: i, from: rec.Pod, to: d.promote, epoch: rec.Epoch + 1, kind: "failover",
+				reason: fmt.Sprintf("primary %s unavailable for %v", rec.Pod, time.Since(since).Round(time.Second)), pods: podList(pods)})
+		}
+	}
+	return moves, nil
+}
+
+func podList(pods map[string]*corev1.Pod) []*corev1.Pod {
+	out := make([]*corev1.Pod, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// switchoverCatchUp bounds how long a switchover waits for the new primary to apply what the
+// fenced one has; writes are refused meanwhile.
+const switchoverCatchUp = 30 * time.Second
+
+// switchover hands shard i's primary to target ("any": the most advanced ready replica) without
+// losing a write: the primary is fenced (read-only, the apps' connections closed), the target
+// applies everything the fenced primary has, and only then the topology moves. If the target
+// does not catch up in time, the fence is lifted and nothing moves.
+func (r *SocialPlatformReconciler) switchover(ctx context.Context, s *scope, c agentapi.Client, i int32, rec render.Primary, pods map[string]*corev1.Pod, target string) (primaryMove, error) {
+	cands := r.statuses(ctx, c, pods, rec.Pod)
+	var chosen *candidate
+	var why []string
+	for k := range cands {
+		cd := &cands[k]
+		if target != "any" && cd.pod != target {
+			continue
+		}
+		switch {
+		case cd.err != nil:
+			why = append(why, fmt.Sprintf("%s: agent did not answer (%v)", cd.pod, cd.err))
+			continue
+		case !cd.ready || !cd.status.Ready:
+			why = append(why, fmt.Sprintf("%s: not ready (%s)", cd.pod, cd.status.Reason))
+			continue
+		case cd.status.Diverged != "" || cd.status.Role != agentapi.RoleReplica:
+			why = append(why, fmt.Sprintf("%s: not a replicating replica (%s %s)", cd.pod, cd.status.Role, cd.status.Diverged))
+			continue
+		}
+		if chosen == nil || cd.status.Position.Received.Contains(chosen.status.Position.Received) && !chosen.status.Position.Received.Contains(cd.status.Position.Received) {
+			chosen = cd
+		}
+	}
+	if chosen == nil {
+		if len(why) == 0 {
+			why = append(why, "no such pod in the shard")
+		}
+		return primaryMove{}, fmt.Errorf("%w: no ready, replicating replica matches %q: %s", errNotYet, target, strings.Join(why, "; "))
+	}
+	primary := pods[rec.Pod]
+	url := r.agentURL(primary)
+	fenced, err := c.Fence(ctx, url, rec.Epoch)
+	if err != nil {
+		return primaryMove{}, fmt.Errorf("fencing %s: %w", rec.Pod, err)
+	}
+	deadline := time.Now().Add(switchoverCatchUp)
+	for {
+		st, err := c.Status(ctx, r.agentURL(pods[chosen.pod]))
+		if err == nil && st.Position.Executed.Contains(fenced.Position.Executed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			if _, uerr := c.SetTopology(ctx, url, agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch, Confirm: true}); uerr != nil {
+				return primaryMove{}, fmt.Errorf("%s did not apply the fenced primary's transactions within %v, and lifting the fence failed: %w", chosen.pod, switchoverCatchUp, uerr)
+			}
+			return primaryMove{}, fmt.Errorf("%s did not apply the fenced primary's transactions within %v; the primary stays %s", chosen.pod, switchoverCatchUp, rec.Pod)
+		}
+		select {
+		case <-ctx.Done():
+			return primaryMove{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return primaryMove{shard: i, from: rec.Pod, to: chosen.pod, epoch: rec.Epoch + 1, kind: "switchover",
+		reason: "asked for on " + rec.Pod, pods: podList(pods)}, nil
+}
+
+// errNotYet marks a switchover that cannot start now but may later (the target is not ready):
+// the request stays on the pod and the operator looks again.
+var errNotYet = errors.New("not yet")
+
+// clearSwitchover removes the request from the pod, done or refused.
+func (r *SocialPlatformReconciler) clearSwitchover(ctx context.Context, pod *corev1.Pod) error {
+	patch := client.MergeFrom(pod.DeepCopy())
+	p := pod.DeepCopy()
+	delete(p.Annotations, scalestackv1alpha1.AnnotationSwitchover)
+	if err := r.Client.Patch(ctx, p, patch); err != nil {
+		return fmt.Errorf("removing the switchover request from %s: %w", pod.Name, err)
+	}
+	return nil
+}
+
+// announce tells the shard's agents of moves recorded in the shard map: the new primary first
+// (it promotes itself, after applying its relay log), then the others (they re-point, the old
+// primary fences itself). An agent that does not answer finds the decision in its mounted map.
+func (r *SocialPlatformReconciler) announce(ctx context.Context, s *scope, moves []primaryMove) {
+	if len(moves) == 0 {
+		return
+	}
+	sp := s.sp
+	c, err := r.agents(ctx, sp)
+	if err != nil {
+		log.FromContext(ctx).Info("Could not tell the agents of a primary move; they will read the shard map", "error", err.Error())
+		return
+	}
+	for _, m := range moves {
+		topo := agentapi.Topology{Primary: m.to, Epoch: m.epoch}
+		slices.SortStableFunc(m.pods, func(a, b *corev1.Pod) int {
+			return boolRank(a.Name != m.to) - boolRank(b.Name != m.to)
+		})
+		var missed []string
+		for _, p := range m.pods {
+			url := r.agentURL(p)
+			if url == "" {
+				missed = append(missed, p.Name)
+				continue
+			}
+			if _, err := c.SetTopology(ctx, url, topo); err != nil {
+				missed = append(missed, p.Name)
+			}
+		}
+		shardFailovers.WithLabelValues(sp.Namespace, sp.Name, strconv.Itoa(int(m.shard)), m.kind).Inc()
+		reason, eventType := scalestackv1alpha1.EventShardFailover, corev1.EventTypeWarning
+		if m.kind == "switchover" {
+			reason, eventType = scalestackv1alpha1.EventShardSwitchover, corev1.EventTypeNormal
+		}
+		msg := fmt.Sprintf("shard %d: %s promoted in place of %s (epoch %d): %s", m.shard, m.to, m.from, m.epoch, m.reason)
+		if len(missed) > 0 {
+			msg += fmt.Sprintf("; not reached yet (they follow the shard map): %s", strings.Join(missed, ", "))
+		}
+		r.Recorder.Eventf(sp, nil, eventType, reason, "Failover", "%s", truncate(msg, 1000))
+		log.FromContext(ctx).Info("Moved a shard's primary", "shard", m.shard, "from", m.from, "to", m.to, "epoch", m.epoch, "kind", m.kind)
+		s.requeueAfter(5 * time.Second)
+	}
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/replication"
+)
+
+func replicaAt(t *testing.T, pod, received string, lag *float64) candidate {
+	t.Helper()
+	pos, err := replication.ParseMariaDBPosition(received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return candidate{pod: pod, ready: true, status: &agentapi.Status{Pod: pod, Role: agentapi.RoleReplica, Topology: agentapi.Topology{Primary: "p-0", Epoch: 3},
+		Position: replication.Position{Received: pos}, LagSeconds: lag}}
+}
+
+func TestPlanFailover(t *testing.T) {
+	now := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	zero, five, sixty := 0.0, 5.0, 60.0
+	base := failoverInput{now: now, primaryGone: now.Add(-time.Minute), after: 30 * time.Second, enabled: true, maxLag: 10 * time.Second, epoch: 3}
+	cases := []struct {
+		name    string
+		mutate  func(*failoverInput)
+		promote string
+		refused string // substring
+		wait    time.Duration
+	}{
+		{"primary available", func(in *failoverInput) { in.primaryGone = time.Time{} }, "", "", 0},
+		{"not gone long enough", func(in *failoverInput) { in.primaryGone = now.Add(-10 * time.Second) }, "", "", 20 * time.Second},
+		{"the most advanced replica", func(in *failoverInput) {
+			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-90", &zero), replicaAt(t, "r-1", "0-1-100", &five)}
+		}, "r-1", "", 0},
+		{"a tie goes to the ready pod, then the lowest name", func(in *failoverInput) {
+			a, b, c := replicaAt(t, "r-2", "0-1-100", &zero), replicaAt(t, "r-1", "0-1-100", &zero), replicaAt(t, "r-0", "0-1-100", &zero)
+			c.ready = false
+			in.candidates = []candidate{a, b, c}
+		}, "r-1", "", 0},
+		{"the most advanced lagged beyond the bound", func(in *failoverInput) {
+			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", &sixty), replicaAt(t, "r-1", "0-1-90", &zero)}
+		}, "", "beyond failover.maxLag", 0},
+		{"lossy failover allowed", func(in *failoverInput) {
+			in.allowLossy = true
+			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", &sixty)}
+		}, "r-0", "", 0},
+		{"lag never known", func(in *failoverInput) { in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", nil)} }, "", "never known", 0},
+		{"no replica answers", func(in *failoverInput) {
+			in.candidates = []candidate{{pod: "r-0", err: errors.New("connection refused")}}
+		}, "", "r-0: agent did not answer", 0},
+		{"no replica at all", func(*failoverInput) {}, "", "the shard has no replica", 0},
+		{"a diverged replica is not a candidate", func(in *failoverInput) {
+			d := replicaAt(t, "r-0", "0-1-120", &zero)
+			d.status.Diverged = "0-7:1-3"
+			in.candidates = []candidate{d, replicaAt(t, "r-1", "0-1-100", &zero)}
+		}, "r-1", "", 0},
+		{"a replica of another epoch is not a candidate", func(in *failoverInput) {
+			o := replicaAt(t, "r-0", "0-1-120", &zero)
+			o.status.Topology.Epoch = 2
+			in.candidates = []candidate{o}
+		}, "", "follows epoch 2", 0},
+		{"replicas of different domains include none of each other", func(in *failoverInput) {
+			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100,1-1-5", &zero), replicaAt(t, "r-1", "0-1-100,2-1-5", &zero)}
+		}, "", "promoting any would lose another's", 0},
+		{"failover off", func(in *failoverInput) {
+			in.enabled = false
+			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", &zero)}
+		}, "", "failover is off", 0},
+	}
+	for _, tc := range cases {
+		in := base
+		tc.mutate(&in)
+		d := planFailover(in)
+		if d.promote != tc.promote || d.wait != tc.wait || (tc.refused == "") != (d.refused == "") || !strings.Contains(d.refused, tc.refused) {
+			t.Errorf("%s: %+v, want promote %q wait %v refused ~%q", tc.name, d, tc.promote, tc.wait, tc.refused)
+		}
+	}
+}
+
+func TestFailoverCondition(t *testing.T) {
+	ready := metav1.Condition{Type: scalestackv1alpha1.ConditionDatabaseReady, Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonAvailable}
+	notReady := metav1.Condition{Type: scalestackv1alpha1.ConditionDatabaseReady, Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonUnavailable}
+	moved := []scalestackv1alpha1.ShardStatus{{Index: 0, Primary: "p-0", Epoch: 1, PrimaryReady: false}}
+	if c := failoverCondition(ready, nil, []string{"shard 0: refused"}); c.Reason != scalestackv1alpha1.ReasonFailoverRefused || c.Status != metav1.ConditionFalse {
+		t.Errorf("refused: %+v", c)
+	}
+	if c := failoverCondition(notReady, moved, nil); c.Reason != scalestackv1alpha1.ReasonFailingOver || !strings.Contains(c.Message, "p-0") {
+		t.Errorf("moving: %+v", c)
+	}
+	if c := failoverCondition(ready, []scalestackv1alpha1.ShardStatus{{Epoch: 1, PrimaryReady: true}}, nil); c != ready {
+		t.Errorf("moved and ready: %+v", c)
+	}
+	if c := failoverCondition(notReady, []scalestackv1alpha1.ShardStatus{{Epoch: 0}}, nil); c != notReady {
+		t.Errorf("never moved: %+v", c)
+	}
+}

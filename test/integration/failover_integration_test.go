@@ -1,0 +1,357 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/apps/dbagent"
+	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/internal/localservers"
+	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/replication"
+	"github.com/scalestack/scalestack/pkg/shard"
+)
+
+// dbPod is a database pod of the test: a real MariaDB server, a real agent beside it, and the Pod
+// object the operator sees (envtest has no kubelet, so the test plays it: readiness and IP).
+type dbPod struct {
+	name   string
+	server *localservers.MariaDB
+	agent  *dbagent.Agent
+}
+
+func setPodReady(t *testing.T, ns, name string, ready bool) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("pod %s ready=%v", name, ready), func() error {
+		p, err := get(t, &corev1.Pod{}, ns, name)
+		if err != nil {
+			return err
+		}
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		p.Status.PodIP = "10.0.0.1"
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.Now()}}
+		return k8s.Status().Update(context.Background(), p)
+	})
+}
+
+func rowCount(db *sql.DB) int {
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM social.posts").Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+func shardMapOf(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) (*shard.Map, error) {
+	cm, err := get(t, &corev1.ConfigMap{}, sp.Namespace, sp.ShardMapName())
+	if err != nil {
+		return nil, err
+	}
+	return shard.Parse([]byte(cm.Data[render.ShardMapKey]))
+}
+
+// eventNotes lists the namespace's events, for a failure's message.
+func eventNotes(t *testing.T, ns string) string {
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Type == corev1.EventTypeWarning || strings.Contains(e.Reason, "over") {
+			out = append(out, e.Reason+": "+e.Note)
+		}
+	}
+	return strings.Join(out, " | ")
+}
+
+func hasEvent(t *testing.T, ns, reason, substr string) func() error {
+	return func() error {
+		list := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Reason == reason && strings.Contains(e.Note, substr) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event mentioning %q among %d", reason, substr, len(list.Items))
+	}
+}
+
+// The operator fails a shard over when its primary has been unavailable for failover.after, with
+// real MariaDB servers and agents behind the pods: the most advanced replica is promoted, the
+// shard map and the -primary Service follow it, no acknowledged row is lost; the old primary
+// rejoins as a replica, and a switchover asked for on the new primary's pod hands the primary
+// back with no write lost.
+func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
+	ctx := context.Background()
+	sp := loadSample(t, newNamespace(t))
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](1)
+	sp.Spec.Database.Failover = scalestackv1alpha1.FailoverSpec{After: &metav1.Duration{Duration: 10 * time.Second}}
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	ns := sp.Namespace
+	var secret *corev1.Secret
+	eventually(t, "the credentials Secret", func() error {
+		var err error
+		secret, err = get(t, &corev1.Secret{}, ns, sp.DatabaseSecretName())
+		return err
+	})
+	creds := replication.Credentials{AppPassword: string(secret.Data[render.SecretKeyApp]),
+		ReplicationPassword: string(secret.Data[render.SecretKeyReplication]), ExporterPassword: string(secret.Data[render.SecretKeyExporter])}
+
+	primaryName, replicaName := sp.ShardDefaultPrimaryPod(0), sp.ShardReplicasName(0)+"-0"
+	servers := map[string]*localservers.MariaDB{primaryName: localservers.StartMariaDB(t), replicaName: localservers.StartMariaDB(t)}
+	pods := map[string]*dbPod{}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for name, role := range map[string]string{primaryName: "primary", replicaName: "replica"} {
+		cfg := dbagent.Config{Role: role, Engine: replication.MariaDB, Shard: 0, Pod: name, Primary: primaryName,
+			Peer: func(pod string) (string, int) {
+				if m := servers[pod]; m != nil {
+					return "127.0.0.1", m.Port
+				}
+				return "unknown", 3306
+			},
+			Credentials: creds, MaxLag: 10 * time.Second, Interval: 300 * time.Millisecond, FenceAfter: 5 * time.Second,
+			PromoteWait: 10 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
+		a := dbagent.New(cfg, servers[name].DB(t), logger)
+		srv := httptest.NewServer(a.Handler())
+		t.Cleanup(srv.Close)
+		runCtx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		go a.Run(runCtx)
+		env.SetAgent(ns, name, srv.URL)
+		pods[name] = &dbPod{name: name, server: servers[name], agent: a}
+
+		labels := sp.Labels("database")
+		labels[scalestackv1alpha1.LabelShard] = "0"
+		labels[scalestackv1alpha1.LabelRole] = role
+		labels[render.LabelPodName] = name
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
+		if err := k8s.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		setPodReady(t, ns, name, true)
+	}
+	primaryDB := servers[primaryName].DB(t)
+	eventually(t, "the primary writable", func() error {
+		_, err := primaryDB.Exec("CREATE DATABASE IF NOT EXISTS social")
+		return err
+	})
+	if _, err := primaryDB.Exec("CREATE TABLE social.posts (id BIGINT PRIMARY KEY, body TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	apps := map[string]*sql.DB{}
+	for name, m := range servers {
+		db, err := sql.Open("mysql", m.DSN("app", creds.AppPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		apps[name] = db
+	}
+	app := func(name string) *sql.DB { return apps[name] }
+	acknowledged := 0
+	for i := range 200 {
+		if _, err := app(primaryName).Exec("INSERT INTO social.posts VALUES (?, 'x')", i); err != nil {
+			t.Fatal(err)
+		}
+		acknowledged++
+	}
+	replicaDB := servers[replicaName].DB(t)
+	eventually(t, "the replica has every row", func() error {
+		if n := rowCount(replicaDB); n != acknowledged {
+			return fmt.Errorf("%d rows", n)
+		}
+		return nil
+	})
+
+	// The primary dies. Before failover.after nothing moves; then the replica is promoted.
+	servers[primaryName].Stop()
+	setPodReady(t, ns, primaryName, false)
+	gone := time.Now()
+	eventually(t, "the shard map records the new primary", func() error {
+		m, err := shardMapOf(t, sp)
+		if err != nil {
+			return err
+		}
+		if p := m.Shards[0]; p.PrimaryPod != replicaName || p.Epoch != 1 {
+			return fmt.Errorf("shard 0 %+v", p)
+		}
+		return nil
+	})
+	if waited := time.Since(gone); waited < 10*time.Second {
+		t.Errorf("failed over after %v, before failover.after (10s)", waited)
+	}
+	t.Logf("failover recorded %v after the primary's pod turned unready (failover.after 10s)", time.Since(gone).Round(100*time.Millisecond))
+	svc, err := get(t, &corev1.Service{}, ns, sp.ShardPrimaryName(0))
+	if err != nil || svc.Spec.Selector[render.LabelPodName] != replicaName {
+		t.Errorf("-primary Service selector %v (%v)", svc.Spec.Selector, err)
+	}
+	eventually(t, "the promoted replica takes writes with every acknowledged row", func() error {
+		if _, err := app(replicaName).Exec("INSERT INTO social.posts VALUES (?, 'after failover')", 1000+acknowledged); err != nil {
+			return err
+		}
+		acknowledged++
+		return nil
+	})
+	if n := rowCount(replicaDB); n != acknowledged {
+		t.Errorf("%d rows on the new primary, %d acknowledged", n, acknowledged)
+	}
+	eventually(t, "a ShardFailover event", hasEvent(t, ns, scalestackv1alpha1.EventShardFailover, replicaName))
+	eventually(t, "status names the primary of record", func() error {
+		cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, ns, sp.Name)
+		if err != nil {
+			return err
+		}
+		if len(cur.Status.Shards) != 1 || cur.Status.Shards[0].Primary != replicaName || cur.Status.Shards[0].Epoch != 1 {
+			return fmt.Errorf("shards %+v", cur.Status.Shards)
+		}
+		return nil
+	})
+
+	// The old primary returns: it was told of the failover while its server was down, so it
+	// rejoins as a replica of the new primary.
+	servers[primaryName].Restart()
+	oldDB := servers[primaryName].DB(t)
+	eventually(t, "the old primary replicates from the new one", func() error {
+		if n := rowCount(oldDB); n != acknowledged {
+			return fmt.Errorf("%d rows", n)
+		}
+		return nil
+	})
+	setPodReady(t, ns, primaryName, true)
+
+	// A switchover back, asked for on the primary of record's pod, under writes.
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		ok := 0
+		w := app(replicaName)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- ok
+				return
+			default:
+			}
+			if _, err := w.Exec("INSERT INTO social.posts VALUES (?, 'during switchover')", 5000+i); err == nil {
+				ok++
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	eventually(t, "annotate the primary's pod", func() error {
+		p, err := get(t, &corev1.Pod{}, ns, replicaName)
+		if err != nil {
+			return err
+		}
+		p.Annotations = map[string]string{scalestackv1alpha1.AnnotationSwitchover: primaryName}
+		return k8s.Update(ctx, p)
+	})
+	eventually(t, "the switchover recorded", func() error {
+		m, err := shardMapOf(t, sp)
+		if err != nil {
+			return err
+		}
+		if p := m.Shards[0]; p.PrimaryPod != primaryName || p.Epoch != 2 {
+			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, ns))
+		}
+		return nil
+	})
+	close(stop)
+	acknowledged += <-done
+	eventually(t, "the old primary is primary again and has every acknowledged row", func() error {
+		if _, err := app(primaryName).Exec("INSERT INTO social.posts VALUES (?, 'after switchover')", 9999); err != nil {
+			return err
+		}
+		acknowledged++
+		if n := rowCount(oldDB); n != acknowledged {
+			return fmt.Errorf("%d rows, %d acknowledged", n, acknowledged)
+		}
+		return nil
+	})
+	eventually(t, "the request removed from the pod", func() error {
+		p, err := get(t, &corev1.Pod{}, ns, replicaName)
+		if err != nil {
+			return err
+		}
+		if _, ok := p.Annotations[scalestackv1alpha1.AnnotationSwitchover]; ok {
+			return fmt.Errorf("still annotated")
+		}
+		return nil
+	})
+	eventually(t, "a ShardSwitchover event", hasEvent(t, ns, scalestackv1alpha1.EventShardSwitchover, primaryName))
+	eventually(t, "the demoted primary replicates again", func() error {
+		if n := rowCount(replicaDB); n != acknowledged {
+			return fmt.Errorf("%d rows, %d acknowledged", n, acknowledged)
+		}
+		return nil
+	})
+}
+
+// With the only replica's agent unreachable, a gone primary is not replaced, and DatabaseReady
+// says why.
+func TestFailoverRefusedSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	sp := loadSample(t, newNamespace(t))
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.Failover = scalestackv1alpha1.FailoverSpec{After: &metav1.Duration{Duration: 10 * time.Second}}
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	ns := sp.Namespace
+	for name, role := range map[string]string{sp.ShardDefaultPrimaryPod(0): "primary", sp.ShardReplicasName(0) + "-0": "replica"} {
+		labels := sp.Labels("database")
+		labels[scalestackv1alpha1.LabelShard] = "0"
+		labels[scalestackv1alpha1.LabelRole] = role
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
+		if err := k8s.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing listens there: the agents do not answer.
+		env.SetAgent(ns, name, "http://127.0.0.1:1")
+		setPodReady(t, ns, name, role != "primary")
+	}
+	eventually(t, "DatabaseReady=False/FailoverRefused", func() error {
+		cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, ns, sp.Name)
+		if err != nil {
+			return err
+		}
+		for _, c := range cur.Status.Conditions {
+			if c.Type == scalestackv1alpha1.ConditionDatabaseReady && c.Reason == scalestackv1alpha1.ReasonFailoverRefused &&
+				strings.Contains(c.Message, "agent did not answer") {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %+v", cur.Status.Conditions)
+	})
+	if m, err := shardMapOf(t, sp); err != nil || m.Shards[0].PrimaryPod != "" {
+		t.Errorf("the map moved the primary: %+v %v", m, err)
+	}
+	eventually(t, "a FailoverRefused event", hasEvent(t, ns, scalestackv1alpha1.EventFailoverRefused, "agent did not answer"))
+}
