@@ -92,7 +92,9 @@ func (sp *SocialPlatform) ShardReplicasName(i int32) string {
 
 // ShardDefaultPrimaryPod is the pod that is a shard's primary until a failover or switchover
 // moves it: the primary StatefulSet's only pod.
-func (sp *SocialPlatform) ShardDefaultPrimaryPod(i int32) string { return sp.ShardPrimaryName(i) + "-0" }
+func (sp *SocialPlatform) ShardDefaultPrimaryPod(i int32) string {
+	return sp.ShardPrimaryName(i) + "-0"
+}
 
 // ShardName is the headless Service that governs physical shard i's StatefulSets (pod DNS).
 func (sp *SocialPlatform) ShardName(i int32) string { return fmt.Sprintf("%s-shard-%d", sp.Name, i) }

@@ -32,9 +32,9 @@ const (
 
 // Environment of the shard agent (dbagent), beside each database server.
 const (
-	EnvAgentRole                = "DBAGENT_ROLE"
-	EnvAgentEngine              = "DBAGENT_ENGINE"
-	EnvAgentShard               = "DBAGENT_SHARD"
+	EnvAgentRole   = "DBAGENT_ROLE"
+	EnvAgentEngine = "DBAGENT_ENGINE"
+	EnvAgentShard  = "DBAGENT_SHARD"
 	// EnvAgentPrimaryPod names the pod that is the shard's primary until the shard map names
 	// another (after a failover or switchover).
 	EnvAgentPrimaryPod = "DBAGENT_PRIMARY_POD"
@@ -45,8 +45,8 @@ const (
 	EnvAgentShardMap = "DBAGENT_SHARD_MAP"
 	// EnvAgentFenceAfter: a primary whose agent could not reach its server for this long refuses
 	// writes until the operator confirms it is still the primary.
-	EnvAgentFenceAfter = "DBAGENT_FENCE_AFTER"
-	EnvAgentPod        = "POD_NAME"
+	EnvAgentFenceAfter          = "DBAGENT_FENCE_AFTER"
+	EnvAgentPod                 = "POD_NAME"
 	EnvAgentAddr                = "DBAGENT_ADDR"
 	EnvAgentDataDir             = "DBAGENT_DATADIR"
 	EnvAgentRootPassword        = "DBAGENT_ROOT_PASSWORD"

@@ -72,11 +72,11 @@ func bootstrap(log *slog.Logger) error {
 
 func run(log *slog.Logger) error {
 	cfg := dbagent.Config{
-		Role:        env(platform.EnvAgentRole, "primary"),
-		Engine:      replication.Engine(env(platform.EnvAgentEngine, string(replication.MariaDB))),
-		Pod:         env(platform.EnvAgentPod, "local-0"),
-		Primary:     os.Getenv(platform.EnvAgentPrimaryPod),
-		ShardMap:    os.Getenv(platform.EnvAgentShardMap),
+		Role:     env(platform.EnvAgentRole, "primary"),
+		Engine:   replication.Engine(env(platform.EnvAgentEngine, string(replication.MariaDB))),
+		Pod:      env(platform.EnvAgentPod, "local-0"),
+		Primary:  os.Getenv(platform.EnvAgentPrimaryPod),
+		ShardMap: os.Getenv(platform.EnvAgentShardMap),
 		Credentials: replication.Credentials{
 			AppPassword:         os.Getenv(platform.EnvAgentAppPassword),
 			ReplicationPassword: os.Getenv(platform.EnvAgentReplicationPassword),
