@@ -14,10 +14,17 @@ import (
 // (besides a namespace named "monitoring").
 const ScrapeNamespaceLabel = "scalestack.dev/scrape"
 
+// OperatorNamespace is where config/manager installs the operator; OperatorNamespaceLabel marks
+// another namespace it runs in. Both may reach the shard agents' port.
+const (
+	OperatorNamespace      = "scalestack-system"
+	OperatorNamespaceLabel = "scalestack.dev/operator"
+)
+
 // NetworkPolicies deny all ingress to the platform's pods and allow only the paths the stack
 // uses: the gateway from anywhere; the user, post and feed services from the apps; the databases
 // from the apps, the archiver and each other (replication); the cache from the apps; metrics ports
-// from monitoring namespaces. Egress is not restricted (the apps reach Kafka and the tracing
+// from monitoring namespaces; the shard agents' port from the operator's namespace. Egress is not restricted (the apps reach Kafka and the tracing
 // collector wherever they are).
 func NetworkPolicies(sp *scalestackv1alpha1.SocialPlatform) []*networkingv1ac.NetworkPolicyApplyConfiguration {
 	tcp := corev1.ProtocolTCP
@@ -35,6 +42,10 @@ func NetworkPolicies(sp *scalestackv1alpha1.SocialPlatform) []*networkingv1ac.Ne
 	monitoring := []*networkingv1ac.NetworkPolicyPeerApplyConfiguration{
 		networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": "monitoring"})),
 		networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{ScrapeNamespaceLabel: "true"})),
+	}
+	operator := []*networkingv1ac.NetworkPolicyPeerApplyConfiguration{
+		networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": OperatorNamespace})),
+		networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{OperatorNamespaceLabel: "true"})),
 	}
 	apps := []string{"gateway", "user", "post", "feed", "worker"}
 	policy := func(name string, selector *metav1ac.LabelSelectorApplyConfiguration, rules ...*networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration) *networkingv1ac.NetworkPolicyApplyConfiguration {
@@ -64,5 +75,7 @@ func NetworkPolicies(sp *scalestackv1alpha1.SocialPlatform) []*networkingv1ac.Ne
 		policy("database", components("database"), rule([]*networkingv1ac.NetworkPolicyPeerApplyConfiguration{fromPods(append(apps, "archiver", "database")...)}, MySQLPort)),
 		policy("cache", components("cache"), rule([]*networkingv1ac.NetworkPolicyPeerApplyConfiguration{fromPods(apps...)}, RedisPort)),
 		policy("metrics", metav1ac.LabelSelector().WithMatchLabels(instance), rule(monitoring, HTTPPort, ExporterPort, RedisExporterPort, AgentPort)),
+		// The operator calls the shard agents to move a primary (failover, switchover).
+		policy("database-agent", components("database"), rule(operator, AgentPort)),
 	}
 }

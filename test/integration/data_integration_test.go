@@ -107,8 +107,8 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 		t.Errorf("%d rule groups, want 10 (SLI and SLO per HTTP service, the error budget over the window, and saturation)", len(groups))
 	}
 	var nps networkingv1.NetworkPolicyList
-	if err := k8s.List(context.Background(), &nps, client.InNamespace(ns)); err != nil || len(nps.Items) != 6 {
-		t.Errorf("%d NetworkPolicies (%v), want 6", len(nps.Items), err)
+	if err := k8s.List(context.Background(), &nps, client.InNamespace(ns)); err != nil || len(nps.Items) != 7 {
+		t.Errorf("%d NetworkPolicies (%v), want 7", len(nps.Items), err)
 	}
 	for _, np := range nps.Items {
 		if np.Name == sp.Name+"-default-deny" && (len(np.Spec.Ingress) != 0 || np.Spec.PodSelector.MatchLabels[scalestackv1alpha1.LabelInstance] != sp.Name) {
