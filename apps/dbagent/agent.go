@@ -1,6 +1,11 @@
 // Package dbagent is the agent that runs beside each shard's database container. It owns the
-// server's replication role: on the primary it keeps the accounts and makes the server writable;
-// on a replica it points the server at the shard's primary with GTID and keeps it there. It
+// server's replication role, which follows the shard's topology (the primary of record and its
+// epoch, from the mounted shard map or the operator's push; package agentapi): on the primary it
+// keeps the accounts and makes the server writable (promoting it first, relay log applied, when
+// it was a replica); on a replica it points the server at the primary with GTID and keeps it
+// there, after checking the primary lacks none of its transactions. A primary that stalled, or
+// that the operator fences for a switchover, stays read-only until a newer decision or a
+// confirmation. It
 // answers the pod's readiness probe: ready means "accepts writes" on a primary and "replicates
 // from the right primary with lag under the bound" on a replica, never merely "process up".
 //
