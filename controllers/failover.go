@@ -298,6 +298,11 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			}
 			continue
 		}
+		if rec.Epoch > 0 {
+			if err := r.remindStale(ctx, s, client, rec, pods); err != nil {
+				return nil, err
+			}
+		}
 		ready, since := podReady(primary)
 		if ready {
 			continue
@@ -337,6 +342,37 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		}
 	}
 	return moves, nil
+}
+
+// remindStale tells the unready pods of a shard whose primary moved of the current topology when
+// their agents still follow an older one (they were unreachable when the move was announced, and
+// their mounted shard map is not refreshed yet).
+func (r *SocialPlatformReconciler) remindStale(ctx context.Context, s *scope, client func() (agentapi.Client, error), rec render.Primary, pods map[string]*corev1.Pod) error {
+	for name, p := range pods {
+		if ready, _ := podReady(p); ready || name == rec.Pod {
+			continue
+		}
+		url := r.agentURL(p)
+		if url == "" {
+			continue
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := c.Status(callCtx, url)
+		cancel()
+		if err != nil || st.Topology.Epoch >= rec.Epoch {
+			continue
+		}
+		callCtx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		_, err = c.SetTopology(callCtx, url, agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch})
+		cancel()
+		log.FromContext(ctx).Info("Told a stale agent of the shard's primary", "pod", name, "epoch", rec.Epoch, "error", err)
+		s.requeueAfter(10 * time.Second)
+	}
+	return nil
 }
 
 func podList(pods map[string]*corev1.Pod) []*corev1.Pod {
@@ -454,7 +490,16 @@ func (r *SocialPlatformReconciler) announce(ctx context.Context, s *scope, moves
 				missed = append(missed, p.Name)
 				continue
 			}
-			if _, err := c.SetTopology(ctx, url, topo); err != nil {
+			// The new primary may take PromoteWait to apply its relay log; the others answer after a
+			// tick, or not at all when their server is gone.
+			timeout := 10 * time.Second
+			if p.Name == m.to {
+				timeout = 45 * time.Second
+			}
+			callCtx, cancel := context.WithTimeout(ctx, timeout)
+			_, err := c.SetTopology(callCtx, url, topo)
+			cancel()
+			if err != nil {
 				missed = append(missed, p.Name)
 			}
 		}

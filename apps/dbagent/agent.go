@@ -115,6 +115,8 @@ type Agent struct {
 	lagAt     time.Time
 	diverged  replication.GTIDSet
 	startedAt time.Time
+	// checkedStart is set once fenceIfRestarted has looked at the server.
+	checkedStart bool
 	// usersApplied fingerprints the credentials EnsureUsers last applied (in memory only: a
 	// restarted agent applies them once more). Account statements are binlogged and replicated,
 	// so a converged primary must not repeat them every tick.
@@ -194,9 +196,24 @@ func loadMap(path string) (*shard.Map, error) {
 func (a *Agent) Tick(ctx context.Context) error {
 	a.tickMu.Lock()
 	defer a.tickMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, max(a.cfg.Interval, 5*time.Second)+a.cfg.PromoteWait)
-	defer cancel()
 	topo := a.topology()
+	// A tick that waits on a frozen server must end quickly, so that readiness turns false; only
+	// a promotion may take longer (it applies the relay log first).
+	timeout := max(a.cfg.Interval, 5*time.Second)
+	a.mu.Lock()
+	if topo.Primary == a.cfg.Pod && a.role != agentapi.RolePrimary {
+		timeout += a.cfg.PromoteWait
+	}
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := a.fenceIfRestarted(ctx, topo); err != nil {
+		a.mu.Lock()
+		a.readyErr = err
+		a.mu.Unlock()
+		a.ticks.WithLabelValues("error").Inc()
+		return err
+	}
 	a.mu.Lock()
 	if topo.Epoch > a.following.Epoch || topo.Primary != a.following.Primary {
 		a.following = topo
@@ -244,6 +261,33 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// fenceIfRestarted runs once, on the agent's first contact with its server: an agent that
+// starts beside a server that was already running writable (the agent restarted, the server did
+// not, e.g. while the server was frozen) cannot know whether another server was promoted
+// meanwhile, so the server refuses writes until the operator confirms it or a newer topology
+// arrives. A server that starts itself starts read-only, and the apps' connections died with it.
+func (a *Agent) fenceIfRestarted(ctx context.Context, topo agentapi.Topology) error {
+	a.mu.Lock()
+	checked := a.checkedStart
+	a.mu.Unlock()
+	if checked || topo.Primary != a.cfg.Pod || a.cfg.FenceAfter == 0 {
+		return nil
+	}
+	var ro bool
+	var uptime int64
+	if err := a.db.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'").Scan(&ro, &uptime); err != nil {
+		return fmt.Errorf("reading the server's state: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checkedStart = true
+	if !ro && time.Duration(uptime)*time.Second > time.Since(a.startedAt)+a.cfg.Interval+2*time.Second {
+		a.fence = &fence{epoch: topo.Epoch, reason: "the agent restarted beside a server that was already writable: another server may have been promoted meanwhile; waiting for the operator to confirm this one"}
+		a.log.Warn("Fenced the primary: the agent restarted beside a running writable server")
+	}
+	return nil
 }
 
 // ensureUsers makes the accounts when one is missing or the credentials changed since the last
@@ -411,6 +455,8 @@ func (a *Agent) SetTopology(ctx context.Context, t agentapi.Topology) error {
 		if a.fence != nil && t.Primary == a.cfg.Pod && t.Epoch >= a.fence.epoch {
 			a.log.Info("The operator confirmed this primary; lifting the fence", "epoch", t.Epoch)
 			a.fence = nil
+			// The confirmation covers the stall: the next tick does not fence again for it.
+			a.lastOK = time.Now()
 		}
 	}
 	t.Confirm = false
@@ -507,8 +553,12 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		a.mu.Lock()
-		err := a.readyErr
+		err, last := a.readyErr, a.lastOK
 		a.mu.Unlock()
+		// A verdict is only as good as its age: a tick stuck on a frozen server is not ready.
+		if stale := time.Since(last); err == nil && stale > 2*a.cfg.Interval+10*time.Second {
+			err = fmt.Errorf("the server has not answered for %v", stale.Round(time.Second))
+		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return

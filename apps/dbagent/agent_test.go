@@ -41,6 +41,8 @@ func TestAgentsMakeAShard(t *testing.T) {
 	ctx := context.Background()
 	primary := localservers.StartMariaDB(t)
 	replica := localservers.StartMariaDB(t)
+	bootReadOnly(t, primary)
+	bootReadOnly(t, replica)
 	creds := replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	base := Config{Engine: replication.MariaDB, Shard: 3, Primary: "s-primary-0",

@@ -44,6 +44,7 @@ func testShard(t *testing.T) (map[string]*member, agentapi.Client) {
 	servers := map[string]*localservers.MariaDB{}
 	for _, p := range pods {
 		servers[p] = localservers.StartMariaDB(t)
+		bootReadOnly(t, servers[p])
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	shard := map[string]*member{}
@@ -74,6 +75,14 @@ func testShard(t *testing.T) (map[string]*member, agentapi.Client) {
 		t.Fatal(err)
 	}
 	return shard, client
+}
+
+// bootReadOnly makes a test server what the operator starts: read-only until its agent decides.
+func bootReadOnly(t *testing.T, m *localservers.MariaDB) {
+	t.Helper()
+	if _, err := m.DB(t).Exec("SET GLOBAL read_only = ON"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitReady(t *testing.T, c agentapi.Client, m *member) agentapi.Status {
@@ -273,5 +282,22 @@ func TestStalledPrimaryConfirmed(t *testing.T) {
 	}
 	if err := write(appDB(t, p), 0, 5); err != nil {
 		t.Fatal(err)
+	}
+
+	// A new agent (a restarted agent container) beside the running, writable server fences it:
+	// it cannot know what happened while no agent watched.
+	time.Sleep(3 * time.Second) // the server has run for longer than the new agent
+	again := New(p.agent.cfg, p.server.DB(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := again.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := again.Status(ctx); err != nil || st.Fenced == "" || !st.Position.ReadOnly {
+		t.Fatalf("a restarted agent beside a writable server: %+v %v", st, err)
+	}
+	if err := again.SetTopology(ctx, agentapi.Topology{Primary: p.pod, Epoch: 0, Confirm: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := again.Status(ctx); st.Fenced != "" || st.Position.ReadOnly {
+		t.Errorf("confirmed, still fenced: %+v", st)
 	}
 }

@@ -124,6 +124,12 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 
 	primaryName, replicaName := sp.ShardDefaultPrimaryPod(0), sp.ShardReplicasName(0)+"-0"
 	servers := map[string]*localservers.MariaDB{primaryName: localservers.StartMariaDB(t), replicaName: localservers.StartMariaDB(t)}
+	for _, m := range servers {
+		// As the operator starts them: read-only until the agent decides.
+		if _, err := m.DB(t).Exec("SET GLOBAL read_only = ON"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pods := map[string]*dbPod{}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for name, role := range map[string]string{primaryName: "primary", replicaName: "replica"} {
