@@ -18,7 +18,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -253,6 +255,16 @@ type api struct {
 
 func (a *api) do(method, path string, in, out any) int {
 	a.t.Helper()
+	code, err := a.try(method, path, in, out)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return code
+}
+
+// try is do for requests that may fail while the stack recovers: a transport error is returned.
+func (a *api) try(method, path string, in, out any) (int, error) {
+	a.t.Helper()
 	var body io.Reader
 	if in != nil {
 		b, _ := json.Marshal(in)
@@ -267,19 +279,138 @@ func (a *api) do(method, path string, in, out any) int {
 	}
 	res, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
 	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, err
 	}
 	defer func() { _ = res.Body.Close() }()
 	raw, _ := io.ReadAll(res.Body)
 	if out != nil && res.StatusCode < 300 && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			a.t.Fatalf("%s %s: decoding %q: %v", method, path, raw, err)
+			return res.StatusCode, fmt.Errorf("decoding %q: %w", raw, err)
 		}
 	}
 	if res.StatusCode >= 300 {
 		a.t.Logf("%s %s: %d %s", method, path, res.StatusCode, raw)
 	}
-	return res.StatusCode
+	return res.StatusCode, nil
+}
+
+// serverPID finds a pod's process named comm on this machine (the real node is the host): the
+// one whose cgroup path names the pod's UID. Only the project's own pod is ever matched.
+func serverPID(t *testing.T, ns, pod, comm string) int {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: pod}, p); err != nil {
+		t.Fatal(err)
+	}
+	uid := string(p.UID)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		name, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(name)) != comm {
+			continue
+		}
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if strings.Contains(string(cg), uid) || strings.Contains(string(cg), strings.ReplaceAll(uid, "-", "_")) {
+			return pid
+		}
+	}
+	t.Fatalf("no %s process of pod %s (uid %s) on this machine", comm, pod, uid)
+	return 0
+}
+
+// failOverAndBack freezes the primary of shard s (SIGSTOP to its server: the pod stays, its agent
+// answers, the server does not), waits for the operator to promote the replica, writes through the
+// gateway, resumes the old primary and sees it rejoin as a replica, then asks for a switchover back
+// on the new primary's pod.
+func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, s int32, author *api, appPW string, before []int64) {
+	ctx := context.Background()
+	frozen, promoted := sp.ShardDefaultPrimaryPod(s), sp.ShardReplicasName(s)+"-0"
+	pid := serverPID(t, ns, frozen, "mariadbd")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	frozeAt := time.Now()
+	primaryIs := func(pod string, epoch int64) func() error {
+		return func() error {
+			cur := platform(t, ns)
+			if int(s) >= len(cur.Status.Shards) {
+				return fmt.Errorf("no status for shard %d", s)
+			}
+			if sh := cur.Status.Shards[s]; sh.Primary != pod || sh.Epoch != epoch {
+				return fmt.Errorf("shard %d: primary %s epoch %d", s, sh.Primary, sh.Epoch)
+			}
+			return nil
+		}
+	}
+	poll(t, "the operator promotes "+promoted, 3*time.Minute, primaryIs(promoted, 1))
+	t.Logf("real pods: %s promoted %v after %s froze (failover.after 10s)", promoted, time.Since(frozeAt).Round(100*time.Millisecond), frozen)
+
+	var after struct {
+		ID string `json:"id"`
+	}
+	poll(t, "a post on the failed-over shard", 2*time.Minute, func() error {
+		code, err := author.try("POST", "/api/posts", map[string]string{"body": "after the failover"}, &after)
+		if err != nil || code != http.StatusCreated {
+			return fmt.Errorf("post: %d %v", code, err)
+		}
+		return nil
+	})
+	t.Logf("real pods: writes to the shard succeed again %v after the freeze", time.Since(frozeAt).Round(100*time.Millisecond))
+	var afterID int64
+	if _, err := fmt.Sscan(after.ID, &afterID); err != nil {
+		t.Fatal(err)
+	}
+	newDB := appDB(t, ns, promoted, appPW)
+	for _, id := range append(before, afterID) {
+		var body string
+		if err := newDB.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body); err != nil {
+			t.Errorf("acknowledged post %d on the new primary: %v", id, err)
+		}
+	}
+
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	oldDB := appDB(t, ns, frozen, appPW)
+	poll(t, "the old primary rejoins as a replica", 3*time.Minute, func() error {
+		var body string
+		if err := oldDB.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", afterID).Scan(&body); err != nil {
+			return err
+		}
+		var ro int
+		if err := oldDB.QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro); err != nil || ro != 1 {
+			return fmt.Errorf("read_only %d %v", ro, err)
+		}
+		return nil
+	})
+	waitReady(t, ns, 5*time.Minute)
+
+	kubectlOut(t, "annotate", "pod", "-n", ns, promoted, scalestackv1alpha1.AnnotationSwitchover+"="+frozen)
+	switchAt := time.Now()
+	poll(t, "the switchover back to "+frozen, 2*time.Minute, primaryIs(frozen, 2))
+	t.Logf("real pods: switchover back recorded %v after the request", time.Since(switchAt).Round(100*time.Millisecond))
+	poll(t, "a post after the switchover", 2*time.Minute, func() error {
+		code, err := author.try("POST", "/api/posts", map[string]string{"body": "after the switchover"}, &after)
+		if err != nil || code != http.StatusCreated {
+			return fmt.Errorf("post: %d %v", code, err)
+		}
+		return nil
+	})
+	waitReady(t, ns, 5*time.Minute)
 }
 
 type tokenResponse struct {
@@ -517,6 +648,9 @@ func TestStackRunsInRealPods(t *testing.T) {
 	if code := bob.do("GET", "/api/feed", nil, &f); code != http.StatusOK || len(f.Posts) == 0 {
 		t.Errorf("bob's feed after the primary came back: %d, %d posts", code, len(f.Posts))
 	}
+
+	// Failover and switchover in real pods, on the shard of alice's post.
+	failOverAndBack(t, ns, sp, physical, alice, appPW, []int64{id})
 
 	// Deleted with Retain: claims and Secret stay; the platform created again finds its data.
 	if err := k8s.Delete(ctx, sp); err != nil {
