@@ -331,7 +331,14 @@ func serverPID(t *testing.T, ns, pod, comm string) int {
 // on the new primary's pod.
 func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, s int32, author *api, appPW string, before []int64) {
 	ctx := context.Background()
-	frozen, promoted := sp.ShardDefaultPrimaryPod(s), sp.ShardReplicasName(s)+"-0"
+	// The primary of record now: the deleted primary pod of the step before may already have been
+	// failed over (its pod took longer than failover.after to be ready again).
+	sh := platform(t, ns).Status.Shards[s]
+	frozen, promoted, epoch := sh.Primary, sp.ShardReplicasName(s)+"-0", sh.Epoch
+	if frozen == promoted {
+		promoted = sp.ShardDefaultPrimaryPod(s)
+	}
+	t.Logf("shard %d: primary of record %s at epoch %d", s, frozen, epoch)
 	pid := serverPID(t, ns, frozen, "mariadbd")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -355,7 +362,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 			return nil
 		}
 	}
-	poll(t, "the operator promotes "+promoted, 3*time.Minute, primaryIs(promoted, 1))
+	poll(t, "the operator promotes "+promoted, 3*time.Minute, primaryIs(promoted, epoch+1))
 	t.Logf("real pods: %s promoted %v after %s froze (failover.after 10s)", promoted, time.Since(frozeAt).Round(100*time.Millisecond), frozen)
 
 	var after struct {
@@ -401,7 +408,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 
 	kubectlOut(t, "annotate", "pod", "-n", ns, promoted, scalestackv1alpha1.AnnotationSwitchover+"="+frozen)
 	switchAt := time.Now()
-	poll(t, "the switchover back to "+frozen, 2*time.Minute, primaryIs(frozen, 2))
+	poll(t, "the switchover back to "+frozen, 2*time.Minute, primaryIs(frozen, epoch+2))
 	t.Logf("real pods: switchover back recorded %v after the request", time.Since(switchAt).Round(100*time.Millisecond))
 	poll(t, "a post after the switchover", 2*time.Minute, func() error {
 		code, err := author.try("POST", "/api/posts", map[string]string{"body": "after the switchover"}, &after)
