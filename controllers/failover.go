@@ -277,6 +277,9 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			// Not created yet, or being recreated by its StatefulSet: nothing to judge.
 			continue
 		}
+		if ready, _ := podReady(primary); ready {
+			s.serving[i] = true
+		}
 		if target, ok := primary.Annotations[scalestackv1alpha1.AnnotationSwitchover]; ok {
 			c, err := client()
 			if err != nil {

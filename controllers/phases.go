@@ -98,6 +98,7 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 			s.primaries[m.shard] = in.Primaries[m.shard]
 		}
 	}
+	in.Serving = s.serving
 	tier, err := render.DataTier(sp, in)
 	if err != nil {
 		return err

@@ -35,6 +35,8 @@ type scope struct {
 	primaryPods map[string]*corev1.Pod
 	// primaries are the shards' primaries of record, as the database phase found or moved them.
 	primaries map[int32]render.Primary
+	// serving holds the shards whose primary of record is ready.
+	serving map[int32]bool
 	// failoverRefused says, per shard, why a gone primary was not replaced.
 	failoverRefused []string
 
@@ -67,6 +69,7 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		statefulSets: map[string]*appsv1.StatefulSet{},
 		primaryPods:  map[string]*corev1.Pod{},
 		primaries:    map[int32]render.Primary{},
+		serving:      map[int32]bool{},
 		ran:          map[string]bool{},
 		failures:     map[string]error{},
 	}

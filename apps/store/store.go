@@ -61,6 +61,8 @@ type Shards struct {
 	marks   atomic.Int64
 	down    sync.Map // replica address -> time it failed
 	metrics *Metrics
+	// migrated holds the primary addresses the migrations were applied to by this process.
+	migrated sync.Map
 }
 
 type state struct {
@@ -403,6 +405,10 @@ func (s *Shards) WatchFile(ctx context.Context, path string, interval time.Durat
 		if st := s.state.Load(); string(st.raw) == string(raw) {
 			continue
 		}
+		if err := s.migrateNew(ctx, m); err != nil {
+			slog.Warn("a shard of the new map is not migrated yet; keeping the current map", "error", err)
+			continue
+		}
 		if err := s.Update(m); err != nil {
 			slog.Error("shard map rejected; keeping the current map", "error", err)
 			continue
@@ -433,6 +439,30 @@ func (s *Shards) Migrate(ctx context.Context) error {
 	for _, db := range s.All() {
 		if err := migrate(ctx, db.addr, s.cfg.User, s.cfg.Password); err != nil {
 			return fmt.Errorf("migrating shard %d: %w", db.Index, err)
+		}
+		s.migrated.Store(db.addr, true)
+	}
+	return nil
+}
+
+// migrateNew applies the migrations to the shards of m this process has not migrated, before m
+// is used: a shard that takes new users (weight above zero) must be migrated or the map is not
+// switched to; one that takes none yet (a shard being added) is tried and may wait, since nothing
+// is placed on it. Running pods so pick up a grown map without a restart.
+func (s *Shards) migrateNew(ctx context.Context, m *shard.Map) error {
+	for _, p := range m.Shards {
+		if _, done := s.migrated.Load(p.Primary); done {
+			continue
+		}
+		err := migrate(ctx, p.Primary, s.cfg.User, s.cfg.Password)
+		switch {
+		case err == nil:
+			s.migrated.Store(p.Primary, true)
+			slog.Info("migrated a shard of the new map", "shard", p.Index)
+		case p.Weight > 0:
+			return fmt.Errorf("migrating shard %d: %w", p.Index, err)
+		default:
+			slog.Info("a shard that takes no users yet is not migrated yet", "shard", p.Index, "error", err.Error())
 		}
 	}
 	return nil

@@ -2,6 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,5 +49,83 @@ func TestPingSurvivesOneShardDown(t *testing.T) {
 	a.Stop()
 	if err := ping(); err == nil {
 		t.Error("ready with no primary answering")
+	}
+}
+
+// A running service picks up a grown shard map without a restart: a new shard that takes no
+// users yet may wait for its server; once the map gives it users, it is migrated before the map
+// is used, and a map whose user-taking shard cannot be migrated is not switched to.
+func TestGrownMapIsMigratedBeforeUse(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := localservers.StartMariaDB(t), localservers.StartMariaDB(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", localservers.FreePort(t))
+	build := func(n int, second string, weight int) []byte {
+		m, err := shard.Build(n, func(i int) (string, string) {
+			if i == 0 {
+				return a.Addr(), ""
+			}
+			return second, ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 1 {
+			m.Shards[1].Weight = weight
+		}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	path := filepath.Join(t.TempDir(), "shardmap.json")
+	write := func(raw []byte) {
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(build(1, "", 0))
+	m, raw, err := LoadMap(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Config{User: "root"}, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetRaw(raw)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go s.WatchFile(ctx, path, 50*time.Millisecond)
+	shards := func() int { return len(s.All()) }
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// A new shard taking no users, its server not up: the map is used; nobody is placed there.
+	write(build(2, dead, 0))
+	wait("the map with a waiting shard", func() bool { return shards() == 2 })
+	// Given users while it cannot be migrated: the map is not switched to.
+	write(build(2, dead, 1))
+	time.Sleep(500 * time.Millisecond)
+	if w := s.Router().Map().Shards[1].Weight; w != 0 {
+		t.Fatalf("switched to a map that places users on an unmigrated shard (weight %d)", w)
+	}
+	// Its server up: migrated, then used.
+	write(build(2, b.Addr(), 1))
+	wait("the map with the new shard taking users", func() bool { return s.Router().Map().Shards[1].Weight == 1 })
+	var n int
+	if err := b.DB(t).QueryRow("SELECT COUNT(*) FROM social.schema_migrations").Scan(&n); err != nil || n == 0 {
+		t.Errorf("the new shard was used before it was migrated: %d migrations, %v", n, err)
 	}
 }

@@ -228,6 +228,39 @@ func TestCacheMemory(t *testing.T) {
 	}
 }
 
+// A shard being added takes no new users until its primary is ready; one that took users keeps
+// taking them; a new platform's shards all take users at once.
+func TestNewShardsTakeUsersOnceServing(t *testing.T) {
+	sp := sample(t)
+	sp.Spec.Database.Shards = 2
+	weights := func(in DataInputs) []int {
+		tier, err := DataTier(sp, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := shard.Parse([]byte(tier.Steps[0][1].(*corev1ac.ConfigMapApplyConfiguration).Data[ShardMapKey]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w []int
+		for _, p := range m.Shards {
+			w = append(w, p.Weight)
+		}
+		return w
+	}
+	if got := weights(DataInputs{}); fmt.Sprint(got) != "[1 1]" {
+		t.Errorf("a new platform: weights %v", got)
+	}
+	before, _ := ShardMap(sp)
+	sp.Spec.Database.Shards = 3
+	if got := weights(DataInputs{ShardMap: before}); fmt.Sprint(got) != "[1 1 0]" {
+		t.Errorf("a shard being added: weights %v", got)
+	}
+	if got := weights(DataInputs{ShardMap: before, Serving: map[int32]bool{2: true}}); fmt.Sprint(got) != "[1 1 1]" {
+		t.Errorf("the added shard serving: weights %v", got)
+	}
+}
+
 func TestShardMapGrowsWithoutMoving(t *testing.T) {
 	sp := sample(t)
 	small, _ := ShardMap(sp)

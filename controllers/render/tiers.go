@@ -74,6 +74,35 @@ type DataInputs struct {
 	// Primaries are the shards' primaries decided in this pass (failover, switchover); the others
 	// keep the primary the observed map records.
 	Primaries map[int32]Primary
+	// Serving holds the shards whose primary of record is ready; a shard that has never taken
+	// new users starts to once it is in here.
+	Serving map[int32]bool
+}
+
+// placeNewUsers sets each shard's weight: a shard takes new users once its primary has been ready
+// (and from then on, whatever happens to it), so a shard being added takes none before its server
+// runs and the apps, which migrate a shard before they place users on it, can migrate it. A new
+// platform's shards all take users at once: there is nothing to protect, and a map must place
+// users somewhere.
+func placeNewUsers(desired, observed *shard.Map, serving map[int32]bool) {
+	took := map[int]bool{}
+	if observed != nil {
+		for _, p := range observed.Shards {
+			took[p.Index] = p.Weight > 0
+		}
+	}
+	anyTakes := false
+	for i := range desired.Shards {
+		if !took[desired.Shards[i].Index] && !serving[int32(desired.Shards[i].Index)] {
+			desired.Shards[i].Weight = 0
+		}
+		anyTakes = anyTakes || desired.Shards[i].Weight > 0
+	}
+	if !anyTakes {
+		for i := range desired.Shards {
+			desired.Shards[i].Weight = 1
+		}
+	}
 }
 
 // Primary is a shard's primary of record: the pod, and the epoch that counts its moves.
@@ -116,6 +145,7 @@ func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error
 			desired.Shards[i].PrimaryPod, desired.Shards[i].Epoch = primaries[i].Pod, primaries[i].Epoch
 		}
 	}
+	placeNewUsers(desired, in.ShardMap, in.Serving)
 	raw, err := json.MarshalIndent(shard.Reconcile(in.ShardMap, desired), "", "  ")
 	if err != nil {
 		return Tier{}, fmt.Errorf("encoding shard map: %w", err)

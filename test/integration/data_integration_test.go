@@ -172,6 +172,34 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 				return fmt.Errorf("shard %d moved", i)
 			}
 		}
+		// No new user lands on shard 2 before its primary runs (and the apps migrate it).
+		if grown.Shards[2].Weight != 0 || grown.Shards[0].Weight == 0 {
+			return fmt.Errorf("weights while shard 2 starts: %+v", grown.Shards)
+		}
+		return nil
+	})
+	// Its primary's pod ready (the test plays the kubelet): shard 2 takes new users.
+	labels := sp.Labels("database")
+	labels[scalestackv1alpha1.LabelShard] = "2"
+	labels[scalestackv1alpha1.LabelRole] = "primary"
+	newPrimary := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: sp.ShardDefaultPrimaryPod(2), Namespace: ns, Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
+	if err := k8s.Create(context.Background(), newPrimary); err != nil {
+		t.Fatal(err)
+	}
+	setPodReady(t, ns, newPrimary.Name, true)
+	eventually(t, "shard 2 takes new users once its primary is ready", func() error {
+		cm, err := get(t, &corev1.ConfigMap{}, ns, sp.ShardMapName())
+		if err != nil {
+			return err
+		}
+		grown, err := shard.Parse([]byte(cm.Data["shardmap.json"]))
+		if err != nil {
+			return err
+		}
+		if grown.Version != 3 || grown.Shards[2].Weight != 1 {
+			return fmt.Errorf("map version %d, weights %+v", grown.Version, grown.Shards)
+		}
 		return nil
 	})
 
