@@ -371,7 +371,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	poll(t, "a post on the failed-over shard", 2*time.Minute, func() error {
 		code, err := author.try("POST", "/api/posts", map[string]string{"body": "after the failover"}, &after)
 		if err != nil || code != http.StatusCreated {
-			return fmt.Errorf("post: %d %v", code, err)
+			return fmt.Errorf("post: %d %w", code, err)
 		}
 		return nil
 	})
@@ -400,7 +400,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 		}
 		var ro int
 		if err := oldDB.QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro); err != nil || ro != 1 {
-			return fmt.Errorf("read_only %d %v", ro, err)
+			return fmt.Errorf("read_only %d %w", ro, err)
 		}
 		return nil
 	})
@@ -413,7 +413,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	poll(t, "a post after the switchover", 2*time.Minute, func() error {
 		code, err := author.try("POST", "/api/posts", map[string]string{"body": "after the switchover"}, &after)
 		if err != nil || code != http.StatusCreated {
-			return fmt.Errorf("post: %d %v", code, err)
+			return fmt.Errorf("post: %d %w", code, err)
 		}
 		return nil
 	})
