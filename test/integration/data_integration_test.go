@@ -156,11 +156,7 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 		if _, err := get(t, &appsv1.StatefulSet{}, ns, sp.ShardPrimaryName(2)); err != nil {
 			return err
 		}
-		cm, err := get(t, &corev1.ConfigMap{}, ns, sp.ShardMapName())
-		if err != nil {
-			return err
-		}
-		grown, err := shard.Parse([]byte(cm.Data["shardmap.json"]))
+		grown, err := shardMapOf(t, sp)
 		if err != nil {
 			return err
 		}
@@ -179,21 +175,10 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 		return nil
 	})
 	// Its primary's pod ready (the test plays the kubelet): shard 2 takes new users.
-	labels := sp.Labels("database")
-	labels[scalestackv1alpha1.LabelShard] = "2"
-	labels[scalestackv1alpha1.LabelRole] = "primary"
-	newPrimary := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: sp.ShardDefaultPrimaryPod(2), Namespace: ns, Labels: labels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
-	if err := k8s.Create(context.Background(), newPrimary); err != nil {
-		t.Fatal(err)
-	}
-	setPodReady(t, ns, newPrimary.Name, true)
+	createDBPod(t, sp, 2, "primary", sp.ShardDefaultPrimaryPod(2))
+	setPodReady(t, ns, sp.ShardDefaultPrimaryPod(2), true)
 	eventually(t, "shard 2 takes new users once its primary is ready", func() error {
-		cm, err := get(t, &corev1.ConfigMap{}, ns, sp.ShardMapName())
-		if err != nil {
-			return err
-		}
-		grown, err := shard.Parse([]byte(cm.Data["shardmap.json"]))
+		grown, err := shardMapOf(t, sp)
 		if err != nil {
 			return err
 		}

@@ -35,6 +35,20 @@ type dbPod struct {
 	agent  *dbagent.Agent
 }
 
+// createDBPod makes the Pod object of a shard's database pod, labelled as its StatefulSet would.
+func createDBPod(t *testing.T, sp *scalestackv1alpha1.SocialPlatform, shardIndex int, role, name string) {
+	t.Helper()
+	labels := sp.Labels("database")
+	labels[scalestackv1alpha1.LabelShard] = fmt.Sprint(shardIndex)
+	labels[scalestackv1alpha1.LabelRole] = role
+	labels[render.LabelPodName] = name
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: sp.Namespace, Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
+	if err := k8s.Create(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func setPodReady(t *testing.T, ns, name string, ready bool) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("pod %s ready=%v", name, ready), func() error {
@@ -151,15 +165,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		env.SetAgent(ns, name, srv.URL)
 		pods[name] = &dbPod{name: name, server: servers[name], agent: a}
 
-		labels := sp.Labels("database")
-		labels[scalestackv1alpha1.LabelShard] = "0"
-		labels[scalestackv1alpha1.LabelRole] = role
-		labels[render.LabelPodName] = name
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
-		if err := k8s.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
+		createDBPod(t, sp, 0, role, name)
 		setPodReady(t, ns, name, true)
 	}
 	primaryDB := servers[primaryName].DB(t)
@@ -331,14 +337,7 @@ func TestFailoverRefusedSaysWhy(t *testing.T) {
 	}
 	ns := sp.Namespace
 	for name, role := range map[string]string{sp.ShardDefaultPrimaryPod(0): "primary", sp.ShardReplicasName(0) + "-0": "replica"} {
-		labels := sp.Labels("database")
-		labels[scalestackv1alpha1.LabelShard] = "0"
-		labels[scalestackv1alpha1.LabelRole] = role
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "database", Image: "mariadb"}}}}
-		if err := k8s.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
+		createDBPod(t, sp, 0, role, name)
 		// Nothing listens there: the agents do not answer.
 		env.SetAgent(ns, name, "http://127.0.0.1:1")
 		setPodReady(t, ns, name, role != "primary")
