@@ -7,11 +7,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
+	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -223,9 +226,20 @@ func (s *Shards) Begin(ctx context.Context, owner shard.ID) (*DB, *sql.Tx, error
 	}
 	tx, err := db.Primary.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, unavailable(ctx, db, err)
 	}
 	return db, tx, nil
+}
+
+// unavailable turns a failure of a shard's server into a 503 that names the shard: its users'
+// requests fail with a reason and a retry hint while the other shards' users are served. A
+// query's own error passes through.
+func unavailable(ctx context.Context, db *DB, err error) error {
+	if err == nil || !serverDown(err) || ctx.Err() != nil {
+		return err
+	}
+	slog.WarnContext(ctx, "a shard's primary does not answer", "shard", db.Index, "error", err)
+	return httpx.Unavailable("physical shard %d, which holds this user's data, is unavailable (its primary does not answer); retry shortly: the other shards are served", db.Index)
 }
 
 // All returns every physical shard's pools.
@@ -292,15 +306,15 @@ func (s *Shards) Read(ctx context.Context, owner shard.ID, fn func(db *sql.DB) e
 func (s *Shards) ReadShard(ctx context.Context, db *DB, owner shard.ID, fn func(db *sql.DB) error) error {
 	if db.Replicas == db.Primary {
 		s.count("primary")
-		return fn(db.Primary)
+		return unavailable(ctx, db, fn(db.Primary))
 	}
 	if s.recentWrite(ctx, owner) {
 		s.count("primary_ryw")
-		return fn(db.Primary)
+		return unavailable(ctx, db, fn(db.Primary))
 	}
 	if t, ok := s.down.Load(db.raddr); ok && time.Since(t.(time.Time)) < 5*time.Second {
 		s.count("primary_fallback")
-		return fn(db.Primary)
+		return unavailable(ctx, db, fn(db.Primary))
 	}
 	s.count("replica")
 	err := fn(db.Replicas)
@@ -313,7 +327,7 @@ func (s *Shards) ReadShard(ctx context.Context, db *DB, owner shard.ID, fn func(
 		s.metrics.fallback.Inc()
 	}
 	s.count("primary_fallback")
-	return fn(db.Primary)
+	return unavailable(ctx, db, fn(db.Primary))
 }
 
 func (s *Shards) count(target string) {
@@ -330,6 +344,17 @@ func isConnError(err error) bool {
 		return me.Number == 1290 || me.Number == 1053 || me.Number == 1927
 	}
 	return !errors.Is(err, sql.ErrNoRows)
+}
+
+// serverDown is true only for errors that say the server is gone or refuses writes (a fenced or
+// demoted primary), never for a query's or the caller's own error.
+func serverDown(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1290 || me.Number == 1053 || me.Number == 1927
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
 }
 
 // IsDuplicate reports a duplicate-key error.

@@ -2,13 +2,18 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -45,6 +50,26 @@ func TestPingSurvivesOneShardDown(t *testing.T) {
 	b.Stop()
 	if err := ping(); err != nil {
 		t.Errorf("one primary down made the service unready: %v", err)
+	}
+	// That shard's users get a 503 naming it; the other shard's users are served.
+	ctx := context.Background()
+	onShard := func(i int) shard.ID { return shard.NewID(1, shard.Block(i).Start, 0) }
+	_, _, err = s.Begin(ctx, onShard(1))
+	var he *httpx.Error
+	if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || !strings.Contains(he.Message, "physical shard 1") {
+		t.Errorf("a write for a user of the down shard: %v", err)
+	}
+	if err := s.Read(ctx, onShard(1), func(db *sql.DB) error { return db.PingContext(ctx) }); !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable {
+		t.Errorf("a read for a user of the down shard: %v", err)
+	}
+	_, tx, err := s.Begin(ctx, onShard(0))
+	if err != nil {
+		t.Fatalf("a write for a user of the other shard: %v", err)
+	}
+	_ = tx.Rollback()
+	// A query's own error is not turned into "unavailable".
+	if err := s.Read(ctx, onShard(0), func(db *sql.DB) error { return httpx.NotFound("no such user") }); !errors.As(err, &he) || he.Status != http.StatusNotFound {
+		t.Errorf("a not-found read became %v", err)
 	}
 	a.Stop()
 	if err := ping(); err == nil {
