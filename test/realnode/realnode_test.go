@@ -294,6 +294,32 @@ func (a *api) try(method, path string, in, out any) (int, error) {
 	return res.StatusCode, nil
 }
 
+// servicesRouted waits until every app Service routes to a ready pod. Ready means the pods are
+// ready; kube-proxy programs their Services' endpoints a moment later (a Service without
+// endpoints yet REJECTs: "connection refused"). Checked from the host, through the same iptables
+// rules pods use.
+func servicesRouted(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform) {
+	t.Helper()
+	for _, c := range scalestackv1alpha1.AppComponents {
+		name := sp.ComponentName(c)
+		poll(t, "Service "+name+" routed by kube-proxy", time.Minute, func() error {
+			s := &corev1.Service{}
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+				return err
+			}
+			resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(fmt.Sprintf("http://%s:%d/readyz", s.Spec.ClusterIP, s.Spec.Ports[0].Port))
+			if err != nil {
+				return err
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/readyz: %d", resp.StatusCode)
+			}
+			return nil
+		})
+	}
+}
+
 // serverPID finds a pod's process named comm on this machine (the real node is the host): the
 // one whose cgroup path names the pod's UID. Only the project's own pod is ever matched.
 func serverPID(t *testing.T, ns, pod, comm string) int {
@@ -494,27 +520,7 @@ func TestStackRunsInRealPods(t *testing.T) {
 		t.Errorf("%d pods running, want 12", running)
 	}
 
-	// Ready means the pods are ready; kube-proxy programs their Services' endpoints a moment
-	// later (a Service without endpoints yet REJECTs: "connection refused"). Wait until every app
-	// Service routes to a ready pod, from the host, through the same iptables rules pods use.
-	for _, c := range scalestackv1alpha1.AppComponents {
-		name := sp.ComponentName(c)
-		poll(t, "Service "+name+" routed by kube-proxy", time.Minute, func() error {
-			s := &corev1.Service{}
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-				return err
-			}
-			resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(fmt.Sprintf("http://%s:%d/readyz", s.Spec.ClusterIP, s.Spec.Ports[0].Port))
-			if err != nil {
-				return err
-			}
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/readyz: %d", resp.StatusCode)
-			}
-			return nil
-		})
-	}
+	servicesRouted(t, ns, sp)
 
 	// The gateway, from the host, through its Service's ClusterIP (kube-proxy's iptables rules).
 	svc := &corev1.Service{}
@@ -678,6 +684,8 @@ func TestStackRunsInRealPods(t *testing.T) {
 	}
 	applyLocalSample(t, ns)
 	waitReady(t, ns, 8*time.Minute)
+	// The app Services were deleted with the platform: new ones, routed a moment after Ready.
+	servicesRouted(t, ns, sp)
 	// The gateway Service was deleted with the platform: a new one, with a new ClusterIP.
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: sp.ComponentName(scalestackv1alpha1.ComponentGateway)}, svc); err != nil {
 		t.Fatal(err)
