@@ -220,6 +220,20 @@ func (r *SocialPlatformReconciler) agentURL(p *corev1.Pod) string {
 	return PodIPAgentURL(p)
 }
 
+// errNoIP: a pod without an IP has no agent to ask.
+var errNoIP = errors.New("the pod has no IP")
+
+// agentStatus asks a pod's agent for its report, giving it 5 s.
+func (r *SocialPlatformReconciler) agentStatus(ctx context.Context, c agentapi.Client, p *corev1.Pod) (agentapi.Status, error) {
+	url := r.agentURL(p)
+	if url == "" {
+		return agentapi.Status{}, errNoIP
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return c.Status(ctx, url)
+}
+
 // statuses asks the agents of pods (all but skip) for their reports.
 func (r *SocialPlatformReconciler) statuses(ctx context.Context, c agentapi.Client, pods map[string]*corev1.Pod, skip string) []candidate {
 	var out []candidate
@@ -229,17 +243,10 @@ func (r *SocialPlatformReconciler) statuses(ctx context.Context, c agentapi.Clie
 		}
 		ready, _ := podReady(p)
 		cd := candidate{pod: name, ready: ready}
-		if url := r.agentURL(p); url == "" {
-			cd.err = errors.New("the pod has no IP")
+		if st, err := r.agentStatus(ctx, c, p); err != nil {
+			cd.err = err
 		} else {
-			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			st, err := c.Status(callCtx, url)
-			cancel()
-			if err != nil {
-				cd.err = err
-			} else {
-				cd.status = &st
-			}
+			cd.status = &st
 		}
 		out = append(out, cd)
 	}
@@ -277,15 +284,14 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			// Not created yet, or being recreated by its StatefulSet: nothing to judge.
 			continue
 		}
-		if ready, _ := podReady(primary); ready {
-			s.serving[i] = true
-		}
+		ready, since := podReady(primary)
+		s.serving[i] = ready
 		if target, ok := primary.Annotations[scalestackv1alpha1.AnnotationSwitchover]; ok {
 			c, err := client()
 			if err != nil {
 				return nil, err
 			}
-			m, err := r.switchover(ctx, s, c, i, rec, pods, target)
+			m, err := r.switchover(ctx, c, i, rec, pods, target)
 			switch {
 			case errors.Is(err, errNotYet):
 				log.FromContext(ctx).Info("Switchover waits", "shard", i, "reason", err.Error())
@@ -306,7 +312,6 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 				return nil, err
 			}
 		}
-		ready, since := podReady(primary)
 		if ready {
 			continue
 		}
@@ -316,17 +321,12 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		}
 		// A primary whose agent fenced it after a stall, and that is still the primary of record:
 		// confirm it at once rather than fail over.
-		if url := r.agentURL(primary); url != "" {
-			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			st, err := c.Status(callCtx, url)
-			cancel()
-			if err == nil && st.Fenced != "" && st.Topology.Primary == rec.Pod && st.Topology.Epoch == rec.Epoch {
-				if _, err := c.SetTopology(ctx, url, agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch, Confirm: true}); err != nil {
-					log.FromContext(ctx).Info("Could not confirm a fenced primary", "shard", i, "error", err.Error())
-				}
-				s.requeueAfter(5 * time.Second)
-				continue
+		if st, err := r.agentStatus(ctx, c, primary); err == nil && st.Fenced != "" && st.Topology.Primary == rec.Pod && st.Topology.Epoch == rec.Epoch {
+			if _, err := c.SetTopology(ctx, r.agentURL(primary), agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch, Confirm: true}); err != nil {
+				log.FromContext(ctx).Info("Could not confirm a fenced primary", "shard", i, "error", err.Error())
 			}
+			s.requeueAfter(5 * time.Second)
+			continue
 		}
 		d := planFailover(failoverInput{now: time.Now(), primaryGone: since, after: render.FailoverAfter(sp),
 			enabled: render.FailoverEnabled(sp), maxLag: render.FailoverMaxLag(sp), allowLossy: sp.Spec.Database.Failover.AllowLossy,
@@ -352,25 +352,19 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 // their mounted shard map is not refreshed yet).
 func (r *SocialPlatformReconciler) remindStale(ctx context.Context, s *scope, client func() (agentapi.Client, error), rec render.Primary, pods map[string]*corev1.Pod) error {
 	for name, p := range pods {
-		if ready, _ := podReady(p); ready || name == rec.Pod {
-			continue
-		}
-		url := r.agentURL(p)
-		if url == "" {
+		if ready, _ := podReady(p); ready || name == rec.Pod || r.agentURL(p) == "" {
 			continue
 		}
 		c, err := client()
 		if err != nil {
 			return err
 		}
-		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := c.Status(callCtx, url)
-		cancel()
+		st, err := r.agentStatus(ctx, c, p)
 		if err != nil || st.Topology.Epoch >= rec.Epoch {
 			continue
 		}
-		callCtx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		_, err = c.SetTopology(callCtx, url, agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch})
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = c.SetTopology(callCtx, r.agentURL(p), agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch})
 		cancel()
 		log.FromContext(ctx).Info("Told a stale agent of the shard's primary", "pod", name, "epoch", rec.Epoch, "error", err)
 		s.requeueAfter(10 * time.Second)
@@ -395,7 +389,7 @@ const switchoverCatchUp = 30 * time.Second
 // losing a write: the primary is fenced (read-only, the apps' connections closed), the target
 // applies everything the fenced primary has, and only then the topology moves. If the target
 // does not catch up in time, the fence is lifted and nothing moves.
-func (r *SocialPlatformReconciler) switchover(ctx context.Context, s *scope, c agentapi.Client, i int32, rec render.Primary, pods map[string]*corev1.Pod, target string) (primaryMove, error) {
+func (r *SocialPlatformReconciler) switchover(ctx context.Context, c agentapi.Client, i int32, rec render.Primary, pods map[string]*corev1.Pod, target string) (primaryMove, error) {
 	cands := r.statuses(ctx, c, pods, rec.Pod)
 	var chosen *candidate
 	var why []string

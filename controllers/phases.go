@@ -80,12 +80,9 @@ func (r *SocialPlatformReconciler) reconcileSecrets(ctx context.Context, s *scop
 func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *scope) error {
 	sp := s.sp
 	in := render.DataInputs{AgentImage: appsImage(sp, r.DefaultAppsImage)}
-	live := &corev1.ConfigMap{}
-	if found, err := r.getOptional(ctx, sp.Namespace, sp.ShardMapName(), live); err != nil {
+	var err error
+	if in.ShardMap, err = r.observedShardMap(ctx, sp); err != nil {
 		return err
-	} else if found {
-		// A map that does not parse (edited by hand) is replaced; its version still counts.
-		in.ShardMap, _ = shard.Parse([]byte(live.Data[render.ShardMapKey]))
 	}
 	moves, err := r.decidePrimaries(ctx, s, in.ShardMap)
 	if err != nil {
@@ -109,6 +106,18 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 	// Recorded in the shard map and the -primary Services: now the agents are told.
 	r.announce(ctx, s, moves)
 	return nil
+}
+
+// observedShardMap reads the published shard map: nil when it is missing, or when it does not
+// parse (edited by hand: the data tier replaces it; its version still counts).
+func (r *SocialPlatformReconciler) observedShardMap(ctx context.Context, sp *scalestackv1alpha1.SocialPlatform) (*shard.Map, error) {
+	live := &corev1.ConfigMap{}
+	found, err := r.getOptional(ctx, sp.Namespace, sp.ShardMapName(), live)
+	if err != nil || !found {
+		return nil, err
+	}
+	m, _ := shard.Parse([]byte(live.Data[render.ShardMapKey]))
+	return m, nil
 }
 
 // reconcileMonitoring applies the dashboards and, with prometheus-operator installed, the rules

@@ -48,12 +48,9 @@ func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error 
 	if len(s.primaries) < int(render.Shards(sp)) {
 		// The database phase did not run (paused, or an earlier phase failed): the shard map says
 		// who the primaries are.
-		var observed *shard.Map
-		live := &corev1.ConfigMap{}
-		if found, err := r.getOptional(ctx, sp.Namespace, sp.ShardMapName(), live); err != nil {
+		observed, err := r.observedShardMap(ctx, sp)
+		if err != nil {
 			return err
-		} else if found {
-			observed, _ = shard.Parse([]byte(live.Data[render.ShardMapKey]))
 		}
 		for i := range render.Shards(sp) {
 			if _, ok := s.primaries[i]; !ok {
@@ -245,9 +242,8 @@ func (s *scope) databaseStatus() metav1.Condition {
 		primaryReady := p.Exists && p.Ready >= 1
 		readyReplicas := r.Ready
 		if rec.Pod != "" && rec.Pod != sp.ShardDefaultPrimaryPod(i) {
-			pod := s.primaryPods[rec.Pod]
-			primaryReady = pod != nil
-			if pod != nil {
+			primaryReady = false
+			if pod := s.primaryPods[rec.Pod]; pod != nil {
 				primaryReady, _ = podReady(pod)
 			}
 			readyReplicas = r.Ready + p.Ready

@@ -175,13 +175,19 @@ func (a *Agent) topology() agentapi.Topology {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, c := range []agentapi.Topology{a.pushed, a.following} {
-		if c.Epoch > t.Epoch {
-			t = c
-		}
+	if k := a.newestKnown(); k.Epoch > t.Epoch {
+		t = k
 	}
 	t.Confirm = false
 	return t
+}
+
+// newestKnown is the newer of what the operator pushed and what the agent follows (a.mu held).
+func (a *Agent) newestKnown() agentapi.Topology {
+	if a.following.Epoch > a.pushed.Epoch {
+		return a.following
+	}
+	return a.pushed
 }
 
 func loadMap(path string) (*shard.Map, error) {
@@ -197,11 +203,15 @@ func (a *Agent) Tick(ctx context.Context) error {
 	a.tickMu.Lock()
 	defer a.tickMu.Unlock()
 	topo := a.topology()
+	role := agentapi.RoleReplica
+	if topo.Primary == a.cfg.Pod {
+		role = agentapi.RolePrimary
+	}
 	// A tick that waits on a frozen server must end quickly, so that readiness turns false; only
 	// a promotion may take longer (it applies the relay log first).
 	timeout := max(a.cfg.Interval, 5*time.Second)
 	a.mu.Lock()
-	if topo.Primary == a.cfg.Pod && a.role != agentapi.RolePrimary {
+	if role == agentapi.RolePrimary && a.role != agentapi.RolePrimary {
 		timeout += a.cfg.PromoteWait
 	}
 	a.mu.Unlock()
@@ -221,7 +231,7 @@ func (a *Agent) Tick(ctx context.Context) error {
 			a.fence = nil // a newer decision replaces the one the fence waited on
 		}
 	}
-	if a.fence == nil && topo.Primary == a.cfg.Pod && a.cfg.FenceAfter > 0 && !a.lastOK.IsZero() && time.Since(a.lastOK) > a.cfg.FenceAfter {
+	if a.fence == nil && role == agentapi.RolePrimary && a.cfg.FenceAfter > 0 && !a.lastOK.IsZero() && time.Since(a.lastOK) > a.cfg.FenceAfter {
 		a.fence = &fence{epoch: topo.Epoch, reason: fmt.Sprintf("the agent could not reach its server for %v, longer than %v: another server may have been promoted meanwhile; waiting for the operator to confirm this one",
 			time.Since(a.lastOK).Round(time.Second), a.cfg.FenceAfter)}
 		a.log.Warn("Fenced the primary after a stall", "stalled", time.Since(a.lastOK).Round(time.Second).String())
@@ -229,10 +239,6 @@ func (a *Agent) Tick(ctx context.Context) error {
 	a.mu.Unlock()
 	a.epoch.Set(float64(topo.Epoch))
 
-	role := agentapi.RoleReplica
-	if topo.Primary == a.cfg.Pod {
-		role = agentapi.RolePrimary
-	}
 	ready, err := a.tick(ctx, topo, role)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -332,7 +338,7 @@ func (a *Agent) asPrimary(ctx context.Context) (ready error, err error) {
 	a.mu.Unlock()
 	a.lagGauge.WithLabelValues(agentapi.RolePrimary).Set(0)
 	if f != nil {
-		if _, err := a.db.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
+		if err := a.rep.SetReadOnly(ctx, true); err != nil {
 			return nil, fmt.Errorf("keeping the fenced primary read-only: %w", err)
 		}
 		return fmt.Errorf("fenced: %s", f.reason), nil
@@ -443,10 +449,7 @@ func (a *Agent) Status(ctx context.Context) (agentapi.Status, error) {
 // a confirmation of the current one lifts a fence.
 func (a *Agent) SetTopology(ctx context.Context, t agentapi.Topology) error {
 	a.mu.Lock()
-	cur := a.following
-	if p := a.pushed; p.Epoch > cur.Epoch {
-		cur = p
-	}
+	cur := a.newestKnown()
 	switch {
 	case t.Epoch < cur.Epoch:
 		a.mu.Unlock()

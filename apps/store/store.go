@@ -340,10 +340,17 @@ func (s *Shards) count(target string) {
 func isConnError(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		// Query errors (syntax, constraint) are the caller's; read-only or lock errors are not ours.
-		return me.Number == 1290 || me.Number == 1053 || me.Number == 1927
+		// Query errors (syntax, constraint) are the caller's.
+		return serverRefused(me)
 	}
 	return !errors.Is(err, sql.ErrNoRows)
+}
+
+// serverRefused is true for the MySQL errors that come from the server's state, not from the
+// query: read-only (1290: a replica, or a fenced primary), shutting down (1053), connection
+// killed (1927).
+func serverRefused(me *mysql.MySQLError) bool {
+	return me.Number == 1290 || me.Number == 1053 || me.Number == 1927
 }
 
 // serverDown is true only for errors that say the server is gone or refuses writes (a fenced or
@@ -351,7 +358,7 @@ func isConnError(err error) bool {
 func serverDown(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1290 || me.Number == 1053 || me.Number == 1927
+		return serverRefused(me)
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)

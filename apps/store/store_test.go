@@ -18,6 +18,20 @@ import (
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
+// openMigrated opens the shards of m as root and applies the migrations, as a service's start does.
+func openMigrated(t *testing.T, m *shard.Map) *Shards {
+	t.Helper()
+	s, err := Open(Config{User: "root"}, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // A service stays ready while one shard's primary is down (that shard's users get errors, the
 // others are served); it is not ready when no primary answers. Real MariaDB servers on free ports.
 func TestPingSurvivesOneShardDown(t *testing.T) {
@@ -31,14 +45,7 @@ func TestPingSurvivesOneShardDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(Config{User: "root"}, m, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t, m)
 	ping := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -115,15 +122,8 @@ func TestGrownMapIsMigratedBeforeUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(Config{User: "root"}, m, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openMigrated(t, m)
 	s.SetRaw(raw)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	go s.WatchFile(ctx, path, 50*time.Millisecond)
 	shards := func() int { return len(s.All()) }
 	wait := func(what string, cond func() bool) {

@@ -97,16 +97,9 @@ func (c *Client) Promote(ctx context.Context, wait time.Duration) error {
 				return fmt.Errorf("%w (%v, received up to %s)", ErrRelayNotApplied, wait, st.GTIDPos)
 			}
 		}
-		for _, q := range []string{d.stop, d.reset} {
-			if _, err := c.DB.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
-			}
-		}
 	}
-	if _, err := c.DB.ExecContext(ctx, "SET GLOBAL read_only = OFF"); err != nil {
-		return fmt.Errorf("making the primary writable: %w", err)
-	}
-	return nil
+	// Everything received is applied: forget the source and turn writable.
+	return c.ConfigurePrimary(ctx)
 }
 
 // systemUsers are the accounts whose connections Fence leaves alone: the server's own threads,
@@ -117,8 +110,8 @@ var systemUsers = []any{"system user", "event_scheduler", "root", "replication",
 // connection killed, so no transaction begun before it can commit and no pooled connection
 // lingers. It returns the number of connections killed.
 func (c *Client) Fence(ctx context.Context) (int, error) {
-	if _, err := c.DB.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
-		return 0, fmt.Errorf("making the server read-only: %w", err)
+	if err := c.SetReadOnly(ctx, true); err != nil {
+		return 0, err
 	}
 	rows, err := c.DB.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN (?, ?, ?, ?, ?)", systemUsers...)
 	if err != nil {

@@ -26,11 +26,7 @@ type Interval struct{ Lo, Hi int64 }
 // ParseGTIDSet parses a MySQL GTID set (gtid_executed, Retrieved_Gtid_Set).
 func ParseGTIDSet(s string) (GTIDSet, error) {
 	set := GTIDSet{}
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
+	for _, part := range gtidParts(s) {
 		fields := strings.Split(part, ":")
 		if len(fields) < 2 {
 			return nil, fmt.Errorf("GTID set %q: %q has no transaction numbers", s, part)
@@ -70,11 +66,7 @@ func ParseMariaDBPosition(s string) (GTIDSet, error) { return parseMariaDB(s, fa
 
 func parseMariaDB(s string, byServer bool) (GTIDSet, error) {
 	set := GTIDSet{}
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
+	for _, part := range gtidParts(s) {
 		f := strings.Split(part, "-")
 		if len(f) != 3 {
 			return nil, fmt.Errorf("GTID %q: want domain-server-sequence", part)
@@ -99,6 +91,18 @@ func parseMariaDB(s string, byServer bool) (GTIDSet, error) {
 		}
 	}
 	return set, nil
+}
+
+// gtidParts splits a comma-separated GTID list (servers print it over several lines) into its
+// entries.
+func gtidParts(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // normalize sorts intervals and merges the ones that overlap or touch.

@@ -191,8 +191,18 @@ func (c *Client) ConfigurePrimary(ctx context.Context) error {
 			}
 		}
 	}
-	if _, err := c.DB.ExecContext(ctx, "SET GLOBAL read_only = OFF"); err != nil {
-		return fmt.Errorf("making the primary writable: %w", err)
+	return c.SetReadOnly(ctx, false)
+}
+
+// SetReadOnly turns the server's read_only on or off (replication threads and SUPER accounts
+// write either way; the apps' account does not).
+func (c *Client) SetReadOnly(ctx context.Context, on bool) error {
+	q, what := "SET GLOBAL read_only = OFF", "making the server writable"
+	if on {
+		q, what = "SET GLOBAL read_only = ON", "making the server read-only"
+	}
+	if _, err := c.DB.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -201,8 +211,8 @@ func (c *Client) ConfigurePrimary(ctx context.Context) error {
 // already replicates from src with both threads running is left alone, so calling it on every
 // tick costs one status query. A replica pointed elsewhere is re-pointed.
 func (c *Client) ConfigureReplica(ctx context.Context, src Source) (changed bool, err error) {
-	if _, err := c.DB.ExecContext(ctx, "SET GLOBAL read_only = ON"); err != nil {
-		return false, fmt.Errorf("making the replica read-only: %w", err)
+	if err := c.SetReadOnly(ctx, true); err != nil {
+		return false, err
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
