@@ -200,6 +200,18 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		}
 		return nil
 	})
+	// And its agent has seen it replicate (lag known), as a replica pod's readiness requires: the
+	// replica may have caught up within one agent tick of being pointed at the primary.
+	eventually(t, "the replica's agent reports it ready with its lag", func() error {
+		st, err := pods[replicaName].agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Ready || st.LagSeconds == nil {
+			return fmt.Errorf("ready %v (%s), lag %v", st.Ready, st.Reason, st.LagSeconds)
+		}
+		return nil
+	})
 
 	// The primary dies. Before failover.after nothing moves; then the replica is promoted.
 	servers[primaryName].Stop()
@@ -211,7 +223,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 			return err
 		}
 		if p := m.Shards[0]; p.PrimaryPod != replicaName || p.Epoch != 1 {
-			return fmt.Errorf("shard 0 %+v", p)
+			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, ns))
 		}
 		return nil
 	})
@@ -219,10 +231,17 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		t.Errorf("failed over after %v, before failover.after (10s)", waited)
 	}
 	t.Logf("failover recorded %v after the primary's pod turned unready (failover.after 10s)", time.Since(gone).Round(100*time.Millisecond))
-	svc, err := get(t, &corev1.Service{}, ns, sp.ShardPrimaryName(0))
-	if err != nil || svc.Spec.Selector[render.LabelPodName] != replicaName {
-		t.Errorf("-primary Service selector %v (%v)", svc.Spec.Selector, err)
-	}
+	// The Service follows the map in the tier's next step.
+	eventually(t, "the -primary Service selects the new primary", func() error {
+		svc, err := get(t, &corev1.Service{}, ns, sp.ShardPrimaryName(0))
+		if err != nil {
+			return err
+		}
+		if got := svc.Spec.Selector[render.LabelPodName]; got != replicaName {
+			return fmt.Errorf("-primary Service selects %q", got)
+		}
+		return nil
+	})
 	eventually(t, "the promoted replica takes writes with every acknowledged row", func() error {
 		if _, err := app(replicaName).Exec("INSERT INTO social.posts VALUES (?, 'after failover')", 1000+acknowledged); err != nil {
 			return err
