@@ -169,7 +169,15 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		setPodReady(t, ns, name, true)
 	}
 	primaryDB := servers[primaryName].DB(t)
+	// Root writes through read_only: ask the server, which its agent makes writable.
 	eventually(t, "the primary writable", func() error {
+		var ro int
+		if err := primaryDB.QueryRow("SELECT @@GLOBAL.read_only").Scan(&ro); err != nil {
+			return err
+		}
+		if ro != 0 {
+			return fmt.Errorf("read_only is %d", ro)
+		}
 		_, err := primaryDB.Exec("CREATE DATABASE IF NOT EXISTS social")
 		return err
 	})
