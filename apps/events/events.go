@@ -20,6 +20,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/scalestack/scalestack/apps/httpx"
+	"github.com/scalestack/scalestack/apps/store"
 	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -59,12 +60,14 @@ type FollowCreated struct {
 }
 
 // Enqueue writes an event to the outbox in tx, so that it commits, or not, with the change.
-func Enqueue(ctx context.Context, tx *sql.Tx, ids *shard.Generator, topic string, user shard.ID, typ string, data any) (shard.ID, error) {
+// The event's ID is minted in tx (unique across processes, see store.IDs), so a sink's dedupe by
+// ID never drops another process's event.
+func Enqueue(ctx context.Context, tx *sql.Tx, ids *store.IDs, topic string, user shard.ID, typ string, data any) (shard.ID, error) {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return 0, err
 	}
-	id, err := ids.Next(user.Logical())
+	id, err := ids.Next(ctx, tx, user.Logical())
 	if err != nil {
 		return 0, err
 	}

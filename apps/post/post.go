@@ -32,7 +32,7 @@ type Post struct {
 // Service is the post service.
 type Service struct {
 	Shards *store.Shards
-	IDs    *shard.Generator
+	IDs    *store.IDs
 	Posts  *cache.Cache // post:{id}, userposts:{author}
 	Notify func()
 	// Created, when set, runs after a post commits (the author's own timeline gets it at once,
@@ -123,15 +123,15 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) insert(ctx context.Context, db *store.DB, req CreateRequest) (*Post, error) {
-	id, err := s.IDs.Next(req.Author.Logical())
-	if err != nil {
-		return nil, err
-	}
 	tx, err := db.Primary.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
+	id, err := s.IDs.Next(ctx, tx, req.Author.Logical())
+	if err != nil {
+		return nil, err
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id = ?", int64(req.Author)).Scan(&n); err != nil {
 		return nil, err

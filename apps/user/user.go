@@ -49,7 +49,7 @@ type Profile struct {
 // Service is the user service.
 type Service struct {
 	Shards    *store.Shards
-	IDs       *shard.Generator
+	IDs       *store.IDs
 	Tokens    *auth.Tokens
 	Hash      auth.HashParams
 	Profiles  *cache.Cache // profile:{id}
@@ -151,7 +151,14 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 	}
 	var id shard.ID
 	for attempt := 0; ; attempt++ {
-		if id, err = s.IDs.Next(s.Shards.Router().Place(nil)); err != nil {
+		logical := s.Shards.Router().Place(nil)
+		home, herr := s.Shards.Shard(logical)
+		if herr != nil {
+			return herr
+		}
+		// Minted on the new user's own shard (unique across processes) before the handle is
+		// claimed with it on the handle's shard.
+		if id, err = s.IDs.Next(ctx, home.Primary, logical); err != nil {
 			return err
 		}
 		// Claim the handle first: it is unique across shards, the user row is not.
@@ -171,7 +178,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		if !store.IsDuplicate(err) || attempt == 2 {
 			return err
 		}
-		// Two processes made the same ID in the same millisecond: take another.
+		// A duplicate user row (only after a lossy failover forgot minted IDs): take another.
 	}
 	telemetry.Annotate(ctx, telemetry.UserID(int64(id)))
 	s.Shards.MarkWrite(ctx, id)

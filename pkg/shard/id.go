@@ -88,7 +88,8 @@ func truncate(s string) string {
 	return s
 }
 
-// Generator makes IDs, unique within one process: at most 1024 per millisecond, after which it
+// Generator makes IDs, unique within one process (apps/store's IDs make them unique across
+// processes): at most 1024 per millisecond, after which it
 // waits for the next millisecond. If the clock steps back, it keeps counting from the last time
 // it used, so IDs never repeat and stay ordered.
 type Generator struct {
@@ -100,6 +101,9 @@ type Generator struct {
 
 // NewGenerator returns a Generator on the wall clock.
 func NewGenerator() *Generator { return &Generator{now: time.Now} }
+
+// NewGeneratorOn returns a Generator on the given clock.
+func NewGeneratorOn(now func() time.Time) *Generator { return &Generator{now: now} }
 
 // Next returns a new ID on the given logical shard.
 func (g *Generator) Next(logical int) (ID, error) {
