@@ -27,6 +27,9 @@ NODE_NAME=scalestack-node-0
 BRIDGE=scalestack0
 POD_CIDR=10.245.0.0/24
 GATEWAY=10.245.0.1
+# The control plane's Service range (hack/local-cluster.sh): routed to the bridge, so that a
+# ClusterIP kube-proxy has not programmed yet goes nowhere instead of out of the default route.
+SERVICE_CIDR=10.96.0.0/12
 cache=${SCALESTACK_CACHE:-$HOME/.cache/scalestack}
 # The sysctls that kubelet, kube-proxy and the CNI bridge set: saved at `up`, restored at `down`.
 SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops vm.panic_on_oom net.ipv4.ip_forward
@@ -190,6 +193,8 @@ up() {
     ip addr add "$GATEWAY/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
   fi
+  # Goes with the bridge at `down`.
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$GATEWAY"
 
   log "containerd"
   cat >"$node/containerd/config.toml" <<TOML

@@ -27,6 +27,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-sql-driver/mysql"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -300,23 +302,69 @@ func (a *api) try(method, path string, in, out any) (int, error) {
 // rules pods use.
 func servicesRouted(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform) {
 	t.Helper()
+	// A new connection each try: one kept alive from before kube-proxy programmed the Service
+	// would never be routed again.
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	for _, c := range scalestackv1alpha1.AppComponents {
 		name := sp.ComponentName(c)
-		poll(t, "Service "+name+" routed by kube-proxy", time.Minute, func() error {
-			s := &corev1.Service{}
-			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
-				return err
+		start, last := time.Now(), error(nil)
+		for time.Since(start) < time.Minute {
+			if last = serviceAnswers(hc, ns, name); last == nil {
+				break
 			}
-			resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(fmt.Sprintf("http://%s:%d/readyz", s.Spec.ClusterIP, s.Spec.Ports[0].Port))
-			if err != nil {
-				return err
-			}
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/readyz: %d", resp.StatusCode)
-			}
-			return nil
-		})
+			time.Sleep(time.Second)
+		}
+		if last != nil {
+			t.Logf("Service %s not routed after 1m0s: %v", name, last)
+			logRouting(t, ns, name)
+			t.FailNow()
+		}
+		t.Logf("Service %s routed by kube-proxy after %s", name, time.Since(start).Round(time.Second))
+	}
+}
+
+func serviceAnswers(hc *http.Client, ns, name string) error {
+	s := &corev1.Service{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		return err
+	}
+	resp, err := hc.Get(fmt.Sprintf("http://%s:%d/readyz", s.Spec.ClusterIP, s.Spec.Ports[0].Port))
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s:%d/readyz: %d %q", s.Spec.ClusterIP, s.Spec.Ports[0].Port, resp.StatusCode, body)
+	}
+	return nil
+}
+
+// logRouting shows what routes a Service: its EndpointSlices, the pods with their addresses, and
+// kube-proxy's nat rules for it.
+func logRouting(t *testing.T, ns, name string) {
+	t.Helper()
+	eps := &discoveryv1.EndpointSliceList{}
+	if err := k8s.List(context.Background(), eps, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
+		t.Logf("EndpointSlices: %v", err)
+	}
+	for _, es := range eps.Items {
+		for _, e := range es.Endpoints {
+			t.Logf("EndpointSlice %s: %v ready=%v serving=%v pod=%v", es.Name, e.Addresses,
+				ptr.Deref(e.Conditions.Ready, false), ptr.Deref(e.Conditions.Serving, false), e.TargetRef)
+		}
+	}
+	pods := &corev1.PodList{}
+	if err := k8s.List(context.Background(), pods, client.InNamespace(ns)); err == nil {
+		for _, p := range pods.Items {
+			t.Logf("pod %s %s ip=%s", p.Name, p.Status.Phase, p.Status.PodIP)
+		}
+	}
+	out, _ := exec.Command("iptables-save", "-t", "nat").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, ns+"/"+name) {
+			t.Log(line)
+		}
 	}
 }
 
