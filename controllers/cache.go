@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -11,7 +12,8 @@ import (
 // CacheOptions limits the manager's cache to what the operator owns: SocialPlatforms, and
 // children carrying the managed-by label. Unrelated ConfigMaps, Secrets and Deployments in the
 // cluster never enter memory, so the operator's footprint stays flat however big the cluster is.
-// Each cached object keeps only this operator's managedFields entry.
+// Each cached object keeps only this operator's managedFields entry. StorageClasses are the
+// cluster's own (few, read to know whether claims can grow).
 func CacheOptions() cache.Options {
 	owned := labels.SelectorFromSet(labels.Set{scalestackv1alpha1.LabelManagedBy: scalestackv1alpha1.ManagedByValue})
 	return cache.Options{
@@ -19,6 +21,7 @@ func CacheOptions() cache.Options {
 		DefaultTransform:     keepOwnManagedFields,
 		ByObject: map[client.Object]cache.ByObject{
 			&scalestackv1alpha1.SocialPlatform{}: {Label: labels.Everything()},
+			&storagev1.StorageClass{}:            {Label: labels.Everything()},
 		},
 	}
 }

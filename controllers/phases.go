@@ -96,6 +96,9 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 		}
 	}
 	in.Serving = s.serving
+	if in.ClaimSizes, in.Replacing, err = r.growStorage(ctx, s); err != nil {
+		return err
+	}
 	tier, err := render.DataTier(sp, in)
 	if err != nil {
 		return err

@@ -39,6 +39,8 @@ type scope struct {
 	serving map[int32]bool
 	// failoverRefused says, per shard, why a gone primary was not replaced.
 	failoverRefused []string
+	// storage is what the database phase's storage step found (storage.go).
+	storage storageObservation
 
 	// kafka is the event log as observed by the kafka phase.
 	kafka kafkaObservation

@@ -274,7 +274,23 @@ func (s *scope) databaseStatus() metav1.Condition {
 		c.Message = databaseReadyMessage(len(sp.Status.Shards), string(render.Engine(sp)), readyReplicas,
 			render.ReplicasPerShard(sp)*render.Shards(sp), unexecuted(s.primaryPodNames(), s.primaryPods, "agent"))
 	}
-	return failoverCondition(c, sp.Status.Shards, s.failoverRefused)
+	return failoverCondition(storageCondition(connectionBudget(c, render.Sizing(sp)), s.storage), sp.Status.Shards, s.failoverRefused)
+}
+
+// connectionBudget adds the connection budget to a Ready database tier: what each server allows
+// and each app pod opens, or, when even the smallest pools of every app pod at its maxReplicas
+// exceed max_connections, ConnectionBudgetExceeded with the limit that binds (the tier is still
+// ready: scaling the apps up is what would fail).
+func connectionBudget(c metav1.Condition, z render.DatabaseSizing) metav1.Condition {
+	if c.Status != metav1.ConditionTrue {
+		return c
+	}
+	if z.Binding != "" {
+		c.Reason, c.Message = scalestackv1alpha1.ReasonConnectionBudgetExceeded, z.Binding
+		return c
+	}
+	c.Message += fmt.Sprintf("; max_connections %d, %d per app pod for up to %d app pods", z.MaxConnections, z.PoolPerPod, z.Pods)
+	return c
 }
 
 // databaseReadyMessage says what a Ready database tier was checked for. A primary pod is Ready

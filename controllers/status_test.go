@@ -9,10 +9,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 )
 
 func TestWorkloadsCondition(t *testing.T) {
@@ -276,5 +278,30 @@ func TestPlanHandoverNeverLeavesReplicasWithoutAnOwner(t *testing.T) {
 				t.Errorf("plan %+v, want takeOver %v release %v", h, tc.takeOver, tc.release)
 			}
 		})
+	}
+}
+
+func TestConnectionBudgetSaysWhichLimitBinds(t *testing.T) {
+	ready := metav1.Condition{Type: scalestackv1alpha1.ConditionDatabaseReady, Status: metav1.ConditionTrue,
+		Reason: scalestackv1alpha1.ReasonAvailable, Message: "2 shards"}
+	sp := &scalestackv1alpha1.SocialPlatform{}
+	got := connectionBudget(ready, render.Sizing(sp))
+	if got.Reason != scalestackv1alpha1.ReasonAvailable || !strings.Contains(got.Message, "max_connections 500, 16 per app pod for up to 30 app pods") {
+		t.Errorf("default sizing: %+v", got)
+	}
+	// 128Mi of database memory allows 100 connections: 3 x 50 pods cannot have 2 each.
+	fifty := ptr.To[int32](50)
+	sp.Spec.Apps.User.MaxReplicas, sp.Spec.Apps.Post.MaxReplicas, sp.Spec.Apps.Worker.MaxReplicas = fifty, fifty, fifty
+	sp.Spec.Database.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}}
+	got = connectionBudget(ready, render.Sizing(sp))
+	if got.Status != metav1.ConditionTrue || got.Reason != scalestackv1alpha1.ReasonConnectionBudgetExceeded ||
+		!strings.Contains(got.Message, "max_connections is 100") || !strings.Contains(got.Message, "150 app pods") ||
+		!strings.Contains(got.Message, "spec.database.resources memory") {
+		t.Errorf("binding budget: %+v", got)
+	}
+	// A tier that is not ready keeps its own verdict.
+	down := metav1.Condition{Type: ready.Type, Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonUnavailable}
+	if got := connectionBudget(down, render.Sizing(sp)); got != down {
+		t.Errorf("not ready: %+v", got)
 	}
 }

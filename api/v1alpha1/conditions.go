@@ -76,6 +76,16 @@ const (
 	ReasonFailoverRefused = "FailoverRefused"
 	// ReasonFailingOver: a shard's primary moved in this pass and the new one is not ready yet.
 	ReasonFailingOver = "FailingOver"
+	// ReasonConnectionBudgetExceeded: the database tier is ready, but the app pods at their
+	// maxReplicas would open more connections than a shard server's max_connections allows; the
+	// message says which limit binds.
+	ReasonConnectionBudgetExceeded = "ConnectionBudgetExceeded"
+	// ReasonStorageResizing: the shards' claims are growing to spec.database.storage.size (or a
+	// StatefulSet is being replaced with the larger claim template); the tier keeps serving.
+	ReasonStorageResizing = "StorageResizing"
+	// ReasonStorageResizeUnsupported: spec.database.storage.size is larger than the claims, and
+	// their StorageClass cannot expand volumes; the tier keeps running at its size.
+	ReasonStorageResizeUnsupported = "StorageResizeUnsupported"
 )
 
 // Event reasons, verb-style. docs/events.md lists them.
@@ -96,4 +106,8 @@ const (
 	// EventFailoverRefused and EventSwitchoverFailed: a move of a primary that did not happen.
 	EventFailoverRefused  = "FailoverRefused"
 	EventSwitchoverFailed = "SwitchoverFailed"
+	// EventStorageResizing: a shard StatefulSet's claims were grown and the StatefulSet is
+	// replaced (its pods keep running); EventStorageResizeUnsupported: they cannot grow.
+	EventStorageResizing          = "StorageResizing"
+	EventStorageResizeUnsupported = "StorageResizeUnsupported"
 )

@@ -21,6 +21,9 @@ type Config struct {
 	ShardMapFile string
 	DBUser       string
 	DBPassword   string
+	// DBPoolSize is the connections per database server (the operator sizes it so that every
+	// pod at maxReplicas fits the servers' max_connections); 0 is the store's default.
+	DBPoolSize   int
 	RedisAddr    string
 	CacheTTL     time.Duration
 	KafkaBrokers []string
@@ -109,6 +112,7 @@ func FromEnv() (Config, error) {
 	str(platform.EnvShardMapFile, &c.ShardMapFile)
 	str(platform.EnvDBUser, &c.DBUser)
 	str(platform.EnvDBPassword, &c.DBPassword)
+	integer(platform.EnvDBPoolSize, &c.DBPoolSize)
 	str(platform.EnvRedisAddr, &c.RedisAddr)
 	dur(platform.EnvCacheTTL, &c.CacheTTL)
 	if v := os.Getenv(platform.EnvKafkaBrokers); v != "" {

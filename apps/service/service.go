@@ -149,7 +149,7 @@ func (a *App) shards(ctx context.Context) (*store.Shards, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := store.Open(store.Config{User: a.cfg.DBUser, Password: a.cfg.DBPassword, Redis: rc}, m, store.NewMetrics(a.Metrics.Registry))
+	s, err := store.Open(store.Config{User: a.cfg.DBUser, Password: a.cfg.DBPassword, MaxOpenConns: a.cfg.DBPoolSize, Redis: rc}, m, store.NewMetrics(a.Metrics.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (a *App) buildUser(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	svc := &user.Service{Shards: s, IDs: shard.NewGenerator(), Tokens: tok, Hash: a.cfg.Hash, Profiles: cs[0], Following: cs[1], Notify: r.Notify}
+	svc := &user.Service{Shards: s, IDs: store.NewIDs(), Tokens: tok, Hash: a.cfg.Hash, Profiles: cs[0], Following: cs[1], Notify: r.Notify}
 	svc.Routes(mux)
 	return nil
 }
@@ -262,7 +262,7 @@ func (a *App) buildPost(ctx context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	tl := &feed.Timelines{Redis: rc}
-	svc := &post.Service{Shards: s, IDs: shard.NewGenerator(), Posts: cs[0], Notify: r.Notify,
+	svc := &post.Service{Shards: s, IDs: store.NewIDs(), Posts: cs[0], Notify: r.Notify,
 		Created: func(ctx context.Context, p *post.Post) {
 			if err := tl.Push(ctx, []shard.ID{p.Author}, p.ID); err != nil {
 				slog.WarnContext(ctx, "own timeline push deferred to the fan-out", "error", err)

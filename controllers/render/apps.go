@@ -37,6 +37,7 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		platform.EnvDBEngine:     string(Engine(sp)),
 		platform.EnvLogFormat:    "json",
 		platform.EnvDBUser:       platform.DBUser,
+		platform.EnvDBPoolSize:   fmt.Sprint(Sizing(sp).PoolPerPod),
 		platform.EnvAssetMaxAge:  AssetMaxAge(sp).String(),
 	}
 	if e := sp.Spec.Apps.Email; e != nil {

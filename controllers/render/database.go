@@ -113,7 +113,9 @@ func ShardMapConfigMap(sp *scalestackv1alpha1.SocialPlatform, mapJSON string) *c
 
 // DatabaseConfig is the server configuration of every shard pod: GTID replication, binary logs in
 // row format, crash-safe replica state, and the engine's statements for both.
+// The buffer pool and max_connections come from Sizing (the manifest's database memory).
 func DatabaseConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyConfiguration {
+	z := Sizing(sp)
 	// Read with --defaults-file: the image's own configuration is never read, so every image of
 	// the engine behaves the same.
 	common := `[mysqld]
@@ -126,8 +128,8 @@ port = 3306
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
 skip-name-resolve = ON
-max_connections = 500
-innodb_buffer_pool_size = 256M
+max_connections = ` + fmt.Sprint(z.MaxConnections) + `
+innodb_buffer_pool_size = ` + fmt.Sprint(z.BufferPoolMiB) + `M
 innodb_flush_log_at_trx_commit = 1
 sync_binlog = 1
 log_bin = binlog
@@ -206,7 +208,14 @@ type ShardInputs struct {
 	AgentImage string
 	// ConfigHash is the hash of the database ConfigMap; a change rolls the pods.
 	ConfigHash string
+	// ClaimSize, when set, is the data claim template's size instead of the desired one: the
+	// claims cannot grow (the template is immutable and must stay as it is).
+	ClaimSize *resource.Quantity
 }
+
+// DataVolume is the name of a shard pod's data volume and of its StatefulSet's claim template
+// (claims are named data-<statefulset>-<ordinal>).
+const DataVolume = "data"
 
 // serverArgs start a shard's database server with its own configuration file and, before the
 // agent's first tick, the right identity: a distinct server_id, and read-only from its first
@@ -251,7 +260,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		server = "mysqld"
 	}
 	dataMounts := []*corev1ac.VolumeMountApplyConfiguration{
-		corev1ac.VolumeMount().WithName("data").WithMountPath("/var/lib/mysql"),
+		corev1ac.VolumeMount().WithName(DataVolume).WithMountPath("/var/lib/mysql"),
 		corev1ac.VolumeMount().WithName("run").WithMountPath("/run/mysqld"),
 		corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
 	}
@@ -363,8 +372,12 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithTopologySpreadConstraints(spread("kubernetes.io/hostname", shardSelector(sp, i, "")))
 
 	// A bare configuration: a template carries neither namespace nor kind.
+	size := StorageSize(db.Storage)
+	if in.ClaimSize != nil {
+		size = *in.ClaimSize
+	}
 	pvc := (&corev1ac.PersistentVolumeClaimApplyConfiguration{}).
-		WithName("data").
+		WithName(DataVolume).
 		WithLabels(shardLabels(sp, i, role)).
 		// volumeClaimTemplates is an atomic list: the operator owns the defaults the API server writes
 		// into it, so they are stated here, or the no-op check would see a difference every pass.
@@ -372,7 +385,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithSpec(corev1ac.PersistentVolumeClaimSpec().
 			WithVolumeMode(corev1.PersistentVolumeFilesystem).
 			WithAccessModes(corev1.ReadWriteOnce).
-			WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: StorageSize(db.Storage)})))
+			WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: size})))
 	if db.Storage.StorageClassName != nil {
 		pvc.Spec.WithStorageClassName(*db.Storage.StorageClassName)
 	}

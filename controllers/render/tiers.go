@@ -7,6 +7,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -77,6 +78,11 @@ type DataInputs struct {
 	// Serving holds the shards whose primary of record is ready; a shard that has never taken
 	// new users starts to once it is in here.
 	Serving map[int32]bool
+	// ClaimSizes are the claim template sizes of StatefulSets whose claims cannot grow, by name.
+	ClaimSizes map[string]resource.Quantity
+	// Replacing names the StatefulSets being replaced for larger claims: left out of this pass,
+	// created again once they are gone.
+	Replacing map[string]bool
 }
 
 // placeNewUsers sets each shard's weight: a shard takes new users once its primary has been ready
@@ -150,16 +156,27 @@ func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error
 	if err != nil {
 		return Tier{}, fmt.Errorf("encoding shard map: %w", err)
 	}
-	shardInputs := ShardInputs{AgentImage: in.AgentImage, ConfigHash: HashData(cfg.Data)}
 	var shards []Object
 	for i := range Shards(sp) {
 		shards = append(shards,
 			ShardHeadlessService(sp, i),
 			ShardService(sp, i, "primary", primaries[i].Pod),
 			ShardService(sp, i, "replica", ""),
-			ShardStatefulSet(sp, i, "primary", shardInputs),
-			ShardStatefulSet(sp, i, "replica", shardInputs),
 		)
+		for _, role := range []string{"primary", "replica"} {
+			name := sp.ShardPrimaryName(i)
+			if role == "replica" {
+				name = sp.ShardReplicasName(i)
+			}
+			if in.Replacing[name] {
+				continue
+			}
+			shardInputs := ShardInputs{AgentImage: in.AgentImage, ConfigHash: HashData(cfg.Data)}
+			if q, ok := in.ClaimSizes[name]; ok {
+				shardInputs.ClaimSize = &q
+			}
+			shards = append(shards, ShardStatefulSet(sp, i, role, shardInputs))
+		}
 	}
 	return Tier{Steps: [][]Object{{cfg, ShardMapConfigMap(sp, string(raw))}, shards}}, nil
 }

@@ -40,7 +40,7 @@ func main() {
 		slog.Error("shard map", "error", err)
 		os.Exit(1)
 	}
-	shards, err := store.Open(store.Config{User: cfg.DBUser, Password: cfg.DBPassword}, m, nil)
+	shards, err := store.Open(store.Config{User: cfg.DBUser, Password: cfg.DBPassword, MaxOpenConns: cfg.DBPoolSize}, m, nil)
 	if err != nil {
 		slog.Error("shards", "error", err)
 		os.Exit(1)
