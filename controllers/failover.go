@@ -286,6 +286,13 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		}
 		ready, since := podReady(primary)
 		s.serving[i] = ready
+		doomed := false
+		if ord, ok := replicaOrdinal(sp, i, rec.Pod); ok && ord >= render.ReplicasPerShard(sp) {
+			// replicasPerShard shrank below the primary of record (a replica promoted earlier): the
+			// StatefulSet keeps it until the primary is handed back to the shard's first pod.
+			s.keepReplicas[sp.ShardReplicasName(i)] = ord + 1
+			doomed = true
+		}
 		if target, ok := primary.Annotations[scalestackv1alpha1.AnnotationSwitchover]; ok {
 			c, err := client()
 			if err != nil {
@@ -313,6 +320,24 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			}
 		}
 		if ready {
+			if doomed {
+				c, err := client()
+				if err != nil {
+					return nil, err
+				}
+				m, err := r.switchover(ctx, c, i, rec, pods, sp.ShardDefaultPrimaryPod(i))
+				switch {
+				case errors.Is(err, errNotYet):
+					log.FromContext(ctx).Info("Scale-down waits for a switchover", "shard", i, "reason", err.Error())
+					s.requeueAfter(5 * time.Second)
+				case err != nil:
+					r.Recorder.Eventf(sp, primary, corev1.EventTypeWarning, scalestackv1alpha1.EventSwitchoverFailed, "Switchover", "shard %d: %s", i, truncate(err.Error(), 900))
+					s.requeueAfter(30 * time.Second)
+				default:
+					m.reason = fmt.Sprintf("replicasPerShard %d leaves no room for %s", render.ReplicasPerShard(sp), rec.Pod)
+					moves = append(moves, m)
+				}
+			}
 			continue
 		}
 		c, err := client()
@@ -445,6 +470,19 @@ func (r *SocialPlatformReconciler) switchover(ctx context.Context, c agentapi.Cl
 	}
 	return primaryMove{shard: i, from: rec.Pod, to: chosen.pod, epoch: rec.Epoch + 1, kind: "switchover",
 		reason: "asked for on " + rec.Pod, pods: podList(pods)}, nil
+}
+
+// replicaOrdinal is the ordinal of pod in shard i's replicas StatefulSet, if it is one of its pods.
+func replicaOrdinal(sp *scalestackv1alpha1.SocialPlatform, i int32, pod string) (int32, bool) {
+	rest, ok := strings.CutPrefix(pod, sp.ShardReplicasName(i)+"-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rest, 10, 32)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return int32(n), true
 }
 
 // errNotYet marks a switchover that cannot start now but may later (the target is not ready):

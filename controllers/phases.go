@@ -96,6 +96,7 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 		}
 	}
 	in.Serving = s.serving
+	in.KeepReplicas = s.keepReplicas
 	if in.ClaimSizes, in.Replacing, err = r.growStorage(ctx, s); err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ type scope struct {
 	serving map[int32]bool
 	// failoverRefused says, per shard, why a gone primary was not replaced.
 	failoverRefused []string
+	// keepReplicas holds, by replicas StatefulSet, the replicas kept above replicasPerShard
+	// until the primary of record, one of its pods, is handed back (failover.go).
+	keepReplicas map[string]int32
 	// storage is what the database phase's storage step found (storage.go).
 	storage storageObservation
 
@@ -72,6 +75,7 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		primaryPods:  map[string]*corev1.Pod{},
 		primaries:    map[int32]render.Primary{},
 		serving:      map[int32]bool{},
+		keepReplicas: map[string]int32{},
 		ran:          map[string]bool{},
 		failures:     map[string]error{},
 	}

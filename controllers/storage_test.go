@@ -75,3 +75,23 @@ func TestStorageCondition(t *testing.T) {
 		t.Errorf("replacing: %+v", got)
 	}
 }
+
+func TestReplicaOrdinal(t *testing.T) {
+	sp := &scalestackv1alpha1.SocialPlatform{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}
+	cases := map[string]struct {
+		ord int32
+		ok  bool
+	}{
+		"demo-shard-1-replicas-0": {0, true},
+		"demo-shard-1-replicas-3": {3, true},
+		"demo-shard-1-primary-0":  {0, false},
+		"demo-shard-0-replicas-1": {0, false},
+		"demo-shard-1-replicas-x": {0, false},
+		"demo-shard-1-replicas-":  {0, false},
+	}
+	for pod, want := range cases {
+		if ord, ok := replicaOrdinal(sp, 1, pod); ord != want.ord || ok != want.ok {
+			t.Errorf("%s: %d %v, want %d %v", pod, ord, ok, want.ord, want.ok)
+		}
+	}
+}

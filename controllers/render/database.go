@@ -211,6 +211,8 @@ type ShardInputs struct {
 	// ClaimSize, when set, is the data claim template's size instead of the desired one: the
 	// claims cannot grow (the template is immutable and must stay as it is).
 	ClaimSize *resource.Quantity
+	// MinReplicas is a floor on the replicas StatefulSet's size (it holds the primary of record).
+	MinReplicas int32
 }
 
 // DataVolume is the name of a shard pod's data volume and of its StatefulSet's claim template
@@ -234,7 +236,7 @@ func serverArgs(i int32, role string) []string {
 func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role string, in ShardInputs) *appsv1ac.StatefulSetApplyConfiguration {
 	name, replicas := sp.ShardPrimaryName(i), int32(1)
 	if role == "replica" {
-		name, replicas = sp.ShardReplicasName(i), ReplicasPerShard(sp)
+		name, replicas = sp.ShardReplicasName(i), max(ReplicasPerShard(sp), in.MinReplicas)
 	}
 	db := sp.Spec.Database
 	image := db.Image

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -84,3 +85,34 @@ func TestSizingFollowsTheManifest(t *testing.T) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// A replicas StatefulSet that holds the primary of record keeps it through a scale-down.
+func TestDataTierKeepsThePrimaryThroughAScaleDown(t *testing.T) {
+	sp := &scalestackv1alpha1.SocialPlatform{}
+	sp.Name, sp.Namespace = "demo", "ns"
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](0)
+	replicas := func(in DataInputs) int32 { // -1: not rendered
+		tier, err := DataTier(sp, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range tier.Steps {
+			for _, o := range step {
+				if s, ok := o.(*appsv1ac.StatefulSetApplyConfiguration); ok && *s.Name == sp.ShardReplicasName(0) {
+					return *s.Spec.Replicas
+				}
+			}
+		}
+		return -1
+	}
+	if n := replicas(DataInputs{}); n != 0 {
+		t.Errorf("no floor: %d replicas", n)
+	}
+	if n := replicas(DataInputs{KeepReplicas: map[string]int32{sp.ShardReplicasName(0): 2}}); n != 2 {
+		t.Errorf("floor 2: %d replicas", n)
+	}
+	if n := replicas(DataInputs{Replacing: map[string]bool{sp.ShardReplicasName(0): true}}); n != -1 {
+		t.Errorf("being replaced, yet rendered with %d replicas", n)
+	}
+}

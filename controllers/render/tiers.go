@@ -80,6 +80,9 @@ type DataInputs struct {
 	Serving map[int32]bool
 	// ClaimSizes are the claim template sizes of StatefulSets whose claims cannot grow, by name.
 	ClaimSizes map[string]resource.Quantity
+	// KeepReplicas holds, by replicas StatefulSet, a floor above replicasPerShard: it still holds
+	// the shard's primary of record, which a scale-down would delete.
+	KeepReplicas map[string]int32
 	// Replacing names the StatefulSets being replaced for larger claims: left out of this pass,
 	// created again once they are gone.
 	Replacing map[string]bool
@@ -174,6 +177,9 @@ func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error
 			shardInputs := ShardInputs{AgentImage: in.AgentImage, ConfigHash: HashData(cfg.Data)}
 			if q, ok := in.ClaimSizes[name]; ok {
 				shardInputs.ClaimSize = &q
+			}
+			if n, ok := in.KeepReplicas[name]; ok && role == "replica" {
+				shardInputs.MinReplicas = n
 			}
 			shards = append(shards, ShardStatefulSet(sp, i, role, shardInputs))
 		}

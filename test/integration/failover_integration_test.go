@@ -12,6 +12,7 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -284,7 +285,10 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 	})
 	setPodReady(t, ns, primaryName, true)
 
-	// A switchover back, asked for on the primary of record's pod, under writes.
+	// A switchover back, under writes, that the operator makes itself: replicasPerShard shrinks
+	// to 0, which would delete the primary of record (the replicas' pod 0); the StatefulSet keeps
+	// it until the primary is handed back to the shard's first pod. (The annotation's switchover
+	// is the real-pods test's.)
 	stop := make(chan struct{})
 	done := make(chan int)
 	go func() {
@@ -303,20 +307,16 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	eventually(t, "annotate the primary's pod", func() error {
-		p, err := get(t, &corev1.Pod{}, ns, replicaName)
-		if err != nil {
-			return err
-		}
-		p.Annotations = map[string]string{scalestackv1alpha1.AnnotationSwitchover: primaryName}
-		return k8s.Update(ctx, p)
-	})
+	updateSP(t, sp, func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.ReplicasPerShard = ptr.To[int32](0) })
 	eventually(t, "the switchover recorded", func() error {
 		m, err := shardMapOf(t, sp)
 		if err != nil {
 			return err
 		}
 		if p := m.Shards[0]; p.PrimaryPod != primaryName || p.Epoch != 2 {
+			if r, err := get(t, &appsv1.StatefulSet{}, ns, sp.ShardReplicasName(0)); err == nil && ptr.Deref(r.Spec.Replicas, -1) < 1 {
+				t.Errorf("the replicas StatefulSet scaled to %d while it holds the primary %s", *r.Spec.Replicas, p.PrimaryPod)
+			}
 			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, ns))
 		}
 		return nil
@@ -333,13 +333,13 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "the request removed from the pod", func() error {
-		p, err := get(t, &corev1.Pod{}, ns, replicaName)
+	eventually(t, "the replicas scale to 0 once the primary is handed back", func() error {
+		r, err := get(t, &appsv1.StatefulSet{}, ns, sp.ShardReplicasName(0))
 		if err != nil {
 			return err
 		}
-		if _, ok := p.Annotations[scalestackv1alpha1.AnnotationSwitchover]; ok {
-			return fmt.Errorf("still annotated")
+		if n := ptr.Deref(r.Spec.Replicas, -1); n != 0 {
+			return fmt.Errorf("%d replicas", n)
 		}
 		return nil
 	})
