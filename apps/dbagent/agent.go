@@ -62,6 +62,10 @@ type Config struct {
 	// refuses writes until the operator confirms it is still the primary (the operator may have
 	// promoted another meanwhile). Zero never fences.
 	FenceAfter time.Duration
+	// SemiSyncTimeout: with it, every server runs semi-synchronous replication (both roles), so a
+	// primary's commit returns once a replica has it; the primary waits this long for an
+	// acknowledgement before it falls back to asynchronous. Zero leaves replication asynchronous.
+	SemiSyncTimeout time.Duration
 	// PromoteWait bounds how long a promoted replica may take to apply what it received.
 	PromoteWait time.Duration
 	// Token authenticates the operator's requests (agentapi.Token).
@@ -324,6 +328,13 @@ func (a *Agent) source(pod string) replication.Source {
 func (a *Agent) tick(ctx context.Context, topo agentapi.Topology, role string) (ready error, err error) {
 	if err := a.rep.SetServerID(ctx, a.cfg.ServerID()); err != nil {
 		return nil, err
+	}
+	if a.cfg.SemiSyncTimeout > 0 {
+		if changed, err := a.rep.EnableSemiSync(ctx, a.cfg.SemiSyncTimeout); err != nil {
+			return nil, err
+		} else if changed {
+			a.log.Info("Semi-synchronous replication on", "timeout", a.cfg.SemiSyncTimeout.String())
+		}
 	}
 	if role == agentapi.RolePrimary {
 		return a.asPrimary(ctx)

@@ -51,7 +51,7 @@ func testShard(t *testing.T) (map[string]*member, agentapi.Client) {
 	for i, p := range pods {
 		cfg := Config{Engine: replication.MariaDB, Shard: 1, Pod: p, Primary: pods[0], Peer: peers(servers),
 			Credentials: creds, MaxLag: 10 * time.Second, Interval: 200 * time.Millisecond,
-			FenceAfter: 2 * time.Second, PromoteWait: 10 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
+			FenceAfter: 2 * time.Second, PromoteWait: 10 * time.Second, SemiSyncTimeout: 5 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
 		cfg.Role, cfg.Ordinal = "replica", i-1
 		if i == 0 {
 			cfg.Role, cfg.Ordinal = "primary", 0

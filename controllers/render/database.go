@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"maps"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -215,6 +216,10 @@ type ShardInputs struct {
 	MinReplicas int32
 }
 
+// SemiSyncTimeout is how long a primary's commit waits for a replica's acknowledgement before
+// replication falls back to asynchronous (docs/data-tier.md, "Failure model").
+const SemiSyncTimeout = time.Second
+
 // DataVolume is the name of a shard pod's data volume and of its StatefulSet's claim template
 // (claims are named data-<statefulset>-<ordinal>).
 const DataVolume = "data"
@@ -322,6 +327,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.EnvVar().WithName(platform.EnvAgentPeerDomain).WithValue(fmt.Sprintf("%s.%s.svc", sp.ShardName(i), sp.Namespace)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShardMap).WithValue(ShardMapMountPath+"/"+ShardMapKey),
 			corev1ac.EnvVar().WithName(platform.EnvAgentFenceAfter).WithValue((FailoverAfter(sp) / 2).String()),
+			corev1ac.EnvVar().WithName(platform.EnvAgentSemiSyncTimeout).WithValue(SemiSyncTimeout.String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 			secretEnv(platform.EnvAgentAppPassword, SecretKeyApp),

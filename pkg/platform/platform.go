@@ -47,7 +47,10 @@ const (
 	EnvAgentShardMap = "DBAGENT_SHARD_MAP"
 	// EnvAgentFenceAfter: a primary whose agent could not reach its server for this long refuses
 	// writes until the operator confirms it is still the primary.
-	EnvAgentFenceAfter          = "DBAGENT_FENCE_AFTER"
+	EnvAgentFenceAfter = "DBAGENT_FENCE_AFTER"
+	// EnvAgentSemiSyncTimeout is how long a primary's commit waits for a replica's
+	// acknowledgement before replication falls back to asynchronous; 0 turns semi-sync off.
+	EnvAgentSemiSyncTimeout     = "DBAGENT_SEMISYNC_TIMEOUT"
 	EnvAgentPod                 = "POD_NAME"
 	EnvAgentAddr                = "DBAGENT_ADDR"
 	EnvAgentDataDir             = "DBAGENT_DATADIR"

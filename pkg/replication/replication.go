@@ -62,6 +62,7 @@ type dialect struct {
 	changeSource func(Source) (string, []any)
 	start, stop  string
 	stopIO       string
+	startIO      string
 	reset        string
 	status       string
 	// waitApplied waits until the given GTIDs are applied or the timeout (seconds) passes; it
@@ -78,7 +79,7 @@ var dialects = map[Engine]dialect{
 			return "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5",
 				[]any{s.Host, s.Port, s.User, s.Password}
 		},
-		start: "START SLAVE", stop: "STOP SLAVE", stopIO: "STOP SLAVE IO_THREAD", reset: "RESET SLAVE ALL", status: "SHOW SLAVE STATUS",
+		start: "START SLAVE", stop: "STOP SLAVE", stopIO: "STOP SLAVE IO_THREAD", startIO: "START SLAVE IO_THREAD", reset: "RESET SLAVE ALL", status: "SHOW SLAVE STATUS",
 		waitApplied: "SELECT MASTER_GTID_WAIT(?, ?)",
 		position:    "SELECT @@GLOBAL.gtid_binlog_state, @@GLOBAL.gtid_current_pos, @@GLOBAL.read_only",
 		cols: map[string]string{"host": "Master_Host", "port": "Master_Port", "io": "Slave_IO_Running", "sql": "Slave_SQL_Running",
@@ -89,7 +90,7 @@ var dialects = map[Engine]dialect{
 			return "CHANGE REPLICATION SOURCE TO SOURCE_HOST=?, SOURCE_PORT=?, SOURCE_USER=?, SOURCE_PASSWORD=?, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=5, GET_SOURCE_PUBLIC_KEY=1",
 				[]any{s.Host, s.Port, s.User, s.Password}
 		},
-		start: "START REPLICA", stop: "STOP REPLICA", stopIO: "STOP REPLICA IO_THREAD", reset: "RESET REPLICA ALL", status: "SHOW REPLICA STATUS",
+		start: "START REPLICA", stop: "STOP REPLICA", stopIO: "STOP REPLICA IO_THREAD", startIO: "START REPLICA IO_THREAD", reset: "RESET REPLICA ALL", status: "SHOW REPLICA STATUS",
 		// 0 when applied, 1 on timeout.
 		waitApplied: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)",
 		position:    "SELECT @@GLOBAL.gtid_executed, @@GLOBAL.gtid_executed, @@GLOBAL.read_only",

@@ -156,7 +156,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 				return "unknown", 3306
 			},
 			Credentials: creds, MaxLag: 10 * time.Second, Interval: 300 * time.Millisecond, FenceAfter: 5 * time.Second,
-			PromoteWait: 10 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
+			PromoteWait: 10 * time.Second, SemiSyncTimeout: 5 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
 		a := dbagent.New(cfg, servers[name].DB(t), logger)
 		srv := httptest.NewServer(a.Handler())
 		t.Cleanup(srv.Close)
