@@ -79,7 +79,9 @@ func TestStorageGrowsClaimsAndReplacesTheStatefulSet(t *testing.T) {
 	pvc := boundClaim(t, sp, primary, class, "1Gi")
 	other := boundClaim(t, sp, sp.ShardReplicasName(0), class, "1Gi")
 
-	updateSP(t, sp, func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("2Gi")) })
+	updateSP(t, sp, func(sp *scalestackv1alpha1.SocialPlatform) {
+		sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("2Gi"))
+	})
 	for _, name := range []string{pvc.Name, other.Name} {
 		eventually(t, "claim "+name+" asks for 2Gi", func() error {
 			got, err := get(t, &corev1.PersistentVolumeClaim{}, ns, name)

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -413,6 +414,11 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 		promoted = sp.ShardDefaultPrimaryPod(s)
 	}
 	t.Logf("shard %d: primary of record %s at epoch %d", s, frozen, epoch)
+	// A steady write load through the gateway from before the freeze until writes succeed again:
+	// every post it was told was created must be on the new primary.
+	load := startPostLoad(author)
+	defer load.stop()
+	time.Sleep(2 * time.Second)
 	pid := serverPID(t, ns, frozen, "mariadbd")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -454,8 +460,10 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	if _, err := fmt.Sscan(after.ID, &afterID); err != nil {
 		t.Fatal(err)
 	}
+	acked, failed := load.stop()
+	t.Logf("real pods: %d posts acknowledged under the load (%d failed while the shard had no primary)", len(acked), failed)
 	newDB := appDB(t, ns, promoted, appPW)
-	for _, id := range append(before, afterID) {
+	for _, id := range append(append(before, afterID), acked...) {
 		var body string
 		if err := newDB.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body); err != nil {
 			t.Errorf("acknowledged post %d on the new primary: %v", id, err)
@@ -492,6 +500,63 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 		return nil
 	})
 	waitReady(t, ns, 5*time.Minute)
+}
+
+// postLoad posts through the gateway every 50 ms until stopped, and keeps the IDs of the posts
+// the API acknowledged (201).
+type postLoad struct {
+	done  chan struct{}
+	wg    sync.WaitGroup
+	acked []int64
+	fails int
+}
+
+func startPostLoad(author *api) *postLoad {
+	l := &postLoad{done: make(chan struct{})}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	l.wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-l.done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			b, _ := json.Marshal(map[string]string{"body": fmt.Sprintf("under load %d", i)})
+			req, _ := http.NewRequest("POST", author.base+"/api/posts", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+author.token)
+			res, err := hc.Do(req)
+			if err != nil {
+				l.fails++
+				continue
+			}
+			var out struct {
+				ID string `json:"id"`
+			}
+			raw, _ := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			var id int64
+			if res.StatusCode != http.StatusCreated || json.Unmarshal(raw, &out) != nil {
+				l.fails++
+				continue
+			}
+			if _, err := fmt.Sscan(out.ID, &id); err == nil {
+				l.acked = append(l.acked, id)
+			}
+		}
+	})
+	return l
+}
+
+// stop ends the load and returns what was acknowledged and how many requests failed.
+func (l *postLoad) stop() ([]int64, int) {
+	select {
+	case <-l.done:
+	default:
+		close(l.done)
+	}
+	l.wg.Wait()
+	return l.acked, l.fails
 }
 
 type tokenResponse struct {

@@ -99,8 +99,11 @@ func run(log *slog.Logger) error {
 	if cfg.FenceAfter, err = time.ParseDuration(env(platform.EnvAgentFenceAfter, "15s")); err != nil {
 		return fmt.Errorf("%s: %w", platform.EnvAgentFenceAfter, err)
 	}
-	if cfg.SemiSyncTimeout, err = time.ParseDuration(env(platform.EnvAgentSemiSyncTimeout, "1s")); err != nil || cfg.SemiSyncTimeout < 0 {
-		return fmt.Errorf("%s: not a duration >= 0 (%v)", platform.EnvAgentSemiSyncTimeout, err)
+	if cfg.SemiSyncTimeout, err = time.ParseDuration(env(platform.EnvAgentSemiSyncTimeout, "1s")); err != nil {
+		return fmt.Errorf("%s: %w", platform.EnvAgentSemiSyncTimeout, err)
+	}
+	if cfg.SemiSyncTimeout < 0 {
+		return fmt.Errorf("%s must not be negative", platform.EnvAgentSemiSyncTimeout)
 	}
 	if cfg.Role != "primary" && cfg.Role != "replica" {
 		return fmt.Errorf("DBAGENT_ROLE must be primary or replica, not %q", cfg.Role)
