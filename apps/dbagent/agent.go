@@ -133,6 +133,7 @@ type Agent struct {
 	promoted  prometheus.Counter
 	fenced    prometheus.Gauge
 	divergedG prometheus.Gauge
+	semiSync  prometheus.Gauge
 	registry  *prometheus.Registry
 }
 
@@ -158,7 +159,9 @@ func New(cfg Config, db *sql.DB, log *slog.Logger) *Agent {
 		Help: "1 while the topology names this server primary but it refuses writes (switchover, or stalled and unconfirmed).", ConstLabels: labels})
 	a.divergedG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_diverged",
 		Help: "1 while the server has transactions its primary lacks and refuses to replicate (it needs a rebuild).", ConstLabels: labels})
-	a.registry.MustRegister(a.lagGauge, a.healthy, a.epoch, a.ticks, a.promoted, a.fenced, a.divergedG)
+	a.semiSync = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_semisync_waiting",
+		Help: "On a primary: 1 while its commits wait for a replica's acknowledgement (semi-sync), 0 while replication is asynchronous (no replica connected, or one timed out); -1 on a replica.", ConstLabels: labels})
+	a.registry.MustRegister(a.lagGauge, a.healthy, a.epoch, a.ticks, a.promoted, a.fenced, a.divergedG, a.semiSync)
 	return a
 }
 
@@ -375,10 +378,18 @@ func (a *Agent) asPrimary(ctx context.Context) (ready error, err error) {
 	if err := a.rep.ConfigurePrimary(ctx); err != nil {
 		return nil, err
 	}
+	if a.cfg.SemiSyncTimeout > 0 {
+		st, err := a.rep.SemiSync(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a.semiSync.Set(b2f(st.On))
+	}
 	return nil, nil
 }
 
 func (a *Agent) asReplica(ctx context.Context, src replication.Source) (ready error, err error) {
+	a.semiSync.Set(-1)
 	a.mu.Lock()
 	a.fence = nil
 	a.mu.Unlock()

@@ -239,6 +239,12 @@ func saturationRules(sp *scalestackv1alpha1.SocialPlatform) RuleGroup {
 	}
 	// A cache that may not evict refuses writes at maxmemory; an evicting one (allkeys-lru, the
 	// default) is always near it once warm, which is the cache doing its job, not a problem.
+	if ReplicasPerShard(sp) > 0 {
+		// Without replicas a primary has nobody to wait for: asynchronous is all there is.
+		rules = append(rules, alert("ScalestackReplicationAsynchronous",
+			fmt.Sprintf(`min by (namespace, pod) (scalestack_dbagent_semisync_waiting{%s}) == 0`, db),
+			"10m", "ticket", "A shard's primary replicates asynchronously", "{{ $labels.pod }} commits without a replica's acknowledgement (no replica connected, or one timed out): a failover now could lose acknowledged writes."))
+	}
 	if CacheEvictionPolicy(sp) == "noeviction" {
 		rules = append(rules, alert("ScalestackRedisMemoryHigh",
 			fmt.Sprintf(`max by (namespace, pod) (redis_memory_used_bytes{%s} / redis_memory_max_bytes{%s}) > 0.95`, cache, cache),
