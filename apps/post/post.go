@@ -110,7 +110,8 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err != nil {
-		return err
+		// A primary that is gone or read-only (a failover in progress) is a 503 naming the shard.
+		return store.Unavailable(ctx, db, err)
 	}
 	s.notify()
 	if s.Created != nil {

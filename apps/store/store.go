@@ -142,12 +142,12 @@ func (s *Shards) Update(m *shard.Map) error {
 	used := map[string]bool{}
 	for _, p := range m.Shards {
 		db := &DB{Index: p.Index, addr: p.Primary, raddr: p.Replicas}
-		if db.Primary, err = s.pool(p.Primary); err != nil {
+		if db.Primary, err = s.pool(p.Primary, true); err != nil {
 			return err
 		}
 		db.Replicas = db.Primary
 		if p.Replicas != "" {
-			if db.Replicas, err = s.pool(p.Replicas); err != nil {
+			if db.Replicas, err = s.pool(p.Replicas, false); err != nil {
 				return err
 			}
 		}
@@ -169,11 +169,24 @@ func (s *Shards) Update(m *shard.Map) error {
 	return nil
 }
 
-func (s *Shards) pool(addr string) (*sql.DB, error) {
+// pool returns the pool of addr. A primary's pool drops a connection that meets a read-only
+// server (go-sql-driver's rejectReadOnly): after a failover or switchover, connections opened to
+// the old primary before kube-proxy moved the -primary Service would otherwise stay in the pool
+// and fail every write; dropped, the next one reaches the new primary.
+func (s *Shards) pool(addr string, primary bool) (*sql.DB, error) {
 	if p, ok := s.pools[addr]; ok {
 		return p, nil
 	}
-	p, err := sql.Open("mysql", DSN(addr, s.cfg.User, s.cfg.Password, Database))
+	dsn := DSN(addr, s.cfg.User, s.cfg.Password, Database)
+	if primary {
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RejectReadOnly = true
+		dsn = cfg.FormatDSN()
+	}
+	p, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +243,9 @@ func (s *Shards) Begin(ctx context.Context, owner shard.ID) (*DB, *sql.Tx, error
 	}
 	return db, tx, nil
 }
+
+// Unavailable is unavailable for the apps' own write paths (a transaction begun on db.Primary).
+func Unavailable(ctx context.Context, db *DB, err error) error { return unavailable(ctx, db, err) }
 
 // unavailable turns a failure of a shard's server into a 503 that names the shard: its users'
 // requests fail with a reason and a retry hint while the other shards' users are served. A
