@@ -257,7 +257,8 @@ func (r *SocialPlatformReconciler) statuses(ctx context.Context, c agentapi.Clie
 // a failover when it has been unavailable for failover.after, a switchover when its pod asks for
 // one, a confirmation when its agent fenced it after a stall. Refusals are recorded in the scope
 // for DatabaseReady.
-func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope, observed *shard.Map) ([]primaryMove, error) {
+// recovered holds the primaries of record read from retained claims when there is no shard map.
+func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope, observed *shard.Map, recovered map[int32]render.Primary) ([]primaryMove, error) {
 	sp := s.sp
 	var moves []primaryMove
 	var agents *agentapi.Client
@@ -273,7 +274,7 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		return c, nil
 	}
 	for i := range render.Shards(sp) {
-		rec := render.PrimaryOf(sp, i, observed, nil)
+		rec := render.PrimaryOf(sp, i, observed, recovered)
 		s.primaries[i] = rec
 		pods, err := r.shardPods(ctx, sp, i)
 		if err != nil {

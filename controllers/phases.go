@@ -84,12 +84,22 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 	if in.ShardMap, err = r.observedShardMap(ctx, sp); err != nil {
 		return err
 	}
-	moves, err := r.decidePrimaries(ctx, s, in.ShardMap)
+	var recovered map[int32]render.Primary
+	if in.ShardMap == nil {
+		// No shard map: a new platform, or one created again over retained claims (recovery.go).
+		if recovered, err = r.recoveredPrimaries(ctx, sp); err != nil {
+			return err
+		}
+	}
+	moves, err := r.decidePrimaries(ctx, s, in.ShardMap, recovered)
 	if err != nil {
 		return err
 	}
-	if len(moves) > 0 {
-		in.Primaries = map[int32]render.Primary{}
+	if len(moves) > 0 || len(recovered) > 0 {
+		in.Primaries = maps.Clone(recovered)
+		if in.Primaries == nil {
+			in.Primaries = map[int32]render.Primary{}
+		}
 		for _, m := range moves {
 			in.Primaries[m.shard] = render.Primary{Pod: m.to, Epoch: m.epoch}
 			s.primaries[m.shard] = in.Primaries[m.shard]
@@ -109,7 +119,7 @@ func (r *SocialPlatformReconciler) reconcileDatabase(ctx context.Context, s *sco
 	}
 	// Recorded in the shard map and the -primary Services: now the agents are told.
 	r.announce(ctx, s, moves)
-	return nil
+	return r.recordPrimaryClaims(ctx, s)
 }
 
 // observedShardMap reads the published shard map: nil when it is missing, or when it does not

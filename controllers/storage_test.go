@@ -95,3 +95,29 @@ func TestReplicaOrdinal(t *testing.T) {
 		}
 	}
 }
+
+func TestPrimariesFromClaims(t *testing.T) {
+	sp := &scalestackv1alpha1.SocialPlatform{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}
+	sp.Spec.Database.Shards = 2
+	claim := func(name, shard, epoch string) corev1.PersistentVolumeClaim {
+		c := corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels: map[string]string{scalestackv1alpha1.LabelShard: shard}}}
+		if epoch != "" {
+			c.Annotations = map[string]string{scalestackv1alpha1.AnnotationPrimaryEpoch: epoch}
+		}
+		return c
+	}
+	got := primariesFromClaims(sp, []corev1.PersistentVolumeClaim{
+		claim("data-demo-shard-0-primary-0", "0", "2"),
+		claim("data-demo-shard-0-replicas-0", "0", "3"), // the newest move wins
+		claim("data-demo-shard-0-replicas-1", "0", ""),
+		claim("data-demo-shard-1-primary-0", "1", "x"),   // unreadable
+		claim("data-demo-shard-1-replicas-0", "0", "9"),  // names another shard than its label
+		claim("data-demo-shard-7-replicas-0", "7", "4"),  // a shard the platform no longer has
+		claim("data-other-shard-0-replicas-0", "0", "5"), // another platform's name
+	})
+	want := map[int32]render.Primary{0: {Pod: "demo-shard-0-replicas-0", Epoch: 3}}
+	if len(got) != len(want) || got[0] != want[0] {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}

@@ -38,6 +38,10 @@ const (
 	// the pod to promote, or "any" for the most advanced ready replica. The operator removes it
 	// when the switchover is done or refused (an Event says which).
 	AnnotationSwitchover = "scalestack.dev/switchover"
+	// AnnotationPrimaryEpoch on a shard pod's data claim is the epoch at which that pod became the
+	// shard's primary of record. Claims outlive a platform deleted with deletionPolicy Retain, so a
+	// platform created again over them resumes with that primary.
+	AnnotationPrimaryEpoch = "scalestack.dev/primary-epoch"
 
 	// LabelShard on a database pod is its physical shard index.
 	LabelShard = "scalestack.dev/shard"

@@ -193,3 +193,52 @@ func TestStorageResizeUnsupportedChangesNothing(t *testing.T) {
 		t.Errorf("a pass failed: %s", eventNotes(t, ns))
 	}
 }
+
+// A platform created again over retained claims after a failover resumes with the primary of
+// record its claims name (the promoted replica), not the primary StatefulSet's pod, which may
+// lack what the promoted one took.
+func TestRecreatedPlatformKeepsThePrimaryOfRecord(t *testing.T) {
+	ns := newNamespace(t)
+	sp := loadSample(t, ns)
+	sp.Spec.Database.Shards = 1
+	// Retained from the platform before: the replica was promoted at epoch 3.
+	promoted := sp.ShardReplicasName(0) + "-0"
+	for _, pod := range []string{sp.ShardDefaultPrimaryPod(0), promoted} {
+		labels := sp.Labels("database")
+		labels[scalestackv1alpha1.LabelShard] = "0"
+		pvc := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data-" + pod, Labels: labels},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}}},
+		}
+		if pod == promoted {
+			pvc.Annotations = map[string]string{scalestackv1alpha1.AnnotationPrimaryEpoch: "3"}
+		}
+		if err := k8s.Create(context.Background(), pvc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k8s.Create(context.Background(), sp); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the shard map names the promoted replica at epoch 3", func() error {
+		m, err := shardMapOf(t, sp)
+		if err != nil {
+			return err
+		}
+		if p := m.Shards[0]; p.PrimaryPod != promoted || p.Epoch != 3 {
+			return fmt.Errorf("shard 0 %+v", p)
+		}
+		return nil
+	})
+	eventually(t, "the -primary Service selects it", func() error {
+		svc, err := get(t, &corev1.Service{}, ns, sp.ShardPrimaryName(0))
+		if err != nil {
+			return err
+		}
+		if got := svc.Spec.Selector["statefulset.kubernetes.io/pod-name"]; got != promoted {
+			return fmt.Errorf("selects %q", got)
+		}
+		return nil
+	})
+}
