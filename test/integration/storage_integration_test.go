@@ -51,6 +51,27 @@ func boundClaim(t *testing.T, sp *scalestackv1alpha1.SocialPlatform, sts string,
 	return pvc
 }
 
+// platformOnClass creates a one-shard sample platform whose 1Gi claims use a new StorageClass
+// (expandable or not), and returns it with the class and its primary StatefulSet once created.
+func platformOnClass(t *testing.T, prefix string, expandable bool) (*scalestackv1alpha1.SocialPlatform, string, *appsv1.StatefulSet) {
+	t.Helper()
+	ns := newNamespace(t)
+	class := prefix + "-" + ns
+	storageClass(t, class, expandable)
+	sp := loadSample(t, ns)
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.Storage = scalestackv1alpha1.StorageSpec{Size: ptr.To(resource.MustParse("1Gi")), StorageClassName: ptr.To(class)}
+	if err := k8s.Create(context.Background(), sp); err != nil {
+		t.Fatal(err)
+	}
+	var sts *appsv1.StatefulSet
+	eventually(t, "the primary StatefulSet", func() (err error) {
+		sts, err = get(t, &appsv1.StatefulSet{}, ns, sp.ShardPrimaryName(0))
+		return err
+	})
+	return sp, class, sts
+}
+
 func claimTemplateSize(sts *appsv1.StatefulSet) string {
 	q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
 	return q.String()
@@ -61,21 +82,8 @@ func claimTemplateSize(sts *appsv1.StatefulSet) string {
 // here) so that the new one carries the larger template; the pass never fails on the immutable
 // template, and the claims' resize is reported until their capacity follows.
 func TestStorageGrowsClaimsAndReplacesTheStatefulSet(t *testing.T) {
-	ns := newNamespace(t)
-	class := "expandable-" + ns
-	storageClass(t, class, true)
-	sp := loadSample(t, ns)
-	sp.Spec.Database.Shards = 1
-	sp.Spec.Database.Storage = scalestackv1alpha1.StorageSpec{Size: ptr.To(resource.MustParse("1Gi")), StorageClassName: ptr.To(class)}
-	if err := k8s.Create(context.Background(), sp); err != nil {
-		t.Fatal(err)
-	}
-	primary := sp.ShardPrimaryName(0)
-	var before *appsv1.StatefulSet
-	eventually(t, "the primary StatefulSet", func() (err error) {
-		before, err = get(t, &appsv1.StatefulSet{}, ns, primary)
-		return err
-	})
+	sp, class, before := platformOnClass(t, "expandable", true)
+	ns, primary := sp.Namespace, sp.ShardPrimaryName(0)
 	pvc := boundClaim(t, sp, primary, class, "1Gi")
 	other := boundClaim(t, sp, sp.ShardReplicasName(0), class, "1Gi")
 
@@ -139,21 +147,8 @@ func TestStorageGrowsClaimsAndReplacesTheStatefulSet(t *testing.T) {
 // template keep their size, every pass still applies (no error on the immutable template), and a
 // Warning says why.
 func TestStorageResizeUnsupportedChangesNothing(t *testing.T) {
-	ns := newNamespace(t)
-	class := "fixed-" + ns
-	storageClass(t, class, false)
-	sp := loadSample(t, ns)
-	sp.Spec.Database.Shards = 1
-	sp.Spec.Database.Storage = scalestackv1alpha1.StorageSpec{Size: ptr.To(resource.MustParse("1Gi")), StorageClassName: ptr.To(class)}
-	if err := k8s.Create(context.Background(), sp); err != nil {
-		t.Fatal(err)
-	}
-	primary := sp.ShardPrimaryName(0)
-	var before *appsv1.StatefulSet
-	eventually(t, "the primary StatefulSet", func() (err error) {
-		before, err = get(t, &appsv1.StatefulSet{}, ns, primary)
-		return err
-	})
+	sp, class, before := platformOnClass(t, "fixed", false)
+	ns, primary := sp.Namespace, sp.ShardPrimaryName(0)
 	pvc := boundClaim(t, sp, primary, class, "1Gi")
 	updateSP(t, sp, func(sp *scalestackv1alpha1.SocialPlatform) {
 		sp.Spec.Database.Storage.Size = ptr.To(resource.MustParse("2Gi"))
