@@ -6,6 +6,9 @@ set -euo pipefail
 missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server)
+# mariadb-backup and mbstream take and restore the physical backups (pkg/backup tests).
+command -v mariadb-backup >/dev/null 2>&1 || missing+=(mariadb-backup)
+command -v mbstream >/dev/null 2>&1 || missing+=(mariadb-backup)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Debian's chromium runs the web UI test headless (apps/apptest).

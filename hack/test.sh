@@ -24,6 +24,11 @@ KUBEBUILDER_ASSETS=$("$here/build-k8s-binaries.sh")
 export KUBEBUILDER_ASSETS
 echo "$KUBEBUILDER_ASSETS"
 
+step "SeaweedFS, the S3-compatible object store of the backup tests (cached after the first build)"
+SCALESTACK_WEED=$("$here/build-seaweedfs.sh")
+export SCALESTACK_WEED
+echo "$SCALESTACK_WEED"
+
 step "Test dependencies (MariaDB, promtool) installed"
 "$here/test-deps.sh"
 
