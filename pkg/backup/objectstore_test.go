@@ -15,6 +15,7 @@ import (
 // and wrong credentials, a missing bucket and an unreachable endpoint each fail with their own
 // reason.
 func TestCheckNamesTheCause(t *testing.T) {
+	t.Parallel()
 	s3 := localservers.StartS3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
