@@ -31,6 +31,7 @@ type MariaDB struct {
 	cmd        *exec.Cmd
 	t          Lifetime
 	bufferPool string
+	data       string
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that nothing listens on.
@@ -99,7 +100,7 @@ func StartMariaDBWith(t Lifetime, opts MariaDBOptions) *MariaDB {
 	if opts.BufferPool == "" {
 		opts.BufferPool = "16M"
 	}
-	m := &MariaDB{dir: dir, ServerID: int(serverIDs.Add(1)) + 100, t: t, bufferPool: opts.BufferPool}
+	m := &MariaDB{dir: dir, data: data, ServerID: int(serverIDs.Add(1)) + 100, t: t, bufferPool: opts.BufferPool}
 	m.start(FreePort(t))
 	t.Cleanup(m.Stop)
 	return m
@@ -109,7 +110,7 @@ func (m *MariaDB) start(port int) {
 	m.t.Helper()
 	m.Port = port
 	m.cmd = exec.Command(find(m.t, "mariadbd", "mysqld"), "--no-defaults",
-		"--datadir="+filepath.Join(m.dir, "data"),
+		"--datadir="+m.data,
 		"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
 		"--socket="+filepath.Join(m.dir, "mysqld.sock"), "--tmpdir="+filepath.Join(m.dir, "tmp"),
 		"--pid-file="+filepath.Join(m.dir, "mysqld.pid"),
@@ -137,6 +138,23 @@ func (m *MariaDB) start(port int) {
 	log, _ := os.ReadFile(filepath.Join(m.dir, "error.log"))
 	m.t.Fatalf("mariadbd on port %d did not answer within 60s:\n%s", port, tail(string(log), 2000))
 }
+
+// StartMariaDBOn starts mariadbd, like StartMariaDB, on an existing data directory (a restored
+// backup, say). The directory is the caller's; the server stops when the Lifetime ends.
+func StartMariaDBOn(t Lifetime, data string) *MariaDB {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := &MariaDB{dir: dir, data: data, ServerID: int(serverIDs.Add(1)) + 100, t: t, bufferPool: "16M"}
+	m.start(FreePort(t))
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// DataDir is the server's data directory.
+func (m *MariaDB) DataDir() string { return m.data }
 
 // Stop stops the server; its data directory stays until the test ends.
 func (m *MariaDB) Stop() {
