@@ -1,0 +1,311 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// Binary logs are archived per server, since every server numbers its own files:
+//
+//	shard-<n>/binlog/<server_id>/<file name>   with the file's SHA-256 in the object's metadata
+const binlogDir = "binlog"
+
+// Archiver uploads a shard server's closed binary logs and purges them from the server once they
+// are archived.
+type Archiver struct {
+	Store *Store
+	Shard int
+	// DB is the server, as a user who may SHOW BINARY LOGS, FLUSH and PURGE BINARY LOGS.
+	DB *sql.DB
+	// Dir is where the server writes its binary logs (the directory of @@log_bin_basename as the
+	// archiver sees it: the same volume, mounted in the archiver's container).
+	Dir string
+
+	// current is the file being written, with its size when this archiver started it (its
+	// header events; 0 when another started it) and when it was first seen: it is rotated once
+	// it has grown past that size and is older than Archive's rotateAfter.
+	current     string
+	currentSize int64
+	currentAt   time.Time
+	now         func() time.Time
+}
+
+func (s *Store) binlogPrefix(shard, serverID int) string {
+	return s.Key(path.Join("shard-"+strconv.Itoa(shard), binlogDir, strconv.Itoa(serverID))) + "/"
+}
+
+type binlogFile struct {
+	name string
+	size int64
+}
+
+func (a *Archiver) serverID(ctx context.Context) (int, error) {
+	var id int
+	err := a.DB.QueryRowContext(ctx, "SELECT @@server_id").Scan(&id)
+	return id, err
+}
+
+// binlogs lists the server's binary logs, oldest first; the last one is the file being written.
+func (a *Archiver) binlogs(ctx context.Context) ([]binlogFile, error) {
+	rows, err := a.DB.QueryContext(ctx, "SHOW BINARY LOGS")
+	if err != nil {
+		return nil, fmt.Errorf("SHOW BINARY LOGS: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	cols, _ := rows.Columns()
+	var out []binlogFile
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		var name string
+		var size int64
+		vals[0], vals[1] = &name, &size
+		for i := 2; i < len(cols); i++ {
+			vals[i] = new(sql.RawBytes)
+		}
+		if err := rows.Scan(vals...); err != nil {
+			return nil, err
+		}
+		out = append(out, binlogFile{name: name, size: size})
+	}
+	return out, rows.Err()
+}
+
+// Archive uploads every closed binary log not yet in the store and returns the names uploaded.
+// When rotateAfter is positive and the file being written has events and is older than that,
+// the server first starts a new file (FLUSH BINARY LOGS), so no committed transaction waits
+// longer than about rotateAfter plus one pass to be archived: that bounds the RPO.
+func (a *Archiver) Archive(ctx context.Context, rotateAfter time.Duration) ([]string, error) {
+	id, err := a.serverID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	files, err := a.binlogs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rotateAfter > 0 && len(files) > 0 {
+		now := time.Now
+		if a.now != nil {
+			now = a.now
+		}
+		cur := files[len(files)-1]
+		if cur.name != a.current {
+			// Not rotated by this archiver: whatever it holds may be transactions (after a
+			// restart of the agent, at most one needless rotation).
+			a.current, a.currentSize, a.currentAt = cur.name, 0, now()
+		} else if cur.size > a.currentSize && now().Sub(a.currentAt) >= rotateAfter {
+			// It has transactions the store does not have, and has had them for long enough.
+			if _, err := a.DB.ExecContext(ctx, "FLUSH BINARY LOGS"); err != nil {
+				return nil, fmt.Errorf("FLUSH BINARY LOGS: %w", err)
+			}
+			if files, err = a.binlogs(ctx); err != nil {
+				return nil, err
+			}
+			cur = files[len(files)-1]
+			a.current, a.currentSize, a.currentAt = cur.name, cur.size, now()
+		}
+	}
+	archived, err := a.Store.archivedBinlogs(ctx, a.Shard, id)
+	if err != nil {
+		return nil, err
+	}
+	var uploaded []string
+	for _, f := range files[:max(len(files)-1, 0)] {
+		if size, ok := archived[f.name]; ok && size == f.size {
+			continue
+		}
+		if err := a.Store.uploadBinlog(ctx, a.Shard, id, filepath.Join(a.Dir, f.name)); err != nil {
+			return uploaded, err
+		}
+		uploaded = append(uploaded, f.name)
+	}
+	return uploaded, nil
+}
+
+// Purge removes from the server the binary logs that are archived, keeping the newest keep
+// closed files on disk (replicas that fell a little behind still read them). It never purges a
+// file that is not archived, nor one after such a file. It returns the file the server now
+// starts with, or "" when nothing was purged.
+func (a *Archiver) Purge(ctx context.Context, keep int) (string, error) {
+	id, err := a.serverID(ctx)
+	if err != nil {
+		return "", err
+	}
+	files, err := a.binlogs(ctx)
+	if err != nil {
+		return "", err
+	}
+	archived, err := a.Store.archivedBinlogs(ctx, a.Shard, id)
+	if err != nil {
+		return "", err
+	}
+	closed := files[:max(len(files)-1, 0)]
+	// to is the first file that stays: PURGE BINARY LOGS TO removes every file before it.
+	to := 0
+	for to < len(closed)-keep {
+		if size, ok := archived[closed[to].name]; !ok || size != closed[to].size {
+			break
+		}
+		to++
+	}
+	if to == 0 {
+		return "", nil
+	}
+	name := files[to].name
+	if _, err := a.DB.ExecContext(ctx, "PURGE BINARY LOGS TO ?", name); err != nil {
+		return "", fmt.Errorf("PURGE BINARY LOGS TO %s: %w", name, err)
+	}
+	return name, nil
+}
+
+func (s *Store) archivedBinlogs(ctx context.Context, shard, serverID int) (map[string]int64, error) {
+	prefix := s.binlogPrefix(shard, serverID)
+	out := map[string]int64{}
+	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return nil, s.classify("listing binary logs", obj.Err)
+		}
+		out[strings.TrimPrefix(obj.Key, prefix)] = obj.Size
+	}
+	return out, nil
+}
+
+func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	key := s.binlogPrefix(shard, serverID) + filepath.Base(file)
+	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, f, size, minio.PutObjectOptions{
+		ContentType:  "application/octet-stream",
+		UserMetadata: map[string]string{"Sha256": hex.EncodeToString(h.Sum(nil))},
+	})
+	if err != nil {
+		return s.classify("archiving "+filepath.Base(file), err)
+	}
+	return nil
+}
+
+// Replay applies, on the server target, the archived binary logs of the server a backup was
+// taken from, from the backup's position up to (not including) the first event at or after
+// until; a zero until replays everything archived. Each file's checksum is verified first.
+// Returns the files replayed.
+func Replay(ctx context.Context, store *Store, m Manifest, serverID int, until time.Time, target Server) ([]string, error) {
+	if m.BinlogFile == "" {
+		return nil, fmt.Errorf("backup %s has no binlog position", m.ID)
+	}
+	archived, err := store.archivedBinlogs(ctx, m.Shard, serverID)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for name := range archived {
+		if name >= m.BinlogFile {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names) // <basename>.NNNNNN: zero-padded, so names sort in order
+	if len(names) == 0 {
+		return nil, nil
+	}
+	scratch, err := os.MkdirTemp("", "scalestack-replay-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(scratch) }()
+	var paths []string
+	for _, name := range names {
+		p := filepath.Join(scratch, name)
+		if err := store.downloadBinlog(ctx, m.Shard, serverID, name, p); err != nil {
+			return nil, err
+		}
+		paths = append(paths, p)
+	}
+	defaults := filepath.Join(scratch, "client.cnf")
+	cnf := fmt.Sprintf("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n", target.Host, target.Port, target.User, target.Password)
+	if err := os.WriteFile(defaults, []byte(cnf), 0o600); err != nil {
+		return nil, err
+	}
+	binlogTool, err := Tool{}.find("mariadb-binlog", "mysqlbinlog")
+	if err != nil {
+		return nil, err
+	}
+	client, err := Tool{}.find("mariadb", "mysql")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--start-position=" + strconv.FormatUint(m.BinlogPos, 10)}
+	if !until.IsZero() {
+		// mariadb-binlog reads the time in its own time zone: run it in UTC.
+		args = append(args, "--stop-datetime="+until.UTC().Format("2006-01-02 15:04:05"))
+	}
+	dump := exec.CommandContext(ctx, binlogTool, append(args, paths...)...)
+	dump.Env = append(os.Environ(), "TZ=UTC")
+	apply := exec.CommandContext(ctx, client, "--defaults-extra-file="+defaults, "--binary-mode")
+	pipe, err := dump.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	apply.Stdin = pipe
+	var dumpErr, applyOut lockedBuffer
+	dump.Stderr = &dumpErr
+	apply.Stdout, apply.Stderr = &applyOut, &applyOut
+	if err := apply.Start(); err != nil {
+		return nil, err
+	}
+	if err := dump.Run(); err != nil {
+		_ = apply.Wait()
+		return nil, fmt.Errorf("reading archived binary logs: %w: %s", err, lastLines(dumpErr.String(), 5))
+	}
+	if err := apply.Wait(); err != nil {
+		return nil, fmt.Errorf("applying archived binary logs: %w: %s", err, lastLines(applyOut.String(), 5))
+	}
+	return names, nil
+}
+
+func (s *Store) downloadBinlog(ctx context.Context, shard, serverID int, name, dst string) error {
+	key := s.binlogPrefix(shard, serverID) + name
+	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return s.classify("reading "+name, err)
+	}
+	if err := s.client.FGetObject(ctx, s.cfg.Bucket, key, dst, minio.GetObjectOptions{}); err != nil {
+		return s.classify("downloading "+name, err)
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if want := info.UserMetadata["Sha256"]; want != "" && want != hex.EncodeToString(h.Sum(nil)) {
+		return fmt.Errorf("archived binary log %s does not match its checksum", name)
+	}
+	return nil
+}

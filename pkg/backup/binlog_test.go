@@ -1,0 +1,135 @@
+package backup
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/scalestack/scalestack/internal/localservers"
+)
+
+// TestPointInTimeRestore writes rows, takes a full backup, writes more at t1 and more at t2,
+// archives the binary logs (purging them from the server only once archived), then restores
+// twice into new servers: to a time between t1 and t2 (every row before it, none after), and to
+// the end of the archive (every row).
+func TestPointInTimeRestore(t *testing.T) {
+	t.Parallel()
+	s3 := localservers.StartS3(t)
+	src := localservers.StartMariaDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, err := Open(StoreConfig{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: "pitr", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.client.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db := src.DB(t)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("CREATE DATABASE app")
+	exec("CREATE TABLE app.rows (id INT PRIMARY KEY, phase VARCHAR(16))")
+	insert := func(phase string, from, n int) {
+		for i := from; i < from+n; i++ {
+			exec("INSERT INTO app.rows VALUES (?, ?)", i, phase)
+		}
+	}
+	insert("before", 0, 100)
+	var logBase string
+	if err := db.QueryRowContext(ctx, "SELECT @@log_bin_basename").Scan(&logBase); err != nil {
+		t.Fatal(err)
+	}
+	arch := &Archiver{Store: st, Shard: 0, DB: db, Dir: filepath.Dir(logBase)}
+	m, err := TakeFull(ctx, st, 0, Server{Host: "127.0.0.1", Port: src.Port, User: "root", DataDir: src.DataDir()}, Tool{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	insert("t1", 100, 50)
+	exec("FLUSH BINARY LOGS") // t1's rows in a closed file, t2's in a later one
+	// The target: a whole second after t1's last commit and a whole second before t2's first
+	// (binary log timestamps have a resolution of one second).
+	time.Sleep(1100 * time.Millisecond)
+	target := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(target.Add(1100 * time.Millisecond)))
+	insert("t2", 150, 50)
+
+	// Not yet archived: nothing may be purged.
+	if purged, err := arch.Purge(ctx, 0); err != nil || purged != "" {
+		t.Fatalf("Purge before archiving: %q, %v", purged, err)
+	}
+	// Rotation: the first pass notes the file being written, a pass after rotateAfter closes it.
+	arch.now = func() time.Time { return time.Now().Add(-time.Minute) }
+	uploaded, err := arch.Archive(ctx, time.Second) // the file t1 closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch.now = time.Now
+	more, err := arch.Archive(ctx, time.Second) // rotated: t2's file is closed and archived
+	if err != nil {
+		t.Fatal(err)
+	}
+	uploaded = append(uploaded, more...)
+	files, _ := arch.binlogs(ctx)
+	if len(uploaded) != len(files)-1 || len(files) < 3 {
+		t.Fatalf("archived %v of %d files (the last is open)", uploaded, len(files))
+	}
+	if again, err := arch.Archive(ctx, 0); err != nil || len(again) != 0 {
+		t.Fatalf("a second pass archived %v again (%v)", again, err)
+	}
+	first, err := arch.Purge(ctx, 1)
+	if err != nil || first == "" {
+		t.Fatalf("Purge after archiving: %q, %v", first, err)
+	}
+	left, _ := arch.binlogs(ctx)
+	if len(left) != 2 {
+		t.Errorf("after Purge(keep 1) the server has %d files, want the newest closed one and the open one", len(left))
+	}
+
+	count := func(t *testing.T, until time.Time) map[string]int {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := PrepareRestore(ctx, st, m, dir, Tool{}); err != nil {
+			t.Fatal(err)
+		}
+		dst := localservers.StartMariaDBOn(t, dir)
+		if _, err := Replay(ctx, st, m, src.ServerID, until, Server{Host: "127.0.0.1", Port: dst.Port, User: "root"}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		rows, err := dst.DB(t).QueryContext(ctx, "SELECT phase, COUNT(*) FROM app.rows GROUP BY phase")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var p string
+			var n int
+			if err := rows.Scan(&p, &n); err != nil {
+				t.Fatal(err)
+			}
+			out[p] = n
+		}
+		return out
+	}
+	t.Run("to a time between t1 and t2", func(t *testing.T) {
+		got := count(t, target)
+		if got["before"] != 100 || got["t1"] != 50 || got["t2"] != 0 {
+			t.Errorf("restored rows by phase = %v, want before 100, t1 50, t2 0", got)
+		}
+	})
+	t.Run("to the end of the archive", func(t *testing.T) {
+		got := count(t, time.Time{})
+		if got["before"] != 100 || got["t1"] != 50 || got["t2"] != 50 {
+			t.Errorf("restored rows by phase = %v, want before 100, t1 50, t2 50", got)
+		}
+	})
+}
