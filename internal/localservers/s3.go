@@ -2,6 +2,7 @@ package localservers
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -48,10 +49,23 @@ func WeedBinary(t Lifetime) string {
 }
 
 // StartS3 starts SeaweedFS with one identity whose keys it generates, and waits until its S3
-// gateway answers. The server and its data go away when the Lifetime ends.
+// gateway answers. The server and its data go away when the Lifetime ends. A server that fails
+// to come up is retried once from scratch, on new ports (seen once on a loaded machine: an
+// early exit of weed).
 func StartS3(t Lifetime) *S3 {
 	t.Helper()
 	bin := WeedBinary(t)
+	s, err := startS3(t, bin)
+	if err != nil {
+		s, err = startS3(t, bin)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func startS3(t Lifetime, bin string) (*S3, error) {
 	dir := t.TempDir()
 	s := &S3{AccessKey: "scalestack-test", SecretKey: "secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), dir: dir}
 	identities := map[string]any{"identities": []any{map[string]any{
@@ -62,11 +76,11 @@ func StartS3(t Lifetime) *S3 {
 	cfg, _ := json.Marshal(identities)
 	cfgPath := filepath.Join(dir, "s3.json")
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	port := func() string { return strconv.Itoa(FreePort(t)) }
 	s3Port := port()
@@ -79,12 +93,12 @@ func StartS3(t Lifetime) *S3 {
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort="+port())
 	logFile, err := os.Create(filepath.Join(dir, "weed.log"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting weed: %v", err)
+		return nil, fmt.Errorf("starting weed: %w", err)
 	}
 	s.done = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); _ = logFile.Close(); close(s.done) }()
@@ -94,7 +108,7 @@ func StartS3(t Lifetime) *S3 {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
-			t.Fatalf("weed exited early:\n%s", s.log())
+			return nil, fmt.Errorf("weed exited early (%v):\n%s", s.cmd.ProcessState, s.log())
 		default:
 		}
 		// An unsigned request gets 403 from a configured gateway once it serves: that is "up".
@@ -102,14 +116,15 @@ func StartS3(t Lifetime) *S3 {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusOK {
 				if s.volumesReady(client) {
-					return s
+					return s, nil
 				}
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("SeaweedFS S3 on %s did not answer within 90s:\n%s", s.Endpoint, s.log())
-	return nil
+	err = fmt.Errorf("SeaweedFS S3 on %s did not answer within 90s:\n%s", s.Endpoint, s.log())
+	s.Stop()
+	return nil, err
 }
 
 // volumesReady: the gateway answers before a volume server has registered with the master; a
