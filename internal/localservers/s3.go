@@ -24,6 +24,7 @@ type S3 struct {
 	cmd                  *exec.Cmd
 	done                 chan struct{}
 	dir                  string
+	masterPort           string
 }
 
 // WeedBinary finds the weed binary: $SCALESTACK_WEED, else the build cache of
@@ -85,8 +86,9 @@ func startS3(t Lifetime, bin string) (*S3, error) {
 	port := func() string { return strconv.Itoa(FreePort(t)) }
 	s3Port := port()
 	s.Endpoint = "127.0.0.1:" + s3Port
+	s.masterPort = port()
 	s.cmd = exec.Command(bin, "server", "-dir="+data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-		"-master.port="+port(), "-master.port.grpc="+port(), "-master.volumeSizeLimitMB=64",
+		"-master.port="+s.masterPort, "-master.port.grpc="+port(), "-master.volumeSizeLimitMB=64",
 		"-volume.port="+port(), "-volume.port.grpc="+port(), "-volume.max=16",
 		"-filer", "-filer.port="+port(), "-filer.port.grpc="+port(),
 		"-s3", "-s3.port="+s3Port, "-s3.port.grpc="+port(), "-s3.config="+cfgPath,
@@ -130,26 +132,20 @@ func startS3(t Lifetime, bin string) (*S3, error) {
 // volumesReady: the gateway answers before a volume server has registered with the master; a
 // write then fails, so wait until the master reports free volume slots.
 func (s *S3) volumesReady(client *http.Client) bool {
-	for _, a := range s.cmd.Args {
-		if len(a) > len("-master.port=") && a[:len("-master.port=")] == "-master.port=" {
-			resp, err := client.Get("http://127.0.0.1:" + a[len("-master.port="):] + "/dir/status")
-			if err != nil {
-				return false
-			}
-			defer func() { _ = resp.Body.Close() }()
-			var st struct {
-				Topology struct {
-					Max  int `json:"Max"`
-					Free int `json:"Free"`
-				} `json:"Topology"`
-			}
-			if json.NewDecoder(resp.Body).Decode(&st) != nil {
-				return false
-			}
-			return st.Topology.Max > 0
-		}
+	resp, err := client.Get("http://127.0.0.1:" + s.masterPort + "/dir/status")
+	if err != nil {
+		return false
 	}
-	return false
+	defer func() { _ = resp.Body.Close() }()
+	var st struct {
+		Topology struct {
+			Max int `json:"Max"`
+		} `json:"Topology"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return false
+	}
+	return st.Topology.Max > 0
 }
 
 func (s *S3) log() string {

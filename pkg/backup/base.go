@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"sort"
@@ -224,14 +225,9 @@ func (s *Store) OpenBase(ctx context.Context, m Manifest) (io.ReadCloser, error)
 type verifying struct {
 	r io.Reader
 	c io.Closer
-	h hashWriter
+	h hash.Hash
 	n int64
 	m Manifest
-}
-
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
 }
 
 func (v *verifying) Read(p []byte) (int, error) {
