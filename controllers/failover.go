@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -315,10 +317,8 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			}
 			continue
 		}
-		if rec.Epoch > 0 {
-			if err := r.remindStale(ctx, s, client, rec, pods); err != nil {
-				return nil, err
-			}
+		if err := r.tendReplicas(ctx, s, client, rec, ready, pods); err != nil {
+			return nil, err
 		}
 		if ready {
 			if doomed {
@@ -373,12 +373,48 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 	return moves, nil
 }
 
-// remindStale tells the unready pods of a shard whose primary moved of the current topology when
-// their agents still follow an older one (they were unreachable when the move was announced, and
-// their mounted shard map is not refreshed yet).
-func (r *SocialPlatformReconciler) remindStale(ctx context.Context, s *scope, client func() (agentapi.Client, error), rec render.Primary, pods map[string]*corev1.Pod) error {
-	for name, p := range pods {
-		if ready, _ := podReady(p); ready || name == rec.Pod || r.agentURL(p) == "" {
+// What the operator does for a shard's unready replica, from its agent's report.
+const (
+	// actionRemind: its agent follows an older topology (it was unreachable when the move was
+	// announced, and its mounted shard map is not refreshed yet): tell it.
+	actionRemind = "remind"
+	// actionRebuild: it diverged from the primary: schedule a rebuild, then restart the pod.
+	actionRebuild = "rebuild"
+	// actionRestart: a rebuild is scheduled but the pod has not restarted yet.
+	actionRestart = "restart"
+)
+
+// replicaAction decides for one unready replica. A rebuild copies the primary of record, so it
+// waits for that primary to be ready and for the agent to follow it.
+func replicaAction(st agentapi.Status, rec render.Primary, primaryReady, rebuild bool) string {
+	switch {
+	case st.Topology.Epoch < rec.Epoch:
+		return actionRemind
+	case !rebuild || !primaryReady || st.Topology.Primary != rec.Pod || st.Role != agentapi.RoleReplica:
+		return ""
+	case st.Rebuild != nil:
+		return actionRestart
+	case st.Diverged != "":
+		return actionRebuild
+	}
+	return ""
+}
+
+// shardRebuilds counts diverged replicas the operator had rebuilt from their primary.
+var shardRebuilds = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "scalestack_shard_replica_rebuilds_total",
+	Help: "Diverged replicas the operator had rebuilt from a copy of their primary, by platform and shard.",
+}, []string{"namespace", "platform", "shard"})
+
+func init() { metrics.Registry.MustRegister(shardRebuilds) }
+
+// tendReplicas asks the agents of a shard's unready pods (never the ready ones: a converged shard
+// costs no request) what they need: the current topology, or a rebuild from the primary.
+func (r *SocialPlatformReconciler) tendReplicas(ctx context.Context, s *scope, client func() (agentapi.Client, error), rec render.Primary, primaryReady bool, pods map[string]*corev1.Pod) error {
+	sp := s.sp
+	for _, name := range slices.Sorted(maps.Keys(pods)) {
+		p := pods[name]
+		if ready, _ := podReady(p); ready || name == rec.Pod || r.agentURL(p) == "" || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
 		c, err := client()
@@ -386,15 +422,56 @@ func (r *SocialPlatformReconciler) remindStale(ctx context.Context, s *scope, cl
 			return err
 		}
 		st, err := r.agentStatus(ctx, c, p)
-		if err != nil || st.Topology.Epoch >= rec.Epoch {
+		if err != nil {
 			continue
 		}
-		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = c.SetTopology(callCtx, r.agentURL(p), agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch})
-		cancel()
-		log.FromContext(ctx).Info("Told a stale agent of the shard's primary", "pod", name, "epoch", rec.Epoch, "error", err)
-		s.requeueAfter(10 * time.Second)
+		switch replicaAction(st, rec, primaryReady, render.RebuildDiverged(sp)) {
+		case actionRemind:
+			callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err = c.SetTopology(callCtx, r.agentURL(p), agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch})
+			cancel()
+			log.FromContext(ctx).Info("Told a stale agent of the shard's primary", "pod", name, "epoch", rec.Epoch, "error", err)
+			s.requeueAfter(10 * time.Second)
+		case actionRebuild:
+			callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err = c.Rebuild(callCtx, r.agentURL(p))
+			cancel()
+			if err != nil {
+				log.FromContext(ctx).Info("Could not schedule the rebuild of a diverged replica", "pod", name, "error", err.Error())
+				s.requeueAfter(10 * time.Second)
+				continue
+			}
+			if err := r.restartForRebuild(ctx, p); err != nil {
+				return err
+			}
+			shardRebuilds.WithLabelValues(sp.Namespace, sp.Name, p.Labels[scalestackv1alpha1.LabelShard]).Inc()
+			r.Recorder.Eventf(sp, p, corev1.EventTypeWarning, scalestackv1alpha1.EventReplicaRebuilding, "Rebuild", "%s",
+				truncate(fmt.Sprintf("%s diverged from the primary %s (transactions only it has: %s): rebuilding it from a copy of the primary; its binary logs, which hold those transactions, are kept on its volume in diverged-<time>/",
+					name, rec.Pod, st.Diverged), 1000))
+			s.note("Pod/" + name + " (rebuild)")
+			s.requeueAfter(10 * time.Second)
+		case actionRestart:
+			if err := r.restartForRebuild(ctx, p); err != nil {
+				return err
+			}
+			s.requeueAfter(10 * time.Second)
+		}
 	}
+	return nil
+}
+
+// restartForRebuild deletes a pod whose rebuild is scheduled: its StatefulSet recreates it, and
+// the new pod's bootstrap rebuilds the server before it starts. The UID precondition never deletes
+// the pod that replaced it.
+func (r *SocialPlatformReconciler) restartForRebuild(ctx context.Context, p *corev1.Pod) error {
+	err := r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restarting %s for its rebuild: %w", p.Name, err)
+	}
+	log.FromContext(ctx).Info("Restarted a diverged replica to rebuild it from the primary", "pod", p.Name)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
@@ -99,5 +100,39 @@ func TestFailoverCondition(t *testing.T) {
 	}
 	if c := failoverCondition(notReady, []scalestackv1alpha1.ShardStatus{{Epoch: 0}}, nil); c != notReady {
 		t.Errorf("never moved: %+v", c)
+	}
+}
+
+func TestReplicaAction(t *testing.T) {
+	rec := render.Primary{Pod: "p-0", Epoch: 2}
+	at := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	base := agentapi.Status{Pod: "r-0", Role: agentapi.RoleReplica, Topology: agentapi.Topology{Primary: "p-0", Epoch: 2}}
+	cases := []struct {
+		name                  string
+		mutate                func(*agentapi.Status)
+		primaryReady, rebuild bool
+		want                  string
+	}{
+		{"lagging or starting: nothing to do", func(*agentapi.Status) {}, true, true, ""},
+		{"stale topology", func(st *agentapi.Status) { st.Topology.Epoch = 1; st.Topology.Primary = "r-0" }, true, true, actionRemind},
+		{"stale even while the primary is down", func(st *agentapi.Status) { st.Topology.Epoch = 1 }, false, false, actionRemind},
+		{"diverged", func(st *agentapi.Status) { st.Diverged = "0-7:1-3" }, true, true, actionRebuild},
+		{"diverged, rebuilds off", func(st *agentapi.Status) { st.Diverged = "0-7:1-3" }, true, false, ""},
+		{"diverged, the primary to copy is not ready", func(st *agentapi.Status) { st.Diverged = "0-7:1-3" }, false, true, ""},
+		{"diverged from a primary that is no longer the one of record", func(st *agentapi.Status) {
+			st.Diverged = "0-7:1-3"
+			st.Topology.Primary = "r-1"
+		}, true, true, ""},
+		{"scheduled, the pod not restarted yet", func(st *agentapi.Status) { st.Diverged = "0-7:1-3"; st.Rebuild = &at }, true, true, actionRestart},
+		{"a fenced primary-to-be is never rebuilt", func(st *agentapi.Status) { st.Diverged = "0-7:1-3"; st.Role = agentapi.RolePrimary }, true, true, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := base
+			tc.mutate(&st)
+			if got := replicaAction(st, rec, tc.primaryReady, tc.rebuild); got != tc.want {
+				t.Fatalf("replicaAction = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

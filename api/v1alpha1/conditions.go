@@ -106,6 +106,8 @@ const (
 	// EventFailoverRefused and EventSwitchoverFailed: a move of a primary that did not happen.
 	EventFailoverRefused  = "FailoverRefused"
 	EventSwitchoverFailed = "SwitchoverFailed"
+	// EventReplicaRebuilding: a replica diverged from its primary and is rebuilt from a copy of it.
+	EventReplicaRebuilding = "ReplicaRebuilding"
 	// EventStorageResizing: a shard StatefulSet's claims were grown and the StatefulSet is
 	// replaced (its pods keep running); EventStorageResizeUnsupported: they cannot grow.
 	EventStorageResizing          = "StorageResizing"

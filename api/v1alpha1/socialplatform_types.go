@@ -265,6 +265,15 @@ type FailoverSpec struct {
 	// the loss of what it had not received) instead of refusing the failover.
 	// +optional
 	AllowLossy bool `json:"allowLossy,omitempty"`
+
+	// rebuildDiverged rebuilds a replica that diverged from its primary (it has transactions the
+	// primary lacks, typically an old primary whose last commits no replica had received) from a
+	// copy of the primary, on (the default) or off. The server's binary logs, which hold those
+	// transactions, are kept on its volume (diverged-<time>/); nothing else of it is replaced but
+	// the copy of the data the primary has. Off, the replica stays read-only and not ready until it
+	// is rebuilt by hand. MariaDB only (mariadb-backup); MySQL is always rebuilt by hand.
+	// +optional
+	RebuildDiverged *bool `json:"rebuildDiverged,omitempty"`
 }
 
 // StorageSpec is a persistent volume request.

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
 	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/replication"
 	"github.com/scalestack/scalestack/pkg/shard"
@@ -70,6 +71,12 @@ type Config struct {
 	PromoteWait time.Duration
 	// Token authenticates the operator's requests (agentapi.Token).
 	Token string
+	// Backup is how mariadb-backup reaches the server (as root, over TCP, and through its data
+	// directory); nil when the agent does not run beside the data, and then it neither serves
+	// copies of its server nor schedules rebuilds.
+	Backup *backup.Server
+	// Tool names the backup programs (looked up on PATH when empty).
+	Tool backup.Tool
 }
 
 // ServerID is unique per pod of a platform: 100 per shard, 1 for the primary StatefulSet's pod,
@@ -107,6 +114,8 @@ type Agent struct {
 
 	// tickMu serializes ticks: the loop's and those the operator's requests run.
 	tickMu sync.Mutex
+	// cloning is held while a copy of the server is streamed (one at a time).
+	cloning sync.Mutex
 
 	mu        sync.Mutex
 	lastOK    time.Time
@@ -168,17 +177,9 @@ func New(cfg Config, db *sql.DB, log *slog.Logger) *Agent {
 // topology is what the agent follows: the newer of the shard map's record and what the operator
 // pushed (the operator records in the map first, so a push is never older than a decision).
 func (a *Agent) topology() agentapi.Topology {
-	t := agentapi.Topology{Primary: a.cfg.Primary}
-	if a.cfg.ShardMap != "" {
-		if m, err := loadMap(a.cfg.ShardMap); err != nil {
-			a.log.Warn("Could not read the shard map; following the last topology known", "error", err.Error())
-		} else {
-			for _, p := range m.Shards {
-				if p.Index == a.cfg.Shard && p.PrimaryPod != "" {
-					t = agentapi.Topology{Primary: p.PrimaryPod, Epoch: p.Epoch}
-				}
-			}
-		}
+	t, err := MapTopology(a.cfg.ShardMap, a.cfg.Shard, a.cfg.Primary)
+	if err != nil {
+		a.log.Warn("Could not read the shard map; following the last topology known", "error", err.Error())
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -195,6 +196,28 @@ func (a *Agent) newestKnown() agentapi.Topology {
 		return a.following
 	}
 	return a.pushed
+}
+
+// MapTopology is the shard's primary of record in the mounted shard map at path, or fallback at
+// epoch 0 when there is no map or it names none (with the error when the map is unreadable).
+func MapTopology(path string, shardIndex int, fallback string) (agentapi.Topology, error) {
+	t := agentapi.Topology{Primary: fallback}
+	if path == "" {
+		return t, nil
+	}
+	m, err := loadMap(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return t, nil
+	}
+	if err != nil {
+		return t, err
+	}
+	for _, p := range m.Shards {
+		if p.Index == shardIndex && p.PrimaryPod != "" {
+			t = agentapi.Topology{Primary: p.PrimaryPod, Epoch: p.Epoch}
+		}
+	}
+	return t, nil
 }
 
 func loadMap(path string) (*shard.Map, error) {
@@ -464,6 +487,12 @@ func (a *Agent) Status(ctx context.Context) (agentapi.Status, error) {
 		secs, at := a.lag.Seconds(), a.lagAt
 		st.LagSeconds, st.LagObservedAt = &secs, &at
 	}
+	if a.cfg.Backup != nil {
+		if req, err := ReadRebuild(a.cfg.Backup.DataDir); err == nil && req != nil {
+			at := req.RequestedAt
+			st.Rebuild = &at
+		}
+	}
 	return st, nil
 }
 
@@ -543,8 +572,15 @@ func (a *Agent) api(do func(*http.Request) error) http.HandlerFunc {
 		if err := do(r); err != nil {
 			code := http.StatusInternalServerError
 			var br badRequest
-			if errors.As(err, &br) {
+			var conflict errConflict
+			var unsupported errUnsupported
+			switch {
+			case errors.As(err, &br):
 				code = http.StatusBadRequest
+			case errors.As(err, &conflict):
+				code = http.StatusConflict
+			case errors.As(err, &unsupported):
+				code = http.StatusNotImplemented
 			}
 			http.Error(w, err.Error(), code)
 			return
@@ -560,7 +596,7 @@ func (a *Agent) api(do func(*http.Request) error) http.HandlerFunc {
 }
 
 // Handler serves /healthz (the agent reaches its server), /readyz (the server is ready in its
-// role) and /metrics.
+// role), /metrics and the operator's API (package agentapi).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -613,5 +649,7 @@ func (a *Agent) Handler() http.Handler {
 		}
 		return a.Fence(r.Context(), t.Epoch)
 	}))
+	mux.HandleFunc("POST /v1/rebuild", a.api(func(r *http.Request) error { return a.RequestRebuild(r.Context()) }))
+	mux.HandleFunc("GET /v1/clone", a.serveClone)
 	return mux
 }

@@ -3,6 +3,7 @@ package dbagent
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
@@ -43,6 +46,17 @@ type Bootstrap struct {
 	Log          *slog.Logger
 	// Output receives the servers' own messages (default: standard error).
 	Output io.Writer
+	// Clone is where a rebuild copies the data from; nil when the pod cannot be rebuilt (MySQL).
+	Clone *CloneSource
+}
+
+// CloneSource is the shard's primary, as a rebuild reaches it.
+type CloneSource struct {
+	// PrimaryURL returns the base URL of the agent of the shard's primary of record, read when the
+	// rebuild starts.
+	PrimaryURL func() (string, error)
+	Client     agentapi.Client
+	Tool       backup.Tool
 }
 
 // Marker is the file, beside the data directory, that says the bootstrap completed.
@@ -57,6 +71,13 @@ func (b Bootstrap) Run(ctx context.Context) error {
 	}
 	if b.Output == nil {
 		b.Output = os.Stderr
+	}
+	req, err := ReadRebuild(b.DataDir)
+	if err != nil {
+		return err
+	}
+	if req != nil {
+		return b.rebuild(ctx, *req)
 	}
 	if _, err := os.Stat(b.Marker()); err == nil {
 		b.Log.Info("Data directory already initialized", "datadir", b.DataDir)
@@ -124,14 +145,40 @@ func (b Bootstrap) server() string {
 // setRootPassword starts the server with no network and no binary log, sets root's password over
 // the socket and shuts the server down again.
 func (b Bootstrap) setRootPassword(ctx context.Context) error {
+	return b.privateServer(ctx, []string{"--skip-log-bin"}, func(db *sql.DB) error {
+		for _, host := range []string{"localhost", "127.0.0.1", "::1"} {
+			stmts := []string{
+				"CREATE USER IF NOT EXISTS 'root'@'" + host + "' IDENTIFIED BY ?",
+				"ALTER USER 'root'@'" + host + "' IDENTIFIED BY ?",
+				"GRANT ALL PRIVILEGES ON *.* TO 'root'@'" + host + "' WITH GRANT OPTION",
+			}
+			for _, q := range stmts {
+				var args []any
+				if strings.Contains(q, "?") {
+					args = []any{b.RootPassword}
+				}
+				if _, err := db.ExecContext(ctx, q, args...); err != nil {
+					// The statement carries the password: name the account, not the statement.
+					return fmt.Errorf("setting the password of root@%s: %s", host, strings.ReplaceAll(err.Error(), b.RootPassword, "<redacted>"))
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// privateServer starts the server on the data directory with no network, on a socket of the run
+// directory, as root over that socket (passwordless: the system tables are fresh, or grants are
+// skipped), runs do and shuts the server down cleanly.
+func (b Bootstrap) privateServer(ctx context.Context, extra []string, do func(*sql.DB) error) error {
 	sock := filepath.Join(b.RunDir, "bootstrap.sock")
 	args := []string{"--no-defaults", "--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir,
 		"--socket=" + sock, "--pid-file=" + filepath.Join(b.RunDir, "bootstrap.pid"),
-		"--skip-networking", "--skip-log-bin", "--innodb-buffer-pool-size=32M"}
+		"--skip-networking", "--innodb-buffer-pool-size=32M"}
 	if b.Engine == replication.MySQL {
 		args = append(args, "--mysqlx=OFF")
 	}
-	srv := exec.Command(b.server(), asRoot(args)...)
+	srv := exec.Command(b.server(), asRoot(append(args, extra...))...)
 	srv.Stdout, srv.Stderr = b.Output, b.Output
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("starting the bootstrap server: %w", err)
@@ -174,22 +221,8 @@ func (b Bootstrap) setRootPassword(ctx context.Context) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, host := range []string{"localhost", "127.0.0.1", "::1"} {
-		stmts := []string{
-			"CREATE USER IF NOT EXISTS 'root'@'" + host + "' IDENTIFIED BY ?",
-			"ALTER USER 'root'@'" + host + "' IDENTIFIED BY ?",
-			"GRANT ALL PRIVILEGES ON *.* TO 'root'@'" + host + "' WITH GRANT OPTION",
-		}
-		for _, q := range stmts {
-			var args []any
-			if strings.Contains(q, "?") {
-				args = []any{b.RootPassword}
-			}
-			if _, err := db.ExecContext(ctx, q, args...); err != nil {
-				// The statement carries the password: name the account, not the statement.
-				return fmt.Errorf("setting the password of root@%s: %s", host, strings.ReplaceAll(err.Error(), b.RootPassword, "<redacted>"))
-			}
-		}
+	if err := do(db); err != nil {
+		return err
 	}
 	if _, err := db.ExecContext(ctx, "SHUTDOWN"); err != nil {
 		return fmt.Errorf("shutting the bootstrap server down: %w", err)
@@ -204,6 +237,119 @@ func (b Bootstrap) setRootPassword(ctx context.Context) error {
 		return errors.New("the bootstrap server did not stop within 2 minutes")
 	}
 	return nil
+}
+
+// rebuild replaces a diverged server's data with a copy of the primary's (see RebuildRequest).
+// Every step can be redone: a rebuild interrupted anywhere starts over at the next start, and the
+// binary logs it kept stay where they were put.
+func (b Bootstrap) rebuild(ctx context.Context, req RebuildRequest) error {
+	if b.Clone == nil {
+		return fmt.Errorf("a rebuild was asked for at %s, but this pod cannot copy its primary (%s); rebuild it by hand (docs/runbooks.md, ScalestackShardDiverged)",
+			req.RequestedAt.Format(time.RFC3339), b.Engine)
+	}
+	start := time.Now()
+	if req.Kept == "" {
+		kept, err := b.keepBinlogs(req)
+		if err != nil {
+			return fmt.Errorf("keeping the diverged server's binary logs: %w", err)
+		}
+		req.Kept = kept
+		if err := writeRebuild(b.DataDir, req); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(b.Marker()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.RemoveAll(b.DataDir); err != nil {
+		return fmt.Errorf("clearing the data directory: %w", err)
+	}
+	url, err := b.Clone.PrimaryURL()
+	if err != nil {
+		return fmt.Errorf("finding the primary to copy: %w", err)
+	}
+	b.Log.Info("Rebuilding the server from a copy of the primary", "primary", url, "errant", req.Errant, "kept", req.Kept)
+	stream, err := b.Clone.Client.Clone(ctx, url)
+	if err != nil {
+		return fmt.Errorf("copying the primary: %w", err)
+	}
+	defer func() { _ = stream.Close() }()
+	if err := b.Clone.Tool.Extract(ctx, stream, b.DataDir); err != nil {
+		return fmt.Errorf("copying the primary: %w", err)
+	}
+	state, err := stream.BinlogState()
+	if err != nil {
+		return fmt.Errorf("copying the primary: %w", err)
+	}
+	copied := time.Since(start)
+	point, err := b.Clone.Tool.Prepare(ctx, b.DataDir)
+	if err != nil {
+		return err
+	}
+	executed, err := ClonedState(state, point.GTID)
+	if err != nil {
+		return fmt.Errorf("the copy's GTID state: %w", err)
+	}
+	// The copy has no binary logs: record what it holds, so that the server replicates on from
+	// there and is compared with its peers by it.
+	err = b.privateServer(ctx, []string{"--log-bin=binlog", "--skip-grant-tables"}, func(db *sql.DB) error {
+		for _, q := range []struct {
+			stmt string
+			args []any
+		}{
+			{"RESET MASTER", nil},
+			{"SET GLOBAL gtid_binlog_state = ?", []any{executed}},
+			{"SET GLOBAL gtid_slave_pos = ?", []any{point.GTID}},
+		} {
+			if _, err := db.ExecContext(ctx, q.stmt, q.args...); err != nil {
+				return fmt.Errorf("%s: %w", q.stmt, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+		return err
+	}
+	if err := os.Remove(RebuildMarker(b.DataDir)); err != nil {
+		return err
+	}
+	b.Log.Info("Rebuilt the server from the primary", "gtid", point.GTID, "copySeconds", copied.Seconds(),
+		"seconds", time.Since(start).Seconds(), "kept", req.Kept)
+	return nil
+}
+
+// keepBinlogs moves the server's binary logs, which hold the transactions only it has, to a
+// directory of the volume beside the data directory, with the request that says why.
+func (b Bootstrap) keepBinlogs(req RebuildRequest) (string, error) {
+	kept := filepath.Join(filepath.Dir(filepath.Clean(b.DataDir)), "diverged-"+req.RequestedAt.UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(kept, 0o750); err != nil {
+		return "", err
+	}
+	base := req.Binlogs
+	if base == "" {
+		base = filepath.Join(b.DataDir, "binlog") // the name scalestack.cnf gives them
+	}
+	logs, err := filepath.Glob(base + ".*")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range logs {
+		if err := os.Rename(f, filepath.Join(kept, filepath.Base(f))); err != nil {
+			return "", err
+		}
+	}
+	data, err := json.MarshalIndent(req, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(kept, "rebuild.json"), append(data, '\n'), 0o640); err != nil {
+		return "", err
+	}
+	b.Log.Warn("Kept the diverged server's binary logs", "dir", kept, "files", len(logs), "errant", req.Errant)
+	return kept, nil
 }
 
 func lookPath(names ...string) (string, error) {

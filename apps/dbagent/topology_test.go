@@ -16,6 +16,7 @@ import (
 	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
@@ -52,6 +53,7 @@ func testShard(t *testing.T) (map[string]*member, agentapi.Client) {
 		cfg := Config{Engine: replication.MariaDB, Shard: 1, Pod: p, Primary: pods[0], Peer: peers(servers),
 			Credentials: creds, MaxLag: 10 * time.Second, Interval: 200 * time.Millisecond,
 			FenceAfter: 2 * time.Second, PromoteWait: 10 * time.Second, SemiSyncTimeout: 5 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
+		cfg.Backup = &backup.Server{Host: "127.0.0.1", Port: servers[p].Port, User: "root", DataDir: servers[p].DataDir()}
 		cfg.Role, cfg.Ordinal = "replica", i-1
 		if i == 0 {
 			cfg.Role, cfg.Ordinal = "primary", 0

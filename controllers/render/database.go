@@ -289,11 +289,22 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithImage(image).
 		WithCommand(agentBinDir+"/dbagent", "init").
 		WithEnv(
+			// The pod and its shard's primary of record: a rebuild of a diverged replica copies the
+			// primary (through its agent).
+			corev1ac.EnvVar().WithName(platform.EnvAgentPod).WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
 			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(Engine(sp))),
+			corev1ac.EnvVar().WithName(platform.EnvAgentShard).WithValue(fmt.Sprint(i)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),
+			corev1ac.EnvVar().WithName(platform.EnvAgentPrimaryPod).WithValue(sp.ShardDefaultPrimaryPod(i)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentPeerDomain).WithValue(fmt.Sprintf("%s.%s.svc", sp.ShardName(i), sp.Namespace)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentShardMap).WithValue(ShardMapMountPath+"/"+ShardMapKey),
+			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
+			secretEnv(platform.EnvAgentReplicationPassword, SecretKeyReplication),
 		).
-		WithVolumeMounts(append(dataMounts, corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true))...).
+		WithVolumeMounts(append(dataMounts,
+			corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true))...).
 		WithResources(resources(res)).
 		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
 	database := corev1ac.Container().
@@ -311,10 +322,12 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/mysql/scalestack").WithReadOnly(true))...).
 		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
 
+	// The agent runs in the database image, beside the data directory, so that the engine's own
+	// backup tool (mariadb-backup) can copy the server: the copy a diverged replica is rebuilt from.
 	agent := corev1ac.Container().
 		WithName("agent").
-		WithImage(in.AgentImage).
-		WithCommand(platform.Binary("dbagent")).
+		WithImage(image).
+		WithCommand(agentBinDir+"/dbagent").
 		WithPorts(corev1ac.ContainerPort().WithName("agent").WithContainerPort(AgentPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnv(
 			corev1ac.EnvVar().WithName("POD_NAME").WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
@@ -329,23 +342,27 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.EnvVar().WithName(platform.EnvAgentFenceAfter).WithValue((FailoverAfter(sp) / 2).String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentSemiSyncTimeout).WithValue(SemiSyncTimeout.String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 			secretEnv(platform.EnvAgentAppPassword, SecretKeyApp),
 			secretEnv(platform.EnvAgentReplicationPassword, SecretKeyReplication),
 			secretEnv(platform.EnvAgentExporterPassword, SecretKeyExporter),
 		).
+		// mariadb-backup, when it copies the server, runs in the agent's container.
 		WithResources(resources(corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("48Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 		})).
-		WithVolumeMounts(corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true)).
+		WithVolumeMounts(append(dataMounts,
+			corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true))...).
 		// Pod readiness is the agent's: a primary that accepts writes, a replica that replicates from
 		// the right primary with lag under the bound. "Process up" is not ready.
 		WithReadinessProbe(corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("agent"))).
 			WithPeriodSeconds(5).WithFailureThreshold(2)).
 		WithLivenessProbe(corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("agent"))).
 			WithPeriodSeconds(10).WithFailureThreshold(3)).
-		WithSecurityContext(restrictedContainerSecurityContext())
+		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
 
 	exporter := corev1ac.Container().
 		WithName("exporter").

@@ -113,6 +113,11 @@ func FailoverEnabled(sp *scalestackv1alpha1.SocialPlatform) bool {
 	return ptr.Deref(sp.Spec.Database.Failover.Enabled, true)
 }
 
+// RebuildDiverged reports whether the operator rebuilds diverged replicas from their primary.
+func RebuildDiverged(sp *scalestackv1alpha1.SocialPlatform) bool {
+	return Engine(sp) == scalestackv1alpha1.EngineMariaDB && ptr.Deref(sp.Spec.Database.Failover.RebuildDiverged, true)
+}
+
 // FailoverAfter is how long a primary must be unavailable before a failover, with the default
 // applied.
 func FailoverAfter(sp *scalestackv1alpha1.SocialPlatform) time.Duration {

@@ -217,7 +217,7 @@ func saturationRules(sp *scalestackv1alpha1.SocialPlatform) RuleGroup {
 			"", "page", "A shard's primary was replaced", "{{ $labels.pod }} was promoted to primary in the last 15 minutes: find out why the old primary failed, and check it rejoined as a replica."),
 		alert("ScalestackShardDiverged",
 			fmt.Sprintf(`max by (namespace, pod) (scalestack_dbagent_diverged{%s}) == 1`, db),
-			"5m", "page", "A database server has transactions its primary lacks", "{{ $labels.pod }} refuses to replicate from the shard's primary: it has writes the primary never received (lost in a failover). It needs a rebuild."),
+			"5m", "page", "A database server has transactions its primary lacks", "{{ $labels.pod }} refuses to replicate from the shard's primary: it has writes the primary never received (lost in a failover), and no automatic rebuild from the primary has replaced it."),
 		alert("ScalestackPrimaryFenced",
 			fmt.Sprintf(`max by (namespace, pod) (scalestack_dbagent_fenced{%s}) == 1`, db),
 			"2m", "page", "A shard's primary refuses writes", "{{ $labels.pod }} is the primary of record but fenced itself (a stall) and the operator has not confirmed it: the shard takes no writes."),

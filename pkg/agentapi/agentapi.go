@@ -6,6 +6,8 @@
 //	GET  /v1/status     what the server is and has: role, topology followed, GTID position, lag
 //	POST /v1/topology   follow this topology (a newer epoch, or a confirmation of the current one)
 //	POST /v1/fence      stop taking writes now (the first step of a switchover)
+//	POST /v1/rebuild    a diverged replica: be rebuilt from the primary at the next start
+//	GET  /v1/clone      the primary: a physical copy of the server (mbstream), for a rebuild
 //
 // Every request carries "Authorization: Bearer <Token(replication password)>".
 package agentapi
@@ -17,6 +19,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,7 +67,17 @@ type Status struct {
 	// Diverged lists transactions this server has and the primary lacks, when it refuses to
 	// replicate from it for that reason (the server needs a rebuild).
 	Diverged string `json:"diverged,omitempty"`
+	// Rebuild is set while a rebuild is scheduled for the pod's next start (POST /v1/rebuild): when
+	// it was asked for.
+	Rebuild *time.Time `json:"rebuild,omitempty"`
 }
+
+// The trailers of GET /v1/clone, sent after the copy: the source's gtid_binlog_state once the copy
+// is complete, or why it is not (a copy without the state is incomplete).
+const (
+	TrailerBinlogState = "Scalestack-Binlog-State"
+	TrailerCloneError  = "Scalestack-Clone-Error"
+)
 
 // Token authenticates the operator to the agents: an HMAC of the shard's replication password,
 // which both sides hold (the operator in the credentials Secret, the agent in its environment).
@@ -100,6 +113,70 @@ func (c Client) SetTopology(ctx context.Context, baseURL string, t Topology) (St
 // connections; the report's position is final for that epoch.
 func (c Client) Fence(ctx context.Context, baseURL string, epoch int64) (Status, error) {
 	return c.do(ctx, http.MethodPost, baseURL+"/v1/fence", Topology{Epoch: epoch})
+}
+
+// Rebuild asks a diverged replica's agent to have the server rebuilt from the primary when its
+// pod next starts; the caller then deletes the pod. The agent refuses when its server has not
+// diverged.
+func (c Client) Rebuild(ctx context.Context, baseURL string) (Status, error) {
+	return c.do(ctx, http.MethodPost, baseURL+"/v1/rebuild", struct{}{})
+}
+
+// CloneStream is a physical copy of a server being received.
+type CloneStream struct {
+	resp *http.Response
+	eof  bool
+}
+
+// Clone opens a physical copy of the agent's server. Read it to the end, then BinlogState says
+// whether it is complete. Only ctx bounds how long it takes.
+func (c Client) Clone(ctx context.Context, baseURL string) (*CloneStream, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/v1/clone", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer func() { _ = resp.Body.Close() }()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		return nil, fmt.Errorf("GET %s/v1/clone: %s: %s", baseURL, resp.Status, strings.TrimSpace(string(data)))
+	}
+	return &CloneStream{resp: resp}, nil
+}
+
+func (s *CloneStream) Read(p []byte) (int, error) {
+	n, err := s.resp.Body.Read(p)
+	if err == io.EOF {
+		s.eof = true
+	}
+	return n, err
+}
+
+// Close releases the connection.
+func (s *CloneStream) Close() error { return s.resp.Body.Close() }
+
+// BinlogState returns the source's gtid_binlog_state sent after the copy, or an error when the
+// copy was not read to its end or the source says it is incomplete.
+func (s *CloneStream) BinlogState() (string, error) {
+	if !s.eof {
+		return "", errors.New("the copy was not read to its end")
+	}
+	if msg := s.resp.Trailer.Get(TrailerCloneError); msg != "" {
+		return "", fmt.Errorf("the source failed to copy: %s", msg)
+	}
+	state, ok := s.resp.Trailer[http.CanonicalHeaderKey(TrailerBinlogState)]
+	if !ok {
+		return "", errors.New("the copy ended without the source's binlog state: it is incomplete")
+	}
+	return strings.Join(state, ","), nil
 }
 
 func (c Client) do(ctx context.Context, method, url string, body any) (Status, error) {

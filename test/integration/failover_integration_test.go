@@ -24,6 +24,7 @@ import (
 	"github.com/scalestack/scalestack/controllers/render"
 	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
 	"github.com/scalestack/scalestack/pkg/replication"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -34,6 +35,7 @@ type dbPod struct {
 	name   string
 	server *localservers.MariaDB
 	agent  *dbagent.Agent
+	url    string // the agent's API
 }
 
 // createDBPod makes the Pod object of a shard's database pod, labelled as its StatefulSet would.
@@ -113,20 +115,24 @@ func hasEvent(t *testing.T, ns, reason, substr string) func() error {
 	}
 }
 
-// The operator fails a shard over when its primary has been unavailable for failover.after, with
-// real MariaDB servers and agents behind the pods: the most advanced replica is promoted, the
-// shard map and the -primary Service follow it, no acknowledged row is lost; the old primary
-// rejoins as a replica, and a switchover asked for on the new primary's pod hands the primary
-// back with no write lost.
-func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
+// realShard is shard 0 of a platform played by real MariaDB servers and agents: the primary and
+// replicas-0 pods, ready, with social.posts created on the primary.
+type realShard struct {
+	ns                       string
+	creds                    replication.Credentials
+	primaryName, replicaName string
+	servers                  map[string]*localservers.MariaDB
+	pods                     map[string]*dbPod
+	apps                     map[string]*sql.DB
+}
+
+func (r *realShard) app(name string) *sql.DB { return r.apps[name] }
+
+// startRealShard starts the servers and agents of sp's shard 0 (created already, with one replica
+// per shard) and the Pod objects the operator sees.
+func startRealShard(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) *realShard {
+	t.Helper()
 	ctx := context.Background()
-	sp := loadSample(t, newNamespace(t))
-	sp.Spec.Database.Shards = 1
-	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](1)
-	sp.Spec.Database.Failover = scalestackv1alpha1.FailoverSpec{After: &metav1.Duration{Duration: 10 * time.Second}}
-	if err := k8s.Create(ctx, sp); err != nil {
-		t.Fatal(err)
-	}
 	ns := sp.Namespace
 	var secret *corev1.Secret
 	eventually(t, "the credentials Secret", func() error {
@@ -157,6 +163,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 			},
 			Credentials: creds, MaxLag: 10 * time.Second, Interval: 300 * time.Millisecond, FenceAfter: 5 * time.Second,
 			PromoteWait: 10 * time.Second, SemiSyncTimeout: 5 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
+		cfg.Backup = &backup.Server{Host: "127.0.0.1", Port: servers[name].Port, User: "root", DataDir: servers[name].DataDir()}
 		a := dbagent.New(cfg, servers[name].DB(t), logger)
 		srv := httptest.NewServer(a.Handler())
 		t.Cleanup(srv.Close)
@@ -164,7 +171,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		t.Cleanup(cancel)
 		go a.Run(runCtx)
 		env.SetAgent(ns, name, srv.URL)
-		pods[name] = &dbPod{name: name, server: servers[name], agent: a}
+		pods[name] = &dbPod{name: name, server: servers[name], agent: a, url: srv.URL}
 
 		createDBPod(t, sp, 0, role, name)
 		setPodReady(t, ns, name, true)
@@ -194,7 +201,26 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		t.Cleanup(func() { _ = db.Close() })
 		apps[name] = db
 	}
-	app := func(name string) *sql.DB { return apps[name] }
+	return &realShard{ns: ns, creds: creds, primaryName: primaryName, replicaName: replicaName, servers: servers, pods: pods, apps: apps}
+}
+
+// The operator fails a shard over when its primary has been unavailable for failover.after, with
+// real MariaDB servers and agents behind the pods: the most advanced replica is promoted, the
+// shard map and the -primary Service follow it, no acknowledged row is lost; the old primary
+// rejoins as a replica, and a switchover asked for on the new primary's pod hands the primary
+// back with no write lost.
+func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
+	ctx := context.Background()
+	sp := loadSample(t, newNamespace(t))
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](1)
+	sp.Spec.Database.Failover = scalestackv1alpha1.FailoverSpec{After: &metav1.Duration{Duration: 10 * time.Second}}
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	rs := startRealShard(t, sp)
+	ns, servers, pods, app := rs.ns, rs.servers, rs.pods, rs.app
+	primaryName, replicaName := rs.primaryName, rs.replicaName
 	acknowledged := 0
 	for i := range 200 {
 		if _, err := app(primaryName).Exec("INSERT INTO social.posts VALUES (?, 'x')", i); err != nil {
@@ -386,4 +412,99 @@ func TestFailoverRefusedSaysWhy(t *testing.T) {
 		t.Errorf("the map moved the primary: %+v %v", m, err)
 	}
 	eventually(t, "a FailoverRefused event", hasEvent(t, ns, scalestackv1alpha1.EventFailoverRefused, "agent did not answer"))
+}
+
+// A replica that diverged from its primary (a write only it has, as an old primary's last
+// commits) is rebuilt by the operator: it asks the agent to schedule the rebuild and restarts the
+// pod, whose bootstrap then copies the primary. The test plays the StatefulSet and the kubelet:
+// it runs the bootstrap and recreates the pod.
+func TestADivergedReplicaIsRebuiltByTheOperator(t *testing.T) {
+	ctx := context.Background()
+	sp := loadSample(t, newNamespace(t))
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](1)
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	rs := startRealShard(t, sp)
+	for i := range 100 {
+		if _, err := rs.app(rs.primaryName).Exec("INSERT INTO social.posts VALUES (?, 'x')", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replica := rs.servers[rs.replicaName]
+	eventually(t, "the replica has every row", func() error {
+		if n := rowCount(replica.DB(t)); n != 100 {
+			return fmt.Errorf("%d rows", n)
+		}
+		return nil
+	})
+	for _, q := range []string{"STOP SLAVE", "INSERT INTO social.posts VALUES (7777, 'only on the replica')", "RESET SLAVE ALL"} {
+		if _, err := replica.DB(t).Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	eventually(t, "the replica's agent reports the divergence", func() error {
+		st, err := rs.pods[rs.replicaName].agent.Status(ctx)
+		if err != nil || st.Diverged == "" {
+			return fmt.Errorf("%+v %v", st, err)
+		}
+		return nil
+	})
+	old, err := get(t, &corev1.Pod{}, rs.ns, rs.replicaName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setPodReady(t, rs.ns, rs.replicaName, false)
+	eventually(t, "the operator restarts the diverged replica's pod", func() error {
+		p, err := get(t, &corev1.Pod{}, rs.ns, rs.replicaName)
+		if err == nil && p.UID == old.UID && p.DeletionTimestamp.IsZero() {
+			return fmt.Errorf("pod %s still there; events: %s", p.Name, eventNotes(t, rs.ns))
+		}
+		return nil
+	})
+	if req, err := dbagent.ReadRebuild(replica.DataDir()); err != nil || req == nil || req.Errant == "" {
+		t.Fatalf("no rebuild request beside the data directory: %+v %v", req, err)
+	}
+	eventually(t, "a ReplicaRebuilding event", hasEvent(t, rs.ns, scalestackv1alpha1.EventReplicaRebuilding, rs.replicaName))
+
+	// The pod's next start: the bootstrap copies the primary, then the server starts.
+	eventually(t, "the old pod gone", func() error {
+		if p, err := get(t, &corev1.Pod{}, rs.ns, rs.replicaName); err == nil && p.UID == old.UID {
+			return fmt.Errorf("pod %s still there", p.Name)
+		}
+		return nil
+	})
+	replica.Stop()
+	run := t.TempDir()
+	b := dbagent.Bootstrap{Engine: replication.MariaDB, DataDir: replica.DataDir(), RunDir: run, TmpDir: run, RootPassword: "unused",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Output: io.Discard,
+		Clone: &dbagent.CloneSource{PrimaryURL: func() (string, error) { return rs.pods[rs.primaryName].url, nil },
+			Client: agentapi.Client{Token: agentapi.Token(rs.creds.ReplicationPassword)}}}
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	replica.Restart()
+	createDBPod(t, sp, 0, "replica", rs.replicaName)
+	if _, err := rs.app(rs.primaryName).Exec("INSERT INTO social.posts VALUES (100, 'after the rebuild')"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rebuilt replica has every row of the primary, and not its own", func() error {
+		st, err := rs.pods[rs.replicaName].agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Ready || st.Diverged != "" || st.Rebuild != nil {
+			return fmt.Errorf("agent: %+v", st)
+		}
+		var n, errant int
+		if err := replica.DB(t).QueryRow("SELECT COUNT(*), COALESCE(SUM(id = 7777), 0) FROM social.posts").Scan(&n, &errant); err != nil {
+			return err
+		}
+		if n != 101 || errant != 0 {
+			return fmt.Errorf("%d rows, the errant one %d times", n, errant)
+		}
+		return nil
+	})
+	setPodReady(t, rs.ns, rs.replicaName, true)
 }

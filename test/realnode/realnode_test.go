@@ -29,6 +29,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -369,6 +370,22 @@ func logRouting(t *testing.T, ns, name string) {
 	}
 }
 
+// hasEventFor reports whether the namespace has an event of reason about the named object.
+func hasEventFor(t *testing.T, ns, reason, name string) bool {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Logf("listing events: %v", err)
+		return false
+	}
+	for _, e := range list.Items {
+		if e.Reason == reason && (e.Regarding.Name == name || strings.Contains(e.Note, name)) {
+			return true
+		}
+	}
+	return false
+}
+
 // serverPID finds a pod's process named comm on this machine (the real node is the host): the
 // one whose cgroup path names the pod's UID. Only the project's own pod is ever matched.
 func serverPID(t *testing.T, ns, pod, comm string) int {
@@ -474,11 +491,25 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 		t.Fatal(err)
 	}
 	resumed = true
-	oldDB := appDB(t, ns, frozen, appPW)
-	poll(t, "the old primary rejoins as a replica", 3*time.Minute, func() error {
+	// It rejoins as it is, or, when it had commits of its own that no replica received before the
+	// freeze (its binary log ran ahead of the others'), the operator has it rebuilt from a copy of
+	// the new primary: its pod is recreated, so it is looked up afresh on every try.
+	thawed := time.Now()
+	poll(t, "the old primary rejoins as a replica", 4*time.Minute, func() error {
+		p := &corev1.Pod{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: frozen}, p); err != nil || p.Status.PodIP == "" {
+			return fmt.Errorf("pod %s: ip %q %v", frozen, p.Status.PodIP, err)
+		}
+		c := mysql.NewConfig()
+		c.User, c.Passwd, c.Net, c.Addr, c.Timeout = "app", appPW, "tcp", p.Status.PodIP+":3306", 5*time.Second
+		oldDB, err := sql.Open("mysql", c.FormatDSN())
+		if err != nil {
+			return err
+		}
+		defer func() { _ = oldDB.Close() }()
 		var body string
 		if err := oldDB.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", afterID).Scan(&body); err != nil {
-			return err
+			return fmt.Errorf("the post written after the failover: %w", err)
 		}
 		var ro int
 		if err := oldDB.QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro); err != nil || ro != 1 {
@@ -486,6 +517,11 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 		}
 		return nil
 	})
+	how := "as it was"
+	if hasEventFor(t, ns, scalestackv1alpha1.EventReplicaRebuilding, frozen) {
+		how = "after a rebuild from a copy of the new primary (it had diverged)"
+	}
+	t.Logf("real pods: the old primary rejoined %s, %v after the thaw", how, time.Since(thawed).Round(100*time.Millisecond))
 	waitReady(t, ns, 5*time.Minute)
 
 	kubectlOut(t, "annotate", "pod", "-n", ns, promoted, scalestackv1alpha1.AnnotationSwitchover+"="+frozen)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/scalestack/scalestack/apps/dbagent"
 	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
 	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
@@ -60,14 +62,39 @@ func env(name, def string) string {
 func bootstrap(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return dbagent.Bootstrap{
+	b := dbagent.Bootstrap{
 		Engine:       replication.Engine(env(platform.EnvAgentEngine, string(replication.MariaDB))),
 		DataDir:      env(platform.EnvAgentDataDir, "/var/lib/mysql/data"),
 		RunDir:       env("DBAGENT_RUNDIR", "/run/mysqld"),
 		TmpDir:       env("DBAGENT_TMPDIR", "/tmp"),
 		RootPassword: os.Getenv(platform.EnvAgentRootPassword),
 		Log:          log,
-	}.Run(ctx)
+	}
+	if b.Engine == replication.MariaDB && os.Getenv(platform.EnvAgentPeerDomain) != "" {
+		shardIndex, err := strconv.Atoi(env(platform.EnvAgentShard, "0"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", platform.EnvAgentShard, err)
+		}
+		_, port, err := net.SplitHostPort(env(platform.EnvAgentAddr, ":9080"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", platform.EnvAgentAddr, err)
+		}
+		b.Clone = &dbagent.CloneSource{
+			// A rebuild copies the primary of record, as the mounted shard map has it now.
+			PrimaryURL: func() (string, error) {
+				t, err := dbagent.MapTopology(os.Getenv(platform.EnvAgentShardMap), shardIndex, os.Getenv(platform.EnvAgentPrimaryPod))
+				if err != nil {
+					return "", err
+				}
+				if t.Primary == "" || t.Primary == os.Getenv(platform.EnvAgentPod) {
+					return "", fmt.Errorf("the shard map names this pod (%q) or no pod as the primary: there is nothing to copy", t.Primary)
+				}
+				return "http://" + net.JoinHostPort(t.Primary+"."+os.Getenv(platform.EnvAgentPeerDomain), port), nil
+			},
+			Client: agentapi.Client{Token: agentapi.Token(os.Getenv(platform.EnvAgentReplicationPassword))},
+		}
+	}
+	return b.Run(ctx)
 }
 
 func run(log *slog.Logger) error {
@@ -117,6 +144,11 @@ func run(log *slog.Logger) error {
 	}
 	cfg.Peer = func(pod string) (string, int) { return pod + "." + domain, 3306 }
 	cfg.Token = agentapi.Token(cfg.Credentials.ReplicationPassword)
+	if dir := os.Getenv(platform.EnvAgentDataDir); dir != "" && cfg.Engine == replication.MariaDB {
+		// Beside its data directory (the agent runs in the database image): it copies its server
+		// for a rebuild of a diverged replica, and schedules its own.
+		cfg.Backup = &backup.Server{Host: "127.0.0.1", Port: 3306, User: "root", Password: os.Getenv(platform.EnvAgentRootPassword), DataDir: dir}
+	}
 
 	dsn := mysql.NewConfig()
 	dsn.User, dsn.Passwd, dsn.Net, dsn.Addr = "root", os.Getenv(platform.EnvAgentRootPassword), "tcp", env("DBAGENT_DB_ADDR", "127.0.0.1:3306")

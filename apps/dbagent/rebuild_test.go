@@ -1,0 +1,176 @@
+package dbagent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scalestack/scalestack/internal/testutil"
+	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
+	"github.com/scalestack/scalestack/pkg/replication"
+)
+
+func TestClonedState(t *testing.T) {
+	for _, tc := range []struct {
+		name, state, pos, want string
+	}{
+		{"one server", "0-101-500", "0-101-450", "0-101-450"},
+		// 102 wrote up to 300, then 101 again: the copy at 0-101-450 holds both histories.
+		{"older servers kept", "0-102-300,0-101-500", "0-101-450", "0-102-300,0-101-450"},
+		// The copy was taken while 102 was the primary; 101's later entry is capped below it.
+		{"later writers capped", "0-101-270,0-102-260", "0-102-250", "0-101-249,0-102-250"},
+		{"domains the copy lacks dropped", "0-101-5,1-101-9", "0-101-5", "0-101-5"},
+		{"two domains", "0-101-5,1-102-9,1-101-3", "0-101-5,1-102-8", "1-101-3,0-101-5,1-102-8"},
+		{"empty", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ClonedState(tc.state, tc.pos)
+			if err != nil || got != tc.want {
+				t.Fatalf("ClonedState(%q, %q) = %q, %v; want %q", tc.state, tc.pos, got, err, tc.want)
+			}
+		})
+	}
+	if _, err := ClonedState("0-101", "0-101-1"); err == nil {
+		t.Fatal("a malformed state was accepted")
+	}
+}
+
+// A replica that diverged (it has a transaction its primary lacks) is rebuilt from a copy of the
+// primary: its binary logs, which hold the errant transaction, are kept on the volume; the copy
+// catches up with what the primary wrote meanwhile; and its GTID state is complete enough for it
+// to become the primary of the others, which find nothing missing.
+func TestADivergedReplicaIsRebuiltFromThePrimary(t *testing.T) {
+	ctx := context.Background()
+	shard, c := testShard(t)
+	p, r0, r1 := shard["s-primary-0"], shard["s-replicas-0"], shard["s-replicas-1"]
+	if err := write(appDB(t, p), 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	hasRows(t, r0, 50)
+
+	// r0 takes a write its primary never gets, and forgets its source, as an old primary does.
+	root := r0.server.DB(t)
+	for _, q := range []string{"STOP SLAVE", "INSERT INTO social.posts VALUES (1000, 'errant write')", "RESET SLAVE ALL"} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	testutil.Eventually(t, "r0 reports that it diverged", 30*time.Second, func() error {
+		st, err := c.Status(ctx, r0.url)
+		if err != nil || st.Diverged == "" {
+			return fmt.Errorf("status %+v %v", st, err)
+		}
+		return nil
+	})
+	if _, err := c.Rebuild(ctx, p.url); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("the primary accepted a rebuild: %v", err)
+	}
+	st, err := c.Rebuild(ctx, r0.url)
+	if err != nil || st.Rebuild == nil {
+		t.Fatalf("rebuild request: %+v %v", st, err)
+	}
+	if _, err := c.Rebuild(ctx, r0.url); err != nil {
+		t.Fatalf("asking twice: %v", err)
+	}
+	if _, err := c.Clone(ctx, r1.url); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("a replica served a copy: %v", err)
+	}
+
+	// The primary goes on taking writes while r0's pod restarts.
+	if err := write(appDB(t, p), 50, 80); err != nil {
+		t.Fatal(err)
+	}
+	r0.server.Stop()
+	run := t.TempDir()
+	var out bytes.Buffer
+	b := Bootstrap{Engine: replication.MariaDB, DataDir: r0.server.DataDir(), RunDir: run, TmpDir: run, RootPassword: "unused by a rebuild",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Output: &out,
+		Clone: &CloneSource{PrimaryURL: func() (string, error) { return p.url, nil }, Client: c, Tool: backup.Tool{}}}
+	start := time.Now()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, out.String())
+	}
+	t.Logf("rebuilt r0 from the primary in %v", time.Since(start).Round(10*time.Millisecond))
+	if req, err := ReadRebuild(b.DataDir); err != nil || req != nil {
+		t.Fatalf("the rebuild request is still there: %+v %v", req, err)
+	}
+	// A second start finds an initialized data directory and leaves it.
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The errant transaction is in the kept binary logs, and nowhere else.
+	kept, _ := filepath.Glob(filepath.Join(filepath.Dir(b.DataDir), "diverged-*", "*-bin.0*"))
+	found := false
+	for _, f := range kept {
+		if data, err := os.ReadFile(f); err == nil && bytes.Contains(data, []byte("errant write")) {
+			found = true
+		}
+	}
+	if !found {
+		var names []string
+		_ = filepath.Walk(filepath.Dir(b.DataDir), func(path string, info os.FileInfo, err error) error {
+			if err == nil && !strings.Contains(path, "/data/") {
+				names = append(names, path)
+			}
+			return nil
+		})
+		t.Fatalf("the errant write is in none of the kept binary logs %v (the volume holds %v)", kept, names)
+	}
+
+	r0.server.Restart()
+	waitReady(t, c, r0)
+	hasRows(t, r0, 80)
+	var n int
+	if err := r0.server.DB(t).QueryRow("SELECT COUNT(*) FROM social.posts WHERE id = 1000").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the errant row is on the rebuilt server: %d %v", n, err)
+	}
+	if err := write(appDB(t, p), 80, 90); err != nil {
+		t.Fatal(err)
+	}
+	hasRows(t, r0, 90)
+
+	// The rebuilt server can be the primary: the others find nothing it lacks.
+	next := agentapi.Topology{Primary: r0.pod, Epoch: 1}
+	if _, err := c.Fence(ctx, p.url, 0); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "r0 applied everything", 30*time.Second, func() error {
+		pst, err := c.Status(ctx, p.url)
+		if err != nil {
+			return err
+		}
+		rst, err := c.Status(ctx, r0.url)
+		if err != nil {
+			return err
+		}
+		if !rst.Position.Executed.Contains(pst.Position.Executed) {
+			return fmt.Errorf("r0 %s lacks some of %s", rst.Position.Executed, pst.Position.Executed)
+		}
+		return nil
+	})
+	for _, m := range []*member{r0, p, r1} {
+		if _, err := c.SetTopology(ctx, m.url, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []*member{r0, p, r1} {
+		st := waitReady(t, c, m)
+		if st.Diverged != "" {
+			t.Fatalf("%s diverged from the rebuilt primary: %s", m.pod, st.Diverged)
+		}
+	}
+	if err := write(appDB(t, r0), 90, 100); err != nil {
+		t.Fatal(err)
+	}
+	hasRows(t, p, 100)
+	hasRows(t, r1, 100)
+}
