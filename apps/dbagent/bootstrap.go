@@ -33,6 +33,9 @@ import (
 // beside the data directory; a bootstrap interrupted before that leaves no marker and is redone
 // from scratch on the next start (no user data can exist yet: the database container never ran).
 // With the marker present it does nothing, so restarts and rescheduling keep the data as it is.
+//
+// A new replica whose primary is up starts from a copy of the primary instead (Seed), and a
+// replica with a rebuild request is rebuilt from one (RebuildRequest).
 type Bootstrap struct {
 	Engine replication.Engine
 	// DataDir is the server's data directory: a subdirectory of the volume, since an ext4 volume
@@ -48,6 +51,9 @@ type Bootstrap struct {
 	Output io.Writer
 	// Clone is where a rebuild copies the data from; nil when the pod cannot be rebuilt (MySQL).
 	Clone *CloneSource
+	// Seed: a new replica starts from a copy of the primary, when the primary is up, rather than
+	// empty (see seedable).
+	Seed bool
 }
 
 // CloneSource is the shard's primary, as a rebuild reaches it.
@@ -85,6 +91,9 @@ func (b Bootstrap) Run(ctx context.Context) error {
 	}
 	if err := os.RemoveAll(b.DataDir); err != nil {
 		return fmt.Errorf("removing an unfinished data directory: %w", err)
+	}
+	if url, ok := b.seedable(ctx); ok {
+		return b.copyPrimary(ctx, url)
 	}
 	if err := os.MkdirAll(b.DataDir, 0o750); err != nil {
 		return err
@@ -269,6 +278,43 @@ func (b Bootstrap) rebuild(ctx context.Context, req RebuildRequest) error {
 		return fmt.Errorf("finding the primary to copy: %w", err)
 	}
 	b.Log.Info("Rebuilding the server from a copy of the primary", "primary", url, "errant", req.Errant, "kept", req.Kept)
+	if err := b.copyPrimary(ctx, url); err != nil {
+		return err
+	}
+	if err := os.Remove(RebuildMarker(b.DataDir)); err != nil {
+		return err
+	}
+	b.Log.Info("Rebuilt the server from the primary", "seconds", time.Since(start).Seconds(), "kept", req.Kept)
+	return nil
+}
+
+// seedable reports the primary's agent URL when a new replica should start from a copy of the
+// primary rather than empty: the primary of record is another pod, its agent answers within a
+// few seconds, and its server is ready. An empty replica replicates the whole binary log, which
+// the primary keeps only for binlog_expire_logs_seconds; a copy needs none of it. When the primary
+// is not up (the platform is being created) the replica starts empty, as the primary does.
+func (b Bootstrap) seedable(ctx context.Context) (string, bool) {
+	if b.Clone == nil || !b.Seed {
+		return "", false
+	}
+	url, err := b.Clone.PrimaryURL()
+	if err != nil {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := b.Clone.Client.Status(ctx, url)
+	if err != nil || st.Role != agentapi.RolePrimary || !st.Ready {
+		b.Log.Info("Starting empty: the primary is not up to be copied", "primary", url, "error", fmt.Sprint(err), "role", st.Role, "ready", st.Ready)
+		return "", false
+	}
+	return url, true
+}
+
+// copyPrimary fills the empty data directory with a prepared copy of the primary whose agent is
+// at url, records where the copy stands in the GTID history and writes the marker.
+func (b Bootstrap) copyPrimary(ctx context.Context, url string) error {
+	start := time.Now()
 	stream, err := b.Clone.Client.Clone(ctx, url)
 	if err != nil {
 		return fmt.Errorf("copying the primary: %w", err)
@@ -313,11 +359,7 @@ func (b Bootstrap) rebuild(ctx context.Context, req RebuildRequest) error {
 	if err := os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
 		return err
 	}
-	if err := os.Remove(RebuildMarker(b.DataDir)); err != nil {
-		return err
-	}
-	b.Log.Info("Rebuilt the server from the primary", "gtid", point.GTID, "copySeconds", copied.Seconds(),
-		"seconds", time.Since(start).Seconds(), "kept", req.Kept)
+	b.Log.Info("Copied the primary", "primary", url, "gtid", point.GTID, "copySeconds", copied.Seconds(), "seconds", time.Since(start).Seconds())
 	return nil
 }
 

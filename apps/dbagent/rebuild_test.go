@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/backup"
@@ -58,17 +59,20 @@ func TestADivergedReplicaIsRebuiltFromThePrimary(t *testing.T) {
 
 	// r0 takes a write its primary never gets, and forgets its source, as an old primary does.
 	root := r0.server.DB(t)
-	for _, q := range []string{"STOP SLAVE", "INSERT INTO social.posts VALUES (1000, 'errant write')", "RESET SLAVE ALL"} {
-		if _, err := root.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
+	if _, err := root.Exec("INSERT INTO social.posts VALUES (1000, 'errant write')"); err != nil {
+		t.Fatal(err)
 	}
+	// Forgetting the source makes the agent point the server at the primary again, checking first
+	// what the primary lacks. The agent may restart replication between the two statements: then
+	// again.
 	testutil.Eventually(t, "r0 reports that it diverged", 30*time.Second, func() error {
 		st, err := c.Status(ctx, r0.url)
-		if err != nil || st.Diverged == "" {
-			return fmt.Errorf("status %+v %v", st, err)
+		if err == nil && st.Diverged != "" {
+			return nil
 		}
-		return nil
+		_, _ = root.Exec("STOP SLAVE")
+		_, _ = root.Exec("RESET SLAVE ALL")
+		return fmt.Errorf("status %+v %v", st, err)
 	})
 	if _, err := c.Rebuild(ctx, p.url); err == nil || !strings.Contains(err.Error(), "409") {
 		t.Fatalf("the primary accepted a rebuild: %v", err)
@@ -173,4 +177,61 @@ func TestADivergedReplicaIsRebuiltFromThePrimary(t *testing.T) {
 	}
 	hasRows(t, p, 100)
 	hasRows(t, r1, 100)
+}
+
+// A replica added to a shard whose primary has long purged its first binary logs starts from a
+// copy of the primary (an empty one could never catch up); one whose primary is not up starts
+// empty, as at the platform's creation.
+func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
+	ctx := context.Background()
+	shard, c := testShard(t)
+	p := shard["s-primary-0"]
+	if err := write(appDB(t, p), 0, 40); err != nil {
+		t.Fatal(err)
+	}
+	root := p.server.DB(t)
+	for _, q := range []string{"FLUSH BINARY LOGS", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY"} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	volume := t.TempDir()
+	unreachable := Bootstrap{DataDir: filepath.Join(volume, "data"), Seed: true, Log: log,
+		Clone: &CloneSource{PrimaryURL: func() (string, error) { return "http://127.0.0.1:1", nil }, Client: c}}
+	if _, ok := unreachable.seedable(ctx); ok {
+		t.Fatal("a primary that does not answer was taken for one to copy")
+	}
+
+	b := Bootstrap{Engine: replication.MariaDB, DataDir: filepath.Join(volume, "data"), RunDir: volume, TmpDir: volume, RootPassword: "unused by a copy",
+		Log: log, Output: io.Discard, Seed: true,
+		Clone: &CloneSource{PrimaryURL: func() (string, error) { return p.url, nil }, Client: c}}
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.Marker()); err != nil {
+		t.Fatalf("no marker after the copy: %v", err)
+	}
+	server := localservers.StartMariaDBOn(t, b.DataDir)
+	bootReadOnly(t, server)
+	servers := map[string]*localservers.MariaDB{p.pod: p.server, "s-replicas-2": server}
+	cfg := Config{Engine: replication.MariaDB, Shard: 1, Pod: "s-replicas-2", Primary: p.pod, Peer: peers(servers), Role: "replica", Ordinal: 2,
+		Credentials: replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"},
+		MaxLag: 10 * time.Second, Interval: 200 * time.Millisecond, SemiSyncTimeout: 5 * time.Second, Token: c.Token}
+	a := New(cfg, server.DB(t), log)
+	runCtx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go a.Run(runCtx)
+	if err := write(appDB(t, p), 40, 60); err != nil {
+		t.Fatal(err)
+	}
+	m := &member{pod: "s-replicas-2", server: server, agent: a}
+	hasRows(t, m, 60)
+	testutil.Eventually(t, "the new replica ready", 30*time.Second, func() error {
+		st, err := a.Status(ctx)
+		if err != nil || !st.Ready {
+			return fmt.Errorf("%+v %v", st, err)
+		}
+		return nil
+	})
 }

@@ -289,9 +289,10 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithImage(image).
 		WithCommand(agentBinDir+"/dbagent", "init").
 		WithEnv(
-			// The pod and its shard's primary of record: a rebuild of a diverged replica copies the
-			// primary (through its agent).
+			// The pod and its shard's primary of record: a new replica, and a rebuild of a diverged
+			// one, copy the primary (through its agent).
 			corev1ac.EnvVar().WithName(platform.EnvAgentPod).WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.name"))),
+			corev1ac.EnvVar().WithName(platform.EnvAgentRole).WithValue(role),
 			corev1ac.EnvVar().WithName(platform.EnvAgentEngine).WithValue(string(Engine(sp))),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShard).WithValue(fmt.Sprint(i)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),

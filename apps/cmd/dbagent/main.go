@@ -93,6 +93,7 @@ func bootstrap(log *slog.Logger) error {
 			},
 			Client: agentapi.Client{Token: agentapi.Token(os.Getenv(platform.EnvAgentReplicationPassword))},
 		}
+		b.Seed = os.Getenv(platform.EnvAgentRole) == "replica"
 	}
 	return b.Run(ctx)
 }
