@@ -72,7 +72,7 @@ func TestADivergedReplicaIsRebuiltFromThePrimary(t *testing.T) {
 		}
 		_, _ = root.Exec("STOP SLAVE")
 		_, _ = root.Exec("RESET SLAVE ALL")
-		return fmt.Errorf("status %+v %v", st, err)
+		return fmt.Errorf("status %+v %w", st, err)
 	})
 	if _, err := c.Rebuild(ctx, p.url); err == nil || !strings.Contains(err.Error(), "409") {
 		t.Fatalf("the primary accepted a rebuild: %v", err)
@@ -217,7 +217,7 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 	servers := map[string]*localservers.MariaDB{p.pod: p.server, "s-replicas-2": server}
 	cfg := Config{Engine: replication.MariaDB, Shard: 1, Pod: "s-replicas-2", Primary: p.pod, Peer: peers(servers), Role: "replica", Ordinal: 2,
 		Credentials: replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"},
-		MaxLag: 10 * time.Second, Interval: 200 * time.Millisecond, SemiSyncTimeout: 5 * time.Second, Token: c.Token}
+		MaxLag:      10 * time.Second, Interval: 200 * time.Millisecond, SemiSyncTimeout: 5 * time.Second, Token: c.Token}
 	a := New(cfg, server.DB(t), log)
 	runCtx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
@@ -230,7 +230,7 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 	testutil.Eventually(t, "the new replica ready", 30*time.Second, func() error {
 		st, err := a.Status(ctx)
 		if err != nil || !st.Ready {
-			return fmt.Errorf("%+v %v", st, err)
+			return fmt.Errorf("%+v %w", st, err)
 		}
 		return nil
 	})

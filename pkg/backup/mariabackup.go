@@ -158,7 +158,7 @@ func TakeFull(ctx context.Context, store *Store, shard int, srv Server, tool Too
 		cancel()
 		_ = pr.CloseWithError(werr)
 		if r := <-done; r.err != nil && !errors.Is(r.err, context.Canceled) && !errors.Is(werr, r.err) {
-			return m, fmt.Errorf("%w (%v)", werr, r.err)
+			return m, fmt.Errorf("%w (%w)", werr, r.err)
 		}
 		return m, werr
 	}

@@ -452,7 +452,7 @@ func TestADivergedReplicaIsRebuiltByTheOperator(t *testing.T) {
 		}
 		_, _ = replicaRoot.Exec("STOP SLAVE")
 		_, _ = replicaRoot.Exec("RESET SLAVE ALL")
-		return fmt.Errorf("%+v %v", st, err)
+		return fmt.Errorf("%+v %w", st, err)
 	})
 	old, err := get(t, &corev1.Pod{}, rs.ns, rs.replicaName)
 	if err != nil {

@@ -498,7 +498,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	poll(t, "the old primary rejoins as a replica", 4*time.Minute, func() error {
 		p := &corev1.Pod{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: frozen}, p); err != nil || p.Status.PodIP == "" {
-			return fmt.Errorf("pod %s: ip %q %v", frozen, p.Status.PodIP, err)
+			return fmt.Errorf("pod %s: ip %q %w", frozen, p.Status.PodIP, err)
 		}
 		c := mysql.NewConfig()
 		c.User, c.Passwd, c.Net, c.Addr, c.Timeout = "app", appPW, "tcp", p.Status.PodIP+":3306", 5*time.Second
