@@ -187,6 +187,7 @@ const (
 )
 
 // DatabaseSpec configures the shards.
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.engine) || self.engine == 'MariaDB'",message="database.backup needs engine MariaDB: the MySQL image ships no physical backup tool (docs/data-tier.md)"
 type DatabaseSpec struct {
 	// engine is the database server. Immutable.
 	// +optional
@@ -238,6 +239,78 @@ type DatabaseSpec struct {
 	// scalestack.io/switchover (value: the pod to promote, or "any").
 	// +optional
 	Failover FailoverSpec `json:"failover,omitzero"`
+
+	// backup sends every shard's binary logs to S3-compatible object storage as they close
+	// (continuous archiving: the primary's agent uploads each closed file with its SHA-256, and
+	// purges a file from the server only once it is archived). MariaDB only. Full backups and
+	// restores build on it (docs/data-tier.md, "Backups").
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
+}
+
+// BackupSpec configures where and how often a platform's shards are backed up.
+type BackupSpec struct {
+	// objectStore is where the backups go.
+	ObjectStore ObjectStoreSpec `json:"objectStore"`
+
+	// archiveInterval bounds how long a committed transaction waits to be archived (the recovery
+	// point objective): the primary starts a new binary log at least this often when the current
+	// one has transactions, and uploads the closed one. Default 5m; 10s to 24h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('24h')",message="backup.archiveInterval must be between 10s and 24h"
+	ArchiveInterval *metav1.Duration `json:"archiveInterval,omitempty"`
+}
+
+// ObjectStoreSpec is an S3-compatible bucket and the credentials to write to it.
+type ObjectStoreSpec struct {
+	// endpoint is the URL of the S3 API: scheme and host, with an optional port
+	// (https://s3.eu-west-1.amazonaws.com, http://minio.storage.svc:9000). Requests use
+	// path-style addressing.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$')",message="objectStore.endpoint must be http:// or https:// followed by a host and an optional port, with no path"
+	Endpoint string `json:"endpoint"`
+
+	// bucket is the bucket's name; it must exist.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`
+	Bucket string `json:"bucket"`
+
+	// prefix is the path in the bucket under which this platform's backups live. Default
+	// "<namespace>/<name>", so platforms can share a bucket.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.contains('//') && !self.contains('..')",message="objectStore.prefix must not start with /, nor contain // or .."
+	Prefix string `json:"prefix,omitempty"`
+
+	// region of the bucket, when the store needs one (AWS). Optional.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Region string `json:"region,omitempty"`
+
+	// credentials name the Secret, in the platform's namespace, with the access key.
+	Credentials ObjectStoreCredentials `json:"credentials"`
+}
+
+// ObjectStoreCredentials reference an access key in a Secret.
+type ObjectStoreCredentials struct {
+	// secretName is the Secret's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+
+	// accessKeyIDKey is the key of the access key ID in the Secret. Default "accessKeyId".
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	AccessKeyIDKey string `json:"accessKeyIDKey,omitempty"`
+
+	// secretAccessKeyKey is the key of the secret access key in the Secret. Default
+	// "secretAccessKey".
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SecretAccessKeyKey string `json:"secretAccessKeyKey,omitempty"`
 }
 
 // FailoverSpec configures automatic failover of shard primaries.

@@ -77,6 +77,8 @@ type Config struct {
 	Backup *backup.Server
 	// Tool names the backup programs (looked up on PATH when empty).
 	Tool backup.Tool
+	// Archive, when set, archives the primary's binary logs to an object store.
+	Archive *ArchiveConfig
 }
 
 // ServerID is unique per pod of a platform: 100 per shard, 1 for the primary StatefulSet's pod,
@@ -134,6 +136,10 @@ type Agent struct {
 	// restarted agent applies them once more). Account statements are binlogged and replicated,
 	// so a converged primary must not repeat them every tick.
 	usersApplied [32]byte
+	// archiver keeps its rotation state across passes; archived is the last pass's outcome.
+	archiver *backup.Archiver
+	archived archiveState
+	archiveM *archiveMetrics
 
 	lagGauge  *prometheus.GaugeVec
 	healthy   *prometheus.GaugeVec
@@ -171,6 +177,7 @@ func New(cfg Config, db *sql.DB, log *slog.Logger) *Agent {
 	a.semiSync = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_semisync_waiting",
 		Help: "On a primary: 1 while its commits wait for a replica's acknowledgement (semi-sync), 0 while replication is asynchronous (no replica connected, or one timed out); -1 on a replica.", ConstLabels: labels})
 	a.registry.MustRegister(a.lagGauge, a.healthy, a.epoch, a.ticks, a.promoted, a.fenced, a.divergedG, a.semiSync)
+	a.archiveM = newArchiveMetrics(labels, a.registry)
 	return a
 }
 
@@ -487,6 +494,7 @@ func (a *Agent) Status(ctx context.Context) (agentapi.Status, error) {
 		secs, at := a.lag.Seconds(), a.lagAt
 		st.LagSeconds, st.LagObservedAt = &secs, &at
 	}
+	st.Archive = a.archiveStatus()
 	if a.cfg.Backup != nil {
 		if req, err := ReadRebuild(a.cfg.Backup.DataDir); err == nil && req != nil {
 			at := req.RequestedAt
@@ -539,6 +547,9 @@ func (a *Agent) Fence(ctx context.Context, epoch int64) error {
 
 // Run ticks every interval until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
+	if a.cfg.Archive != nil {
+		go a.archiveLoop(ctx)
+	}
 	t := time.NewTicker(a.cfg.Interval)
 	defer t.Stop()
 	for {

@@ -51,6 +51,9 @@ type Bootstrap struct {
 	Output io.Writer
 	// Clone is where a rebuild copies the data from; nil when the pod cannot be rebuilt (MySQL).
 	Clone *CloneSource
+	// ServerConfig is the server's defaults file (scalestack.cnf), which the server that records a
+	// copy's GTID state reads, so that its binary log is the server's; empty: --log-bin=binlog.
+	ServerConfig string
 	// Seed: a new replica starts from a copy of the primary, when the primary is up, rather than
 	// empty (see seedable).
 	Seed bool
@@ -180,8 +183,13 @@ func (b Bootstrap) setRootPassword(ctx context.Context) error {
 // directory, as root over that socket (passwordless: the system tables are fresh, or grants are
 // skipped), runs do and shuts the server down cleanly.
 func (b Bootstrap) privateServer(ctx context.Context, extra []string, do func(*sql.DB) error) error {
+	return b.privateServerWith(ctx, "--no-defaults", extra, do)
+}
+
+// privateServerWith is privateServer reading defaults (--no-defaults, or --defaults-file=F).
+func (b Bootstrap) privateServerWith(ctx context.Context, defaults string, extra []string, do func(*sql.DB) error) error {
 	sock := filepath.Join(b.RunDir, "bootstrap.sock")
-	args := []string{"--no-defaults", "--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir,
+	args := []string{defaults, "--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir,
 		"--socket=" + sock, "--pid-file=" + filepath.Join(b.RunDir, "bootstrap.pid"),
 		"--skip-networking", "--innodb-buffer-pool-size=32M"}
 	if b.Engine == replication.MySQL {
@@ -338,7 +346,13 @@ func (b Bootstrap) copyPrimary(ctx context.Context, url string) error {
 	}
 	// The copy has no binary logs: record what it holds, so that the server replicates on from
 	// there and is compared with its peers by it.
-	err = b.privateServer(ctx, []string{"--log-bin=binlog", "--skip-grant-tables"}, func(db *sql.DB) error {
+	// With the server's own configuration, so that the binary log it starts is the one the server
+	// reads at its start (same name and place).
+	defaults, extra := "--no-defaults", []string{"--log-bin=binlog"}
+	if b.ServerConfig != "" {
+		defaults, extra = "--defaults-file="+b.ServerConfig, nil
+	}
+	err = b.privateServerWith(ctx, defaults, append(extra, "--skip-grant-tables", "--read-only=OFF"), func(db *sql.DB) error {
 		for _, q := range []struct {
 			stmt string
 			args []any

@@ -19,6 +19,18 @@ import (
 	"github.com/scalestack/scalestack/pkg/replication"
 )
 
+// serverConfig writes the defaults file of a localservers MariaDB (the binary log settings it
+// starts with), for the bootstrap's server.
+func serverConfig(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "server.cnf")
+	cnf := "[mysqld]\nlog_bin = binlog\nlog_basename = test\nbinlog_format = ROW\ngtid_strict_mode = ON\nlog_slave_updates = ON\n"
+	if err := os.WriteFile(f, []byte(cnf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestClonedState(t *testing.T) {
 	for _, tc := range []struct {
 		name, state, pos, want string
@@ -96,7 +108,7 @@ func TestADivergedReplicaIsRebuiltFromThePrimary(t *testing.T) {
 	run := t.TempDir()
 	var out bytes.Buffer
 	b := Bootstrap{Engine: replication.MariaDB, DataDir: r0.server.DataDir(), RunDir: run, TmpDir: run, RootPassword: "unused by a rebuild",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Output: &out,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Output: &out, ServerConfig: serverConfig(t),
 		Clone: &CloneSource{PrimaryURL: func() (string, error) { return p.url, nil }, Client: c, Tool: backup.Tool{}}}
 	start := time.Now()
 	if err := b.Run(ctx); err != nil {
@@ -190,6 +202,20 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := p.server.DB(t)
+	// A transaction of another server in the history, as after a failover: the copy must record it.
+	conn, err := root.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SET SESSION server_id = 4242", "INSERT INTO social.posts VALUES (4242, 'by another server')"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_ = conn.Close()
+	if err := write(appDB(t, p), 40, 45); err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []string{"FLUSH BINARY LOGS", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY"} {
 		if _, err := root.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -204,7 +230,7 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 	}
 
 	b := Bootstrap{Engine: replication.MariaDB, DataDir: filepath.Join(volume, "data"), RunDir: volume, TmpDir: volume, RootPassword: "unused by a copy",
-		Log: log, Output: io.Discard, Seed: true,
+		Log: log, Output: io.Discard, Seed: true, ServerConfig: serverConfig(t),
 		Clone: &CloneSource{PrimaryURL: func() (string, error) { return p.url, nil }, Client: c}}
 	if err := b.Run(ctx); err != nil {
 		t.Fatal(err)
@@ -214,6 +240,13 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 	}
 	server := localservers.StartMariaDBOn(t, b.DataDir)
 	bootReadOnly(t, server)
+	var state string
+	if err := server.DB(t).QueryRow("SELECT @@GLOBAL.gtid_binlog_state").Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(state, "0-4242-") {
+		t.Fatalf("the copy's gtid_binlog_state %q lacks the other server's transaction", state)
+	}
 	servers := map[string]*localservers.MariaDB{p.pod: p.server, "s-replicas-2": server}
 	cfg := Config{Engine: replication.MariaDB, Shard: 1, Pod: "s-replicas-2", Primary: p.pod, Peer: peers(servers), Role: "replica", Ordinal: 2,
 		Credentials: replication.Credentials{AppPassword: "a-pw", ReplicationPassword: "r-pw", ExporterPassword: "e-pw"},
@@ -222,11 +255,11 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	go a.Run(runCtx)
-	if err := write(appDB(t, p), 40, 60); err != nil {
+	if err := write(appDB(t, p), 45, 60); err != nil {
 		t.Fatal(err)
 	}
 	m := &member{pod: "s-replicas-2", server: server, agent: a}
-	hasRows(t, m, 60)
+	hasRows(t, m, 61)
 	testutil.Eventually(t, "the new replica ready", 30*time.Second, func() error {
 		st, err := a.Status(ctx)
 		if err != nil || !st.Ready {

@@ -112,6 +112,19 @@ func ShardMapConfigMap(sp *scalestackv1alpha1.SocialPlatform, mapJSON string) *c
 		WithData(map[string]string{ShardMapKey: mapJSON})
 }
 
+// binlogExpiry: the server purges binary logs older than 7 days by itself, unless they are
+// archived: then only the agent purges them, once archived (and 7 days old), so that a stalled
+// upload never loses one.
+func binlogExpiry(sp *scalestackv1alpha1.SocialPlatform) string {
+	if BackupEnabled(sp) {
+		return "# Purged by the agent once archived (spec.database.backup).\nbinlog_expire_logs_seconds = 0"
+	}
+	return "# Bounds the binary logs' disk.\nbinlog_expire_logs_seconds = 604800"
+}
+
+// BinlogRetention is how long binary logs stay on a server's disk.
+const BinlogRetention = 7 * 24 * time.Hour
+
 // DatabaseConfig is the server configuration of every shard pod: GTID replication, binary logs in
 // row format, crash-safe replica state, and the engine's statements for both.
 // The buffer pool and max_connections come from Sizing (the manifest's database memory).
@@ -134,8 +147,7 @@ innodb_buffer_pool_size = ` + fmt.Sprint(z.BufferPoolMiB) + `M
 innodb_flush_log_at_trx_commit = 1
 sync_binlog = 1
 log_bin = binlog
-# Bounds the binary logs' disk until archiving (issue: backups) purges only what is archived.
-binlog_expire_logs_seconds = 604800
+` + binlogExpiry(sp) + `
 binlog_format = ROW
 relay_log = relay-bin
 log_slave_updates = ON
@@ -224,13 +236,16 @@ const SemiSyncTimeout = time.Second
 // (claims are named data-<statefulset>-<ordinal>).
 const DataVolume = "data"
 
+// serverConfigPath is where the database ConfigMap's scalestack.cnf is mounted.
+const serverConfigPath = "/etc/mysql/scalestack/scalestack.cnf"
+
 // serverArgs start a shard's database server with its own configuration file and, before the
 // agent's first tick, the right identity: a distinct server_id, and read-only from its first
 // moment.
 func serverArgs(i int32, role string) []string {
 	// Every server starts read-only, the primary too: the agent makes the primary of record
 	// writable, so a demoted primary that restarts never takes a write before its agent knows.
-	return []string{"--defaults-file=/etc/mysql/scalestack/scalestack.cnf",
+	return []string{"--defaults-file=" + serverConfigPath,
 		fmt.Sprintf("--server-id=%d", platform.ServerID(int(i), role == "primary", 0)), "--read-only=ON"}
 }
 
@@ -300,11 +315,13 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.EnvVar().WithName(platform.EnvAgentPeerDomain).WithValue(fmt.Sprintf("%s.%s.svc", sp.ShardName(i), sp.Namespace)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShardMap).WithValue(ShardMapMountPath+"/"+ShardMapKey),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
+			corev1ac.EnvVar().WithName(platform.EnvAgentServerConfig).WithValue(serverConfigPath),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 			secretEnv(platform.EnvAgentReplicationPassword, SecretKeyReplication),
 		).
 		WithVolumeMounts(append(dataMounts,
 			corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/mysql/scalestack").WithReadOnly(true),
 			corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true))...).
 		WithResources(resources(res)).
 		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
@@ -349,6 +366,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			secretEnv(platform.EnvAgentReplicationPassword, SecretKeyReplication),
 			secretEnv(platform.EnvAgentExporterPassword, SecretKeyExporter),
 		).
+		WithEnv(backupEnv(sp)...).
 		// mariadb-backup, when it copies the server, runs in the agent's container.
 		WithResources(resources(corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("48Mi")},
@@ -357,6 +375,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithVolumeMounts(append(dataMounts,
 			corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true),
 			corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true))...).
+		WithVolumeMounts(backupMounts(sp)...).
 		// Pod readiness is the agent's: a primary that accepts writes, a replica that replicates from
 		// the right primary with lag under the bound. "Process up" is not ready.
 		WithReadinessProbe(corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("agent"))).
@@ -395,6 +414,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.Volume().WithName("shard-map").WithConfigMap(corev1ac.ConfigMapVolumeSource().
 				WithName(sp.ShardMapName()).WithOptional(true)),
 		).
+		WithVolumes(backupVolumes(sp)...).
 		WithTopologySpreadConstraints(spread("kubernetes.io/hostname", shardSelector(sp, i, "")))
 
 	// A bare configuration: a template carries neither namespace nor kind.
@@ -463,4 +483,49 @@ func shardLabels(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) ma
 	l := shardSelector(sp, i, role)
 	maps.Copy(l, sp.Labels("database"))
 	return l
+}
+
+// BackupCredentialsMountPath is where the agent reads the object store's access key: a Secret
+// volume, so a rotated key reaches it without a restart.
+const BackupCredentialsMountPath = "/etc/scalestack/backup-credentials"
+
+// backupEnv tells the agent where to archive (nothing without spec.database.backup).
+func backupEnv(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.EnvVarApplyConfiguration {
+	b := sp.Spec.Database.Backup
+	if b == nil {
+		return nil
+	}
+	id, secret := BackupCredentialKeys(sp)
+	return []*corev1ac.EnvVarApplyConfiguration{
+		corev1ac.EnvVar().WithName(platform.EnvBackupEndpoint).WithValue(b.ObjectStore.Endpoint),
+		corev1ac.EnvVar().WithName(platform.EnvBackupBucket).WithValue(b.ObjectStore.Bucket),
+		corev1ac.EnvVar().WithName(platform.EnvBackupPrefix).WithValue(BackupPrefix(sp)),
+		corev1ac.EnvVar().WithName(platform.EnvBackupRegion).WithValue(b.ObjectStore.Region),
+		corev1ac.EnvVar().WithName(platform.EnvBackupAccessKeyFile).WithValue(BackupCredentialsMountPath + "/" + id),
+		corev1ac.EnvVar().WithName(platform.EnvBackupSecretKeyFile).WithValue(BackupCredentialsMountPath + "/" + secret),
+		corev1ac.EnvVar().WithName(platform.EnvBackupArchiveInterval).WithValue(ArchiveInterval(sp).String()),
+		corev1ac.EnvVar().WithName(platform.EnvBackupBinlogRetention).WithValue(BinlogRetention.String()),
+	}
+}
+
+func backupMounts(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.VolumeMountApplyConfiguration {
+	if sp.Spec.Database.Backup == nil {
+		return nil
+	}
+	return []*corev1ac.VolumeMountApplyConfiguration{
+		corev1ac.VolumeMount().WithName("backup-credentials").WithMountPath(BackupCredentialsMountPath).WithReadOnly(true),
+	}
+}
+
+// backupVolumes: the credentials Secret is optional, so a missing one never keeps the database
+// from starting; the agent reports it (BackupReady names the cause).
+func backupVolumes(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.VolumeApplyConfiguration {
+	b := sp.Spec.Database.Backup
+	if b == nil {
+		return nil
+	}
+	return []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("backup-credentials").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(b.ObjectStore.Credentials.SecretName).WithOptional(true)),
+	}
 }

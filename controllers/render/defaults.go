@@ -1,6 +1,7 @@
 package render
 
 import (
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,6 +112,43 @@ var (
 // FailoverEnabled reports whether the operator promotes a replica of a shard whose primary is gone.
 func FailoverEnabled(sp *scalestackv1alpha1.SocialPlatform) bool {
 	return ptr.Deref(sp.Spec.Database.Failover.Enabled, true)
+}
+
+// DefaultArchiveInterval bounds how long a committed transaction waits to be archived.
+const DefaultArchiveInterval = 5 * time.Minute
+
+// BackupEnabled reports whether the shards' binary logs are archived to an object store.
+func BackupEnabled(sp *scalestackv1alpha1.SocialPlatform) bool { return sp.Spec.Database.Backup != nil }
+
+// ArchiveInterval is backup.archiveInterval with the default applied.
+func ArchiveInterval(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
+	if b := sp.Spec.Database.Backup; b != nil && b.ArchiveInterval != nil && b.ArchiveInterval.Duration > 0 {
+		return b.ArchiveInterval.Duration
+	}
+	return DefaultArchiveInterval
+}
+
+// BackupPrefix is the path of the platform's backups in the bucket: objectStore.prefix, or
+// "<namespace>/<name>".
+func BackupPrefix(sp *scalestackv1alpha1.SocialPlatform) string {
+	if b := sp.Spec.Database.Backup; b != nil && b.ObjectStore.Prefix != "" {
+		return strings.Trim(b.ObjectStore.Prefix, "/")
+	}
+	return sp.Namespace + "/" + sp.Name
+}
+
+// BackupCredentialKeys are the keys of the access key ID and secret in the credentials Secret.
+func BackupCredentialKeys(sp *scalestackv1alpha1.SocialPlatform) (id, secret string) {
+	id, secret = "accessKeyId", "secretAccessKey"
+	if b := sp.Spec.Database.Backup; b != nil {
+		if k := b.ObjectStore.Credentials.AccessKeyIDKey; k != "" {
+			id = k
+		}
+		if k := b.ObjectStore.Credentials.SecretAccessKeyKey; k != "" {
+			secret = k
+		}
+	}
+	return id, secret
 }
 
 // RebuildDiverged reports whether the operator rebuilds diverged replicas from their primary.

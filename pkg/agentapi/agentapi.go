@@ -70,6 +70,21 @@ type Status struct {
 	// Rebuild is set while a rebuild is scheduled for the pod's next start (POST /v1/rebuild): when
 	// it was asked for.
 	Rebuild *time.Time `json:"rebuild,omitempty"`
+	// Archive reports the binary log archiving of a primary (spec.database.backup); nil on a
+	// replica or with archiving off.
+	Archive *ArchiveStatus `json:"archive,omitempty"`
+}
+
+// ArchiveStatus is the outcome of a primary's archiving.
+type ArchiveStatus struct {
+	// LastSuccess is when a pass last left every closed binary log in the object store;
+	// LastFile the newest file it uploaded.
+	LastSuccess *time.Time `json:"lastSuccess,omitempty"`
+	LastFile    string     `json:"lastFile,omitempty"`
+	// Reason and Error say why the last pass failed (the BackupReady reasons); empty when it
+	// succeeded.
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // The trailers of GET /v1/clone, sent after the copy: the source's gtid_binlog_state once the copy

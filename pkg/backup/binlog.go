@@ -34,6 +34,10 @@ type Archiver struct {
 	// Dir is where the server writes its binary logs (the directory of @@log_bin_basename as the
 	// archiver sees it: the same volume, mounted in the archiver's container).
 	Dir string
+	// KeepFor keeps a closed, archived file on the server until it is this old (by its last
+	// write), so that replicas that fell behind, and a primary demoted and re-pointed, still find
+	// it. Zero purges archived files at once (beyond Purge's keep).
+	KeepFor time.Duration
 
 	// current is the file being written, with its size when this archiver started it (its
 	// header events; 0 when another started it) and when it was first seen: it is rotated once
@@ -156,9 +160,19 @@ func (a *Archiver) Purge(ctx context.Context, keep int) (string, error) {
 	closed := files[:max(len(files)-1, 0)]
 	// to is the first file that stays: PURGE BINARY LOGS TO removes every file before it.
 	to := 0
+	now := time.Now
+	if a.now != nil {
+		now = a.now
+	}
 	for to < len(closed)-keep {
 		if size, ok := archived[closed[to].name]; !ok || size != closed[to].size {
 			break
+		}
+		if a.KeepFor > 0 {
+			st, err := os.Stat(filepath.Join(a.Dir, closed[to].name))
+			if err != nil || now().Sub(st.ModTime()) < a.KeepFor {
+				break
+			}
 		}
 		to++
 	}

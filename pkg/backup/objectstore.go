@@ -155,3 +155,19 @@ func isNetwork(err error) bool {
 	}
 	return errors.Is(err, context.DeadlineExceeded)
 }
+
+// CreateBucket makes the store's bucket when it does not exist: for the local stores of make run
+// and the tests (a platform's bucket is its owner's to create).
+func (s *Store) CreateBucket(ctx context.Context) error {
+	ok, err := s.client.BucketExists(ctx, s.cfg.Bucket)
+	if err != nil {
+		return s.classify("bucket lookup", err)
+	}
+	if ok {
+		return nil
+	}
+	if err := s.client.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{Region: s.cfg.Region}); err != nil {
+		return s.classify("creating the bucket", err)
+	}
+	return nil
+}

@@ -50,10 +50,22 @@ const (
 	EnvAgentFenceAfter = "DBAGENT_FENCE_AFTER"
 	// EnvAgentSemiSyncTimeout is how long a primary's commit waits for a replica's
 	// acknowledgement before replication falls back to asynchronous; 0 turns semi-sync off.
-	EnvAgentSemiSyncTimeout     = "DBAGENT_SEMISYNC_TIMEOUT"
-	EnvAgentPod                 = "POD_NAME"
-	EnvAgentAddr                = "DBAGENT_ADDR"
-	EnvAgentDataDir             = "DBAGENT_DATADIR"
+	EnvAgentSemiSyncTimeout = "DBAGENT_SEMISYNC_TIMEOUT"
+	EnvAgentPod             = "POD_NAME"
+	EnvAgentAddr            = "DBAGENT_ADDR"
+	EnvAgentDataDir         = "DBAGENT_DATADIR"
+	// The object store the agent archives binary logs to (spec.database.backup), the files of the
+	// access key, and how often it archives.
+	EnvBackupEndpoint        = "DBAGENT_BACKUP_ENDPOINT"
+	EnvBackupBucket          = "DBAGENT_BACKUP_BUCKET"
+	EnvBackupPrefix          = "DBAGENT_BACKUP_PREFIX"
+	EnvBackupRegion          = "DBAGENT_BACKUP_REGION"
+	EnvBackupAccessKeyFile   = "DBAGENT_BACKUP_ACCESS_KEY_FILE"
+	EnvBackupSecretKeyFile   = "DBAGENT_BACKUP_SECRET_KEY_FILE"
+	EnvBackupArchiveInterval = "DBAGENT_BACKUP_ARCHIVE_INTERVAL"
+	EnvBackupBinlogRetention = "DBAGENT_BACKUP_BINLOG_RETENTION"
+	// EnvAgentServerConfig is the path of the server's defaults file in the bootstrap container.
+	EnvAgentServerConfig        = "DBAGENT_SERVER_CONFIG"
 	EnvAgentRootPassword        = "DBAGENT_ROOT_PASSWORD"
 	EnvAgentAppPassword         = "DBAGENT_APP_PASSWORD"
 	EnvAgentReplicationPassword = "DBAGENT_REPLICATION_PASSWORD"

@@ -70,6 +70,12 @@ type dialect struct {
 	waitApplied string
 	// position reads the executed transactions and read_only.
 	position string
+	// resume, run before pointing the server at a source, makes replication resume after every
+	// transaction the server has, its own included (MariaDB: gtid_slave_pos from gtid_current_pos;
+	// a demoted primary's slave position is empty or old, and asking its new primary for the
+	// whole history fails once the first binary logs are purged or were never there, as on a
+	// server copied from a backup). The agent checks beforehand that the source lacks none of them.
+	resume string
 	cols     map[string]string // our name -> column name
 }
 
@@ -81,6 +87,7 @@ var dialects = map[Engine]dialect{
 		},
 		start: "START SLAVE", stop: "STOP SLAVE", stopIO: "STOP SLAVE IO_THREAD", startIO: "START SLAVE IO_THREAD", reset: "RESET SLAVE ALL", status: "SHOW SLAVE STATUS",
 		waitApplied: "SELECT MASTER_GTID_WAIT(?, ?)",
+		resume:      "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos",
 		position:    "SELECT @@GLOBAL.gtid_binlog_state, @@GLOBAL.gtid_current_pos, @@GLOBAL.read_only",
 		cols: map[string]string{"host": "Master_Host", "port": "Master_Port", "io": "Slave_IO_Running", "sql": "Slave_SQL_Running",
 			"lag": "Seconds_Behind_Master", "ioerr": "Last_IO_Error", "sqlerr": "Last_SQL_Error", "gtid": "Gtid_IO_Pos"},
@@ -235,6 +242,11 @@ func (c *Client) ConfigureReplica(ctx context.Context, src Source) (changed bool
 	if st.Configured {
 		if _, err := c.DB.ExecContext(ctx, d.stop); err != nil {
 			return false, fmt.Errorf("stopping replication: %w", err)
+		}
+	}
+	if d.resume != "" {
+		if _, err := c.DB.ExecContext(ctx, d.resume); err != nil {
+			return false, fmt.Errorf("recording where replication resumes: %w", err)
 		}
 	}
 	q, args := d.changeSource(src)

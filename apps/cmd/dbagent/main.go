@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -94,6 +95,7 @@ func bootstrap(log *slog.Logger) error {
 			Client: agentapi.Client{Token: agentapi.Token(os.Getenv(platform.EnvAgentReplicationPassword))},
 		}
 		b.Seed = os.Getenv(platform.EnvAgentRole) == "replica"
+		b.ServerConfig = os.Getenv(platform.EnvAgentServerConfig)
 	}
 	return b.Run(ctx)
 }
@@ -145,6 +147,9 @@ func run(log *slog.Logger) error {
 	}
 	cfg.Peer = func(pod string) (string, int) { return pod + "." + domain, 3306 }
 	cfg.Token = agentapi.Token(cfg.Credentials.ReplicationPassword)
+	if cfg.Archive, err = archiveConfig(); err != nil {
+		return err
+	}
 	if dir := os.Getenv(platform.EnvAgentDataDir); dir != "" && cfg.Engine == replication.MariaDB {
 		// Beside its data directory (the agent runs in the database image): it copies its server
 		// for a rebuild of a diverged replica, and schedules its own.
@@ -178,4 +183,29 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// archiveConfig reads where the primary archives its binary logs (nil: nowhere).
+func archiveConfig() (*dbagent.ArchiveConfig, error) {
+	endpoint := os.Getenv(platform.EnvBackupEndpoint)
+	if endpoint == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("%s %q: want http(s)://host[:port]", platform.EnvBackupEndpoint, endpoint)
+	}
+	cfg := &dbagent.ArchiveConfig{
+		Store: backup.StoreConfig{Endpoint: u.Host, Insecure: u.Scheme == "http", Bucket: os.Getenv(platform.EnvBackupBucket),
+			Prefix: os.Getenv(platform.EnvBackupPrefix), Region: os.Getenv(platform.EnvBackupRegion)},
+		AccessKeyFile: os.Getenv(platform.EnvBackupAccessKeyFile),
+		SecretKeyFile: os.Getenv(platform.EnvBackupSecretKeyFile),
+	}
+	if cfg.Interval, err = time.ParseDuration(env(platform.EnvBackupArchiveInterval, "5m")); err != nil || cfg.Interval <= 0 {
+		return nil, fmt.Errorf("%s: want a positive duration", platform.EnvBackupArchiveInterval)
+	}
+	if cfg.KeepFor, err = time.ParseDuration(env(platform.EnvBackupBinlogRetention, "168h")); err != nil || cfg.KeepFor < 0 {
+		return nil, fmt.Errorf("%s: want a duration", platform.EnvBackupBinlogRetention)
+	}
+	return cfg, nil
 }
