@@ -143,7 +143,38 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 	defer func() { _ = op.Process.Signal(os.Interrupt); _ = op.Wait() }()
-	return m.Run()
+	if code = m.Run(); code != 0 {
+		keepPodLogs(filepath.Join(workDir, "pods"))
+	}
+	return code
+}
+
+// keepPodLogs saves every container's log of every pod (the current and the previous instance)
+// before the node is torn down, for a failure's post-mortem.
+func keepPodLogs(dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	pods := &corev1.PodList{}
+	if err := k8s.List(context.Background(), pods); err != nil {
+		return
+	}
+	for _, p := range pods.Items {
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			for _, previous := range []bool{false, true} {
+				args := []string{"--kubeconfig", kubeconfig, "logs", "-n", p.Namespace, p.Name, "-c", c.Name, "--timestamps"}
+				suffix := ""
+				if previous {
+					args, suffix = append(args, "--previous"), ".previous"
+				}
+				out, err := exec.Command(kubectl, args...).CombinedOutput()
+				if err != nil && previous {
+					continue
+				}
+				_ = os.WriteFile(filepath.Join(dir, p.Namespace+"_"+p.Name+"_"+c.Name+suffix+".log"), out, 0o644)
+			}
+		}
+	}
 }
 
 // leftovers names what the node left on the machine after down: its directory, its bridge,
