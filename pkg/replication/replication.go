@@ -76,7 +76,7 @@ type dialect struct {
 	// whole history fails once the first binary logs are purged or were never there, as on a
 	// server copied from a backup). The agent checks beforehand that the source lacks none of them.
 	resume string
-	cols     map[string]string // our name -> column name
+	cols   map[string]string // our name -> column name
 }
 
 var dialects = map[Engine]dialect{
