@@ -35,6 +35,7 @@ func (r *SocialPlatformReconciler) phases() []phase {
 		{"secrets", scalestackv1alpha1.ConditionDatabaseReady, true, r.reconcileSecrets},
 		{"network", "", true, r.applyRendered(render.NetworkTier)},
 		{"database", scalestackv1alpha1.ConditionDatabaseReady, false, r.reconcileDatabase},
+		{"backup", scalestackv1alpha1.ConditionBackupReady, false, r.reconcileBackup},
 		{"cache", scalestackv1alpha1.ConditionCacheReady, false, r.applyRendered(render.CacheTier)},
 		{"kafka", scalestackv1alpha1.ConditionKafkaReady, false, r.reconcileKafka},
 		{"apps", scalestackv1alpha1.ConditionAppsReady, false, r.reconcileApps},

@@ -49,6 +49,8 @@ type scope struct {
 	kafka kafkaObservation
 	// monitoring is what the monitoring phase applied.
 	monitoring monitoringObservation
+	// backup is what the backup phase heard from the shards' primaries.
+	backup backupObservation
 	// slo is what the autoscaling phase observed.
 	slo sloObservation
 	// ran names the phases that ran on this pass; failures holds their errors by the condition

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -123,6 +124,11 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	if !deleting {
 		if s.ran["monitoring"] {
 			reported = append(reported, monitoringCondition(s.monitoring))
+		}
+		if s.ran["backup"] {
+			if c, ok := s.backupStatus(time.Now()); ok {
+				reported = append(reported, c)
+			}
 		}
 		if s.ran["cdn"] {
 			if sp.Spec.CDN.OriginHost != "" {

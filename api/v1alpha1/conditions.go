@@ -28,6 +28,9 @@ const (
 	// ConditionSLOHealthy is True when no service burns error budget faster than allowed and the
 	// autoscaler can read its metrics.
 	ConditionSLOHealthy = "SLOHealthy"
+	// ConditionBackupReady is True when every shard's primary archives its binary logs to the
+	// object store (spec.database.backup). Reported beside Ready, not in it.
+	ConditionBackupReady = "BackupReady"
 )
 
 // Condition reasons. CamelCase words; docs/conditions.md lists where each appears.
@@ -86,6 +89,20 @@ const (
 	// ReasonStorageResizeUnsupported: spec.database.storage.size is larger than the claims, and
 	// their StorageClass cannot expand volumes; the tier keeps running at its size.
 	ReasonStorageResizeUnsupported = "StorageResizeUnsupported"
+	// ReasonArchiving: every shard's primary archived its closed binary logs recently.
+	ReasonArchiving = "Archiving"
+	// ReasonArchivingPending: a shard's primary has not completed an archiving pass yet (backup
+	// just turned on, or a new primary), or cannot be asked (its pod is not ready).
+	ReasonArchivingPending = "ArchivingPending"
+	// ReasonArchivingStalled: a shard's primary last archived longer ago than three intervals.
+	ReasonArchivingStalled = "ArchivingStalled"
+	// The object store's failures, as the agents classify them (package backup):
+	// ReasonObjectStoreUnreachable, ReasonCredentialsRejected (wrong key, or a missing Secret or
+	// key), ReasonBucketMissing, ReasonBackupFailed (anything else).
+	ReasonObjectStoreUnreachable = "ObjectStoreUnreachable"
+	ReasonCredentialsRejected    = "CredentialsRejected"
+	ReasonBucketMissing          = "BucketMissing"
+	ReasonBackupFailed           = "BackupFailed"
 )
 
 // Event reasons, verb-style. docs/events.md lists them.

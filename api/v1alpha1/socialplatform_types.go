@@ -743,6 +743,20 @@ type ShardStatus struct {
 	// epoch counts the failovers and switchovers of the shard.
 	// +optional
 	Epoch int64 `json:"epoch,omitempty"`
+	// backup is the shard's archiving as its primary reports it (spec.database.backup).
+	// +optional
+	Backup *ShardBackupStatus `json:"backup,omitempty"`
+}
+
+// ShardBackupStatus is where a shard's backups stand.
+type ShardBackupStatus struct {
+	// lastArchived is when the primary last had every closed binary log in the object store.
+	// +optional
+	LastArchived *metav1.Time `json:"lastArchived,omitempty"`
+	// lastArchivedFile is the newest binary log it uploaded.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	LastArchivedFile string `json:"lastArchivedFile,omitempty"`
 }
 
 // KafkaStatus is the event log as observed.

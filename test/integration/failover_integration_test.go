@@ -130,7 +130,8 @@ func (r *realShard) app(name string) *sql.DB { return r.apps[name] }
 
 // startRealShard starts the servers and agents of sp's shard 0 (created already, with one replica
 // per shard) and the Pod objects the operator sees.
-func startRealShard(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) *realShard {
+// configure, when given, adjusts each agent's configuration.
+func startRealShard(t *testing.T, sp *scalestackv1alpha1.SocialPlatform, configure ...func(pod string, cfg *dbagent.Config)) *realShard {
 	t.Helper()
 	ctx := context.Background()
 	ns := sp.Namespace
@@ -164,6 +165,9 @@ func startRealShard(t *testing.T, sp *scalestackv1alpha1.SocialPlatform) *realSh
 			Credentials: creds, MaxLag: 10 * time.Second, Interval: 300 * time.Millisecond, FenceAfter: 5 * time.Second,
 			PromoteWait: 10 * time.Second, SemiSyncTimeout: 5 * time.Second, Token: agentapi.Token(creds.ReplicationPassword)}
 		cfg.Backup = &backup.Server{Host: "127.0.0.1", Port: servers[name].Port, User: "root", DataDir: servers[name].DataDir()}
+		for _, f := range configure {
+			f(name, &cfg)
+		}
 		a := dbagent.New(cfg, servers[name].DB(t), logger)
 		srv := httptest.NewServer(a.Handler())
 		t.Cleanup(srv.Close)
