@@ -43,6 +43,8 @@ import (
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/internal/testutil"
+	"github.com/scalestack/scalestack/pkg/agentapi"
+	stack "github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -401,6 +403,28 @@ func logRouting(t *testing.T, ns, name string) {
 	}
 }
 
+// logAgents logs what the agents of the named pods report (GET /v1/status), for a failure's
+// post-mortem.
+func logAgents(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, pods ...string) {
+	t.Helper()
+	secret := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, secret); err != nil {
+		t.Logf("agents: %v", err)
+		return
+	}
+	c := agentapi.Client{HTTP: &http.Client{Timeout: 3 * time.Second}, Token: agentapi.Token(string(secret.Data["replication-password"]))}
+	for _, name := range pods {
+		p := &corev1.Pod{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, p); err != nil || p.Status.PodIP == "" {
+			t.Logf("agent of %s: no pod IP (%v)", name, err)
+			continue
+		}
+		st, err := c.Status(context.Background(), fmt.Sprintf("http://%s:%d", p.Status.PodIP, stack.AgentPort))
+		out, _ := json.Marshal(st)
+		t.Logf("agent of %s: %s %v", name, out, err)
+	}
+}
+
 // hasEventFor reports whether the namespace has an event of reason about the named object.
 func hasEventFor(t *testing.T, ns, reason, name string) bool {
 	t.Helper()
@@ -467,6 +491,7 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	load := startPostLoad(author)
 	defer load.stop()
 	time.Sleep(2 * time.Second)
+	logAgents(t, ns, sp, frozen, promoted)
 	pid := serverPID(t, ns, frozen, "mariadbd")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -511,11 +536,17 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	acked, failed := load.stop()
 	t.Logf("real pods: %d posts acknowledged under the load (%d failed while the shard had no primary)", len(acked), failed)
 	newDB := appDB(t, ns, promoted, appPW)
+	missing := 0
 	for _, id := range append(append(before, afterID), acked...) {
 		var body string
 		if err := newDB.QueryRowContext(ctx, "SELECT body FROM social.posts WHERE id = ?", id).Scan(&body); err != nil {
 			t.Errorf("acknowledged post %d on the new primary: %v", id, err)
+			missing++
 		}
+	}
+	if missing > 0 {
+		logAgents(t, ns, sp, frozen, promoted)
+		keepPodLogs(filepath.Join(workDir, "pods-at-failover"))
 	}
 
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
