@@ -177,7 +177,7 @@ func New(cfg Config, db *sql.DB, log *slog.Logger) *Agent {
 	a.semiSync = prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_dbagent_semisync_waiting",
 		Help: "On a primary: 1 while its commits wait for a replica's acknowledgement (semi-sync), 0 while replication is asynchronous (no replica connected, or one timed out); -1 on a replica.", ConstLabels: labels})
 	a.registry.MustRegister(a.lagGauge, a.healthy, a.epoch, a.ticks, a.promoted, a.fenced, a.divergedG, a.semiSync)
-	a.archiveM = newArchiveMetrics(labels, a.registry)
+	a.archiveM = newArchiveMetrics(labels, a.registry, cfg.Archive != nil)
 	return a
 }
 

@@ -46,7 +46,9 @@ type archiveMetrics struct {
 	failures    *prometheus.CounterVec
 }
 
-func newArchiveMetrics(labels prometheus.Labels, reg *prometheus.Registry) *archiveMetrics {
+// newArchiveMetrics makes the archiving metrics, registered only when the agent archives (so the
+// stall alert sees only archiving primaries).
+func newArchiveMetrics(labels prometheus.Labels, reg *prometheus.Registry, archiving bool) *archiveMetrics {
 	m := &archiveMetrics{
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "scalestack_backup_binlog_archived_timestamp_seconds",
 			Help: "When the primary's agent last completed an archiving pass (every closed binary log in the object store); 0 before the first.", ConstLabels: labels}),
@@ -55,7 +57,9 @@ func newArchiveMetrics(labels prometheus.Labels, reg *prometheus.Registry) *arch
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "scalestack_backup_archive_failures_total",
 			Help: "Archiving passes that failed, by reason (ObjectStoreUnreachable, CredentialsRejected, BucketMissing, BackupFailed).", ConstLabels: labels}, []string{"reason"}),
 	}
-	reg.MustRegister(m.lastSuccess, m.uploaded, m.failures)
+	if archiving {
+		reg.MustRegister(m.lastSuccess, m.uploaded, m.failures)
+	}
 	return m
 }
 

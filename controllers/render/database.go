@@ -151,6 +151,9 @@ log_bin = binlog
 binlog_format = ROW
 relay_log = relay-bin
 log_slave_updates = ON
+# The primary sends a heartbeat every second (the agent's CHANGE MASTER sets it): a replica whose
+# connection died silently (its primary's pod gone without a FIN) notices within 4 s and
+# reconnects, instead of reporting itself current on a dead connection for a minute.
 read_only = OFF
 `
 	var engineCnf string
@@ -158,11 +161,13 @@ read_only = OFF
 		engineCnf = `gtid_mode = ON
 enforce_gtid_consistency = ON
 relay_log_recovery = ON
+replica_net_timeout = 4
 `
 	} else {
 		engineCnf = `gtid_strict_mode = ON
 relay_log_recovery = ON
 log_basename = shard
+slave_net_timeout = 4
 `
 	}
 	return corev1ac.ConfigMap(sp.DatabaseConfigName(), sp.Namespace).

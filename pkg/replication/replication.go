@@ -82,7 +82,7 @@ type dialect struct {
 var dialects = map[Engine]dialect{
 	MariaDB: {
 		changeSource: func(s Source) (string, []any) {
-			return "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5",
+			return "CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=?, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5, MASTER_HEARTBEAT_PERIOD=1",
 				[]any{s.Host, s.Port, s.User, s.Password}
 		},
 		start: "START SLAVE", stop: "STOP SLAVE", stopIO: "STOP SLAVE IO_THREAD", startIO: "START SLAVE IO_THREAD", reset: "RESET SLAVE ALL", status: "SHOW SLAVE STATUS",
@@ -94,7 +94,7 @@ var dialects = map[Engine]dialect{
 	},
 	MySQL: {
 		changeSource: func(s Source) (string, []any) {
-			return "CHANGE REPLICATION SOURCE TO SOURCE_HOST=?, SOURCE_PORT=?, SOURCE_USER=?, SOURCE_PASSWORD=?, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=5, GET_SOURCE_PUBLIC_KEY=1",
+			return "CHANGE REPLICATION SOURCE TO SOURCE_HOST=?, SOURCE_PORT=?, SOURCE_USER=?, SOURCE_PASSWORD=?, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=5, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1",
 				[]any{s.Host, s.Port, s.User, s.Password}
 		},
 		start: "START REPLICA", stop: "STOP REPLICA", stopIO: "STOP REPLICA IO_THREAD", startIO: "START REPLICA IO_THREAD", reset: "RESET REPLICA ALL", status: "SHOW REPLICA STATUS",
