@@ -152,10 +152,33 @@ func planFailover(in failoverInput) failoverDecision {
 	switch {
 	case lag == nil && !in.allowLossy:
 		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but its lag was never known: it may lack transactions (set failover.allowLossy to promote it anyway)", best.pod)}
-	case lag != nil && time.Duration(*lag*float64(time.Second)) > in.maxLag && !in.allowLossy:
-		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but it was %.0fs behind when last known, beyond failover.maxLag %v: promoting it would lose transactions (set failover.allowLossy to accept that)", best.pod, *lag, in.maxLag)}
+	case lag != nil && effectiveLag(*best.status, in.primaryGone) > in.maxLag && !in.allowLossy:
+		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but it was %.0fs behind when last known (and lost its primary %v before it was seen unavailable), beyond failover.maxLag %v: promoting it would lose transactions (set failover.allowLossy to accept that)",
+			best.pod, *lag, lagAge(*best.status, in.primaryGone).Round(time.Second), in.maxLag)}
 	}
 	return failoverDecision{promote: best.pod}
+}
+
+// lagGrace is how long before the primary is seen unavailable a replica may have last measured
+// its lag without that counting: the replica notices a silent primary within seconds (4 s
+// heartbeat timeout, a 5 s agent tick), the pod turns unready up to about 20 s after.
+const lagGrace = 30 * time.Second
+
+// effectiveLag bounds what a replica may lack: its lag when last known, plus how much longer than
+// lagGrace before the primary became unavailable that was (the agent knows the lag only while
+// connected; a replica that lost its primary well before may lack everything committed since).
+func effectiveLag(st agentapi.Status, primaryGone time.Time) time.Duration {
+	if st.LagSeconds == nil {
+		return 0
+	}
+	return time.Duration(*st.LagSeconds*float64(time.Second)) + lagAge(st, primaryGone)
+}
+
+func lagAge(st agentapi.Status, primaryGone time.Time) time.Duration {
+	if st.LagObservedAt == nil || primaryGone.IsZero() {
+		return 0
+	}
+	return max(primaryGone.Sub(*st.LagObservedAt)-lagGrace, 0)
 }
 
 // primaryMove is a change of a shard's primary decided in this pass, announced to the agents

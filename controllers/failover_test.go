@@ -48,6 +48,18 @@ func TestPlanFailover(t *testing.T) {
 		{"the most advanced lagged beyond the bound", func(in *failoverInput) {
 			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", &sixty), replicaAt(t, "r-1", "0-1-90", &zero)}
 		}, "", "beyond failover.maxLag", 0},
+		{"a lag measured just before the primary went is current", func(in *failoverInput) {
+			c := replicaAt(t, "r-0", "0-1-100", &zero)
+			at := in.primaryGone.Add(-20 * time.Second)
+			c.status.LagObservedAt = &at
+			in.candidates = []candidate{c}
+		}, "r-0", "", 0},
+		{"a lag measured long before the primary went is not", func(in *failoverInput) {
+			c := replicaAt(t, "r-0", "0-1-100", &zero)
+			at := in.primaryGone.Add(-2 * time.Minute)
+			c.status.LagObservedAt = &at
+			in.candidates = []candidate{c}
+		}, "", "lost its primary 1m30s before", 0},
 		{"lossy failover allowed", func(in *failoverInput) {
 			in.allowLossy = true
 			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", &sixty)}
