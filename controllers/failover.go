@@ -417,7 +417,7 @@ func replicaAction(st agentapi.Status, rec render.Primary, primaryReady, rebuild
 		return ""
 	case st.Rebuild != nil:
 		return actionRestart
-	case st.Diverged != "":
+	case st.Diverged != "" || st.Stranded != "":
 		return actionRebuild
 	}
 	return ""
@@ -468,9 +468,13 @@ func (r *SocialPlatformReconciler) tendReplicas(ctx context.Context, s *scope, c
 				return err
 			}
 			shardRebuilds.WithLabelValues(sp.Namespace, sp.Name, p.Labels[scalestackv1alpha1.LabelShard]).Inc()
-			r.Recorder.Eventf(sp, p, corev1.EventTypeWarning, scalestackv1alpha1.EventReplicaRebuilding, "Rebuild", "%s",
-				truncate(fmt.Sprintf("%s diverged from the primary %s (transactions only it has: %s): rebuilding it from a copy of the primary; its binary logs, which hold those transactions, are kept on its volume in diverged-<time>/",
-					name, rec.Pod, st.Diverged), 1000))
+			why := fmt.Sprintf("%s diverged from the primary %s (transactions only it has: %s): rebuilding it from a copy of the primary; its binary logs, which hold those transactions, are kept on its volume in diverged-<time>/",
+				name, rec.Pod, st.Diverged)
+			if st.Diverged == "" {
+				why = fmt.Sprintf("%s cannot replicate from the primary %s, which no longer has what it needs (%s): rebuilding it from a copy of the primary",
+					name, rec.Pod, st.Stranded)
+			}
+			r.Recorder.Eventf(sp, p, corev1.EventTypeWarning, scalestackv1alpha1.EventReplicaRebuilding, "Rebuild", "%s", truncate(why, 1000))
 			s.note("Pod/" + name + " (rebuild)")
 			s.requeueAfter(10 * time.Second)
 		case actionRestart:

@@ -129,6 +129,9 @@ func TestReplicaAction(t *testing.T) {
 		{"stale topology", func(st *agentapi.Status) { st.Topology.Epoch = 1; st.Topology.Primary = "r-0" }, true, true, actionRemind},
 		{"stale even while the primary is down", func(st *agentapi.Status) { st.Topology.Epoch = 1 }, false, false, actionRemind},
 		{"diverged", func(st *agentapi.Status) { st.Diverged = "0-7:1-3" }, true, true, actionRebuild},
+		{"stranded (its primary purged what it needs)", func(st *agentapi.Status) {
+			st.Stranded = "Got fatal error 1236 from master when reading data from binary log"
+		}, true, true, actionRebuild},
 		{"diverged, rebuilds off", func(st *agentapi.Status) { st.Diverged = "0-7:1-3" }, true, false, ""},
 		{"diverged, the primary to copy is not ready", func(st *agentapi.Status) { st.Diverged = "0-7:1-3" }, false, true, ""},
 		{"diverged from a primary that is no longer the one of record", func(st *agentapi.Status) {

@@ -129,6 +129,8 @@ type Agent struct {
 	lag       *time.Duration
 	lagAt     time.Time
 	diverged  replication.GTIDSet
+	// stranded is the I/O error of a replica its primary cannot serve (replication.Stranded).
+	stranded  string
 	startedAt time.Time
 	// checkedStart is set once fenceIfRestarted has looked at the server.
 	checkedStart bool
@@ -378,7 +380,7 @@ func (a *Agent) tick(ctx context.Context, topo agentapi.Topology, role string) (
 func (a *Agent) asPrimary(ctx context.Context) (ready error, err error) {
 	a.mu.Lock()
 	f := a.fence
-	a.diverged = nil
+	a.diverged, a.stranded = nil, ""
 	a.mu.Unlock()
 	a.lagGauge.WithLabelValues(agentapi.RolePrimary).Set(0)
 	if f != nil {
@@ -460,6 +462,12 @@ func (a *Agent) asReplica(ctx context.Context, src replication.Source) (ready er
 	if st, err = a.rep.Status(ctx); err != nil {
 		return nil, err
 	}
+	a.mu.Lock()
+	a.stranded = ""
+	if replication.Stranded(st) {
+		a.stranded = st.IOError
+	}
+	a.mu.Unlock()
 	if st.Lag != nil {
 		a.lagGauge.WithLabelValues(agentapi.RoleReplica).Set(st.Lag.Seconds())
 		a.mu.Lock()
@@ -490,6 +498,7 @@ func (a *Agent) Status(ctx context.Context) (agentapi.Status, error) {
 	if len(a.diverged) > 0 {
 		st.Diverged = a.diverged.String()
 	}
+	st.Stranded = a.stranded
 	if a.lag != nil {
 		secs, at := a.lag.Seconds(), a.lagAt
 		st.LagSeconds, st.LagObservedAt = &secs, &at

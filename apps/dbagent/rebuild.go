@@ -31,6 +31,8 @@ type RebuildRequest struct {
 	// Errant is the transactions only this server had; Primary the primary it diverged from.
 	Errant  string `json:"errant"`
 	Primary string `json:"primary"`
+	// Stranded is the I/O error of a replica its primary could not serve (purged binary logs).
+	Stranded string `json:"stranded,omitempty"`
 	// Binlogs is the server's log_bin_basename: its binary logs are <Binlogs>.* (index included).
 	Binlogs string `json:"binlogs"`
 	// Kept is where the bootstrap moved the server's binary logs (set once it has).
@@ -130,17 +132,25 @@ func (a *Agent) RequestRebuild(ctx context.Context) error {
 		return fmt.Errorf("asking the primary %s what it has: %w", primary, err)
 	}
 	diverged := theirs.Missing(mine.Executed)
-	if len(diverged) == 0 {
-		return errConflict{errors.New("the server has not diverged from its primary: there is nothing to rebuild")}
+	st, err := a.rep.Status(ctx)
+	if err != nil {
+		return err
+	}
+	stranded := replication.Stranded(st)
+	if len(diverged) == 0 && !stranded {
+		return errConflict{errors.New("the server has not diverged from its primary and replicates from it: there is nothing to rebuild")}
 	}
 	req := RebuildRequest{RequestedAt: time.Now().UTC(), Errant: diverged.String(), Primary: primary}
+	if stranded {
+		req.Stranded = st.IOError
+	}
 	if err := a.db.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin_basename").Scan(&req.Binlogs); err != nil {
 		return fmt.Errorf("reading where the binary logs are: %w", err)
 	}
 	if err := writeRebuild(a.cfg.Backup.DataDir, req); err != nil {
 		return fmt.Errorf("writing the rebuild request: %w", err)
 	}
-	a.log.Warn("Rebuild scheduled for the pod's next start: this server diverged from its primary", "errant", req.Errant, "primary", primary)
+	a.log.Warn("Rebuild scheduled for the pod's next start: this server cannot replicate from its primary", "errant", req.Errant, "stranded", req.Stranded, "primary", primary)
 	return nil
 }
 

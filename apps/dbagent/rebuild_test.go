@@ -3,6 +3,7 @@ package dbagent
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -216,11 +217,7 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 	if err := write(appDB(t, p), 40, 45); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"FLUSH BINARY LOGS", "PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY"} {
-		if _, err := root.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	purgeAll(t, root)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	volume := t.TempDir()
 	unreachable := Bootstrap{DataDir: filepath.Join(volume, "data"), Seed: true, Log: log,
@@ -264,6 +261,75 @@ func TestANewReplicaStartsFromACopyOfThePrimary(t *testing.T) {
 		st, err := a.Status(ctx)
 		if err != nil || !st.Ready {
 			return fmt.Errorf("%+v %w", st, err)
+		}
+		return nil
+	})
+}
+
+// A replica that was away while its primary purged the binary logs it needs next cannot catch up
+// (fatal error 1236): its agent reports it stranded, and a rebuild from a copy brings it back.
+func TestAStrandedReplicaIsRebuilt(t *testing.T) {
+	ctx := context.Background()
+	shard, c := testShard(t)
+	p, r0 := shard["s-primary-0"], shard["s-replicas-0"]
+	if err := write(appDB(t, p), 0, 20); err != nil {
+		t.Fatal(err)
+	}
+	hasRows(t, r0, 20)
+	r0.server.Stop()
+	if err := write(appDB(t, p), 20, 40); err != nil {
+		t.Fatal(err)
+	}
+	purgeAll(t, p.server.DB(t))
+	r0.server.Restart()
+	testutil.Eventually(t, "r0 reports that it is stranded", 60*time.Second, func() error {
+		st, err := c.Status(ctx, r0.url)
+		if err != nil || st.Stranded == "" {
+			return fmt.Errorf("status %+v %w", st, err)
+		}
+		return nil
+	})
+	if _, err := c.Rebuild(ctx, r0.url); err != nil {
+		t.Fatal(err)
+	}
+	r0.server.Stop()
+	run := t.TempDir()
+	b := Bootstrap{Engine: replication.MariaDB, DataDir: r0.server.DataDir(), RunDir: run, TmpDir: run, RootPassword: "unused",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Output: io.Discard, ServerConfig: serverConfig(t),
+		Clone: &CloneSource{PrimaryURL: func() (string, error) { return p.url, nil }, Client: c}}
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r0.server.Restart()
+	hasRows(t, r0, 40)
+	st := waitReady(t, c, r0)
+	if st.Stranded != "" || st.Diverged != "" {
+		t.Fatalf("after the rebuild: %+v", st)
+	}
+}
+
+// purgeAll leaves the server only the binary log it writes (again while a replica still reads an
+// older one: the server keeps a file a replica reads).
+func purgeAll(t *testing.T, root *sql.DB) {
+	t.Helper()
+	if _, err := root.Exec("FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "every closed binary log purged", 30*time.Second, func() error {
+		if _, err := root.Exec("PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY"); err != nil {
+			return err
+		}
+		rows, err := root.Query("SHOW BINARY LOGS")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rows.Close() }()
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		if n != 1 {
+			return fmt.Errorf("%d binary logs left", n)
 		}
 		return nil
 	})

@@ -67,6 +67,9 @@ type Status struct {
 	// Diverged lists transactions this server has and the primary lacks, when it refuses to
 	// replicate from it for that reason (the server needs a rebuild).
 	Diverged string `json:"diverged,omitempty"`
+	// Stranded is the replica's I/O error when its primary cannot give it what it needs next (the
+	// binary logs were purged): like a diverged one, it needs a rebuild.
+	Stranded string `json:"stranded,omitempty"`
 	// Rebuild is set while a rebuild is scheduled for the pod's next start (POST /v1/rebuild): when
 	// it was asked for.
 	Rebuild *time.Time `json:"rebuild,omitempty"`

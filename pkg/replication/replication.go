@@ -342,6 +342,11 @@ func Check(st Status, want Source, maxLag time.Duration) error {
 	return nil
 }
 
+// Stranded reports whether a replica's I/O error says it cannot continue from its primary at all:
+// the fatal error 1236 of both engines (the binary logs it needs were purged, or it asks for a
+// position the primary never had). Only a copy of the primary brings it back.
+func Stranded(st Status) bool { return strings.Contains(st.IOError, "fatal error 1236") }
+
 // redact removes a secret from an error's text.
 func redact(err error, secret string) error {
 	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
