@@ -58,6 +58,8 @@ func (r *SocialPlatformReconciler) reconcileBackup(ctx context.Context, s *scope
 			a.why = "its primary " + rec.Pod + " does not exist yet"
 		case !func() bool { ready, _ := podReady(p); return ready }():
 			a.why = "its primary " + rec.Pod + " is not ready"
+		case !agentRunning(p):
+			a.why = "the agent of " + rec.Pod + " is not running"
 		default:
 			st, err := r.agentStatus(ctx, c, p)
 			switch {

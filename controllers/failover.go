@@ -437,7 +437,7 @@ func (r *SocialPlatformReconciler) tendReplicas(ctx context.Context, s *scope, c
 	sp := s.sp
 	for _, name := range slices.Sorted(maps.Keys(pods)) {
 		p := pods[name]
-		if ready, _ := podReady(p); ready || name == rec.Pod || r.agentURL(p) == "" || !p.DeletionTimestamp.IsZero() {
+		if ready, _ := podReady(p); ready || name == rec.Pod || !agentRunning(p) || r.agentURL(p) == "" || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
 		c, err := client()
@@ -485,6 +485,19 @@ func (r *SocialPlatformReconciler) tendReplicas(ctx context.Context, s *scope, c
 		}
 	}
 	return nil
+}
+
+// agentRunning reports whether a pod's agent container runs: a pod still in its init containers
+// (a rebuild copying the primary) has no agent to ask, nor has a simulated (kwok) pod, whose
+// containers never execute (no container ID), so the operator never waits on an address no one
+// answers.
+func agentRunning(p *corev1.Pod) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == "agent" {
+			return cs.ContainerID != "" && cs.State.Running != nil
+		}
+	}
+	return false
 }
 
 // restartForRebuild deletes a pod whose rebuild is scheduled: its StatefulSet recreates it, and

@@ -65,6 +65,9 @@ func setPodReady(t *testing.T, ns, name string, ready bool) {
 		}
 		p.Status.PodIP = "10.0.0.1"
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.Now()}}
+		// The agent runs (the real one, beside the test's server), as a kubelet would report it.
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "agent", ContainerID: "containerd://test-" + name,
+			Ready: ready, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}}
 		return k8s.Status().Update(context.Background(), p)
 	})
 }
