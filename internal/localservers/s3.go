@@ -25,6 +25,7 @@ type S3 struct {
 	done                 chan struct{}
 	dir                  string
 	masterPort           string
+	ip                   string
 }
 
 // WeedBinary finds the weed binary: $SCALESTACK_WEED, else the build cache of
@@ -53,12 +54,16 @@ func WeedBinary(t Lifetime) string {
 // gateway answers. The server and its data go away when the Lifetime ends. A server that fails
 // to come up is retried once from scratch, on new ports (seen once on a loaded machine: an
 // early exit of weed).
-func StartS3(t Lifetime) *S3 {
+func StartS3(t Lifetime) *S3 { t.Helper(); return StartS3On(t, "127.0.0.1") }
+
+// StartS3On is StartS3 listening on ip, an address of this machine (the real node's bridge
+// address, which pods reach).
+func StartS3On(t Lifetime, ip string) *S3 {
 	t.Helper()
 	bin := WeedBinary(t)
-	s, err := startS3(t, bin)
+	s, err := startS3(t, bin, ip)
 	if err != nil {
-		s, err = startS3(t, bin)
+		s, err = startS3(t, bin, ip)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +71,7 @@ func StartS3(t Lifetime) *S3 {
 	return s
 }
 
-func startS3(t Lifetime, bin string) (*S3, error) {
+func startS3(t Lifetime, bin, ip string) (*S3, error) {
 	dir := t.TempDir()
 	s := &S3{AccessKey: "scalestack-test", SecretKey: "secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), dir: dir}
 	identities := map[string]any{"identities": []any{map[string]any{
@@ -85,9 +90,10 @@ func startS3(t Lifetime, bin string) (*S3, error) {
 	}
 	port := func() string { return strconv.Itoa(FreePort(t)) }
 	s3Port := port()
-	s.Endpoint = "127.0.0.1:" + s3Port
+	s.Endpoint = net.JoinHostPort(ip, s3Port)
 	s.masterPort = port()
-	s.cmd = exec.Command(bin, "server", "-dir="+data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+	s.ip = ip
+	s.cmd = exec.Command(bin, "server", "-dir="+data, "-ip="+ip, "-ip.bind="+ip,
 		"-master.port="+s.masterPort, "-master.port.grpc="+port(), "-master.volumeSizeLimitMB=64",
 		"-volume.port="+port(), "-volume.port.grpc="+port(), "-volume.max=16",
 		"-filer", "-filer.port="+port(), "-filer.port.grpc="+port(),
@@ -132,7 +138,7 @@ func startS3(t Lifetime, bin string) (*S3, error) {
 // volumesReady: the gateway answers before a volume server has registered with the master; a
 // write then fails, so wait until the master reports free volume slots.
 func (s *S3) volumesReady(client *http.Client) bool {
-	resp, err := client.Get("http://127.0.0.1:" + s.masterPort + "/dir/status")
+	resp, err := client.Get("http://" + net.JoinHostPort(s.ip, s.masterPort) + "/dir/status")
 	if err != nil {
 		return false
 	}

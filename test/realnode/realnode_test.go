@@ -27,6 +27,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-sql-driver/mysql"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -42,8 +44,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/backup"
 	stack "github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -400,6 +404,77 @@ func logRouting(t *testing.T, ns, name string) {
 		if strings.Contains(line, ns+"/"+name) {
 			t.Log(line)
 		}
+	}
+}
+
+// archivesToTheStore turns spec.database.backup on, with a real S3-compatible store (SeaweedFS)
+// listening on the node's bridge address, which the pods reach: the database pods roll (the
+// agent's settings, the server's binary log expiry), every shard's primary archives its binary
+// logs, BackupReady says so, and the objects are in the bucket.
+func archivesToTheStore(t *testing.T, ns string, author *api) {
+	ctx := context.Background()
+	node := &corev1.Node{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "scalestack-node-0"}, node); err != nil {
+		t.Fatal(err)
+	}
+	var ip string
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			ip = a.Address
+		}
+	}
+	s3 := localservers.StartS3On(t, ip)
+	store, err := backup.Open(backup.StoreConfig{Endpoint: s3.Endpoint, Insecure: true, Bucket: "backups", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-credentials"},
+		StringData: map[string]string{"accessKeyId": s3.AccessKey, "secretAccessKey": s3.SecretKey}}); err != nil {
+		t.Fatal(err)
+	}
+	sp := platform(t, ns)
+	patch := client.MergeFrom(sp.DeepCopy())
+	sp.Spec.Database.Backup = &scalestackv1alpha1.BackupSpec{
+		ObjectStore: scalestackv1alpha1.ObjectStoreSpec{Endpoint: "http://" + s3.Endpoint, Bucket: "backups",
+			Credentials: scalestackv1alpha1.ObjectStoreCredentials{SecretName: "s3-credentials"}},
+		ArchiveInterval: &metav1.Duration{Duration: 10 * time.Second},
+	}
+	if err := k8s.Patch(ctx, sp, patch); err != nil {
+		t.Fatal(err)
+	}
+	on := time.Now()
+	waitReady(t, ns, 8*time.Minute)
+	if _, err := author.try("POST", "/api/posts", map[string]string{"body": "archived"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "BackupReady: every shard's primary archives", 3*time.Minute, func() error {
+		c := condition(platform(t, ns), scalestackv1alpha1.ConditionBackupReady)
+		if c == nil || c.Reason != scalestackv1alpha1.ReasonArchiving {
+			return fmt.Errorf("BackupReady is %+v", c)
+		}
+		return nil
+	})
+	t.Logf("real pods: every shard archives its binary logs %v after backups were turned on (the database pods rolled)", time.Since(on).Round(time.Second))
+	mc, err := minio.New(s3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range len(sp.Status.Shards) {
+		prefix := fmt.Sprintf("%s/%s/shard-%d/binlog/", ns, sp.Name, i)
+		n, size := 0, int64(0)
+		for obj := range mc.ListObjects(ctx, "backups", minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if obj.Err != nil {
+				t.Fatal(obj.Err)
+			}
+			n, size = n+1, size+obj.Size
+		}
+		if n == 0 {
+			t.Errorf("no binary log of shard %d in the store under %s", i, prefix)
+		}
+		t.Logf("real pods: shard %d has %d binary logs (%d bytes) in the store", i, n, size)
 	}
 }
 
@@ -875,6 +950,9 @@ func TestStackRunsInRealPods(t *testing.T) {
 
 	// Failover and switchover in real pods, on the shard of alice's post.
 	failOverAndBack(t, ns, sp, physical, alice, appPW, []int64{id})
+
+	// Backups on: the shards' primaries archive their binary logs to a real object store.
+	archivesToTheStore(t, ns, alice)
 
 	// Deleted with Retain: claims and Secret stay; the platform created again finds its data.
 	if err := k8s.Delete(ctx, sp); err != nil {
