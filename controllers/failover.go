@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -72,6 +73,10 @@ type failoverInput struct {
 	allowLossy  bool
 	epoch       int64
 	candidates  []candidate
+	// primaryReadySince is when the current incarnation of the primary's pod became ready
+	// (writable), when the operator saw it; zero when unknown. A replica whose lag was last
+	// measured before that never replicated from it: it lacks what it committed since.
+	primaryReadySince time.Time
 }
 
 // failoverDecision is what to do with a shard.
@@ -149,6 +154,10 @@ func planFailover(in failoverInput) failoverDecision {
 		return failoverDecision{refused: "no replica has received every transaction the others have: promoting any would lose another's (replicas diverged; see their agents' status)"}
 	}
 	lag := best.status.LagSeconds
+	if at := best.status.LagObservedAt; at != nil && !in.primaryReadySince.IsZero() && at.Before(in.primaryReadySince) && !in.allowLossy {
+		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but it has not replicated from the primary since the primary became ready at %s (its lag was last known at %s): it lacks what the primary committed since (set failover.allowLossy to promote it anyway)",
+			best.pod, in.primaryReadySince.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))}
+	}
 	switch {
 	case lag == nil && !in.allowLossy:
 		return failoverDecision{refused: fmt.Sprintf("%s is the most advanced replica, but its lag was never known: it may lack transactions (set failover.allowLossy to promote it anyway)", best.pod)}
@@ -157,6 +166,31 @@ func planFailover(in failoverInput) failoverDecision {
 			best.pod, *lag, lagAge(*best.status, in.primaryGone).Round(time.Second), in.maxLag)}
 	}
 	return failoverDecision{promote: best.pod}
+}
+
+// primaryReadySince remembers, per primary pod, when its current incarnation (pod UID) became
+// ready, and returns it (zero when the operator never saw this incarnation ready: it may have
+// restarted while the operator was down).
+func (r *SocialPlatformReconciler) primaryReadySince(p *corev1.Pod, ready bool) time.Time {
+	key := p.Namespace + "/" + p.Name
+	if ready {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				r.readySince.Store(key, readyMark{uid: p.UID, at: c.LastTransitionTime.Time})
+				return c.LastTransitionTime.Time
+			}
+		}
+	}
+	if v, ok := r.readySince.Load(key); ok && v.(readyMark).uid == p.UID {
+		return v.(readyMark).at
+	}
+	return time.Time{}
+}
+
+// readyMark is when a pod (by UID) was seen to become ready.
+type readyMark struct {
+	uid types.UID
+	at  time.Time
 }
 
 // lagGrace is how long before the primary is seen unavailable a replica may have last measured
@@ -312,6 +346,7 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		}
 		ready, since := podReady(primary)
 		s.serving[i] = ready
+		readySince := r.primaryReadySince(primary, ready)
 		doomed := false
 		if ord, ok := replicaOrdinal(sp, i, rec.Pod); ok && ord >= render.ReplicasPerShard(sp) {
 			// replicasPerShard shrank below the primary of record (a replica promoted earlier): the
@@ -379,7 +414,7 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		}
 		d := planFailover(failoverInput{now: time.Now(), primaryGone: since, after: render.FailoverAfter(sp),
 			enabled: render.FailoverEnabled(sp), maxLag: render.FailoverMaxLag(sp), allowLossy: sp.Spec.Database.Failover.AllowLossy,
-			epoch: rec.Epoch, candidates: r.statuses(ctx, c, pods, rec.Pod)})
+			epoch: rec.Epoch, candidates: r.statuses(ctx, c, pods, rec.Pod), primaryReadySince: readySince})
 		switch {
 		case d.wait > 0:
 			s.requeueAfter(d.wait + time.Second)

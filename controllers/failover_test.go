@@ -60,6 +60,20 @@ func TestPlanFailover(t *testing.T) {
 			c.status.LagObservedAt = &at
 			in.candidates = []candidate{c}
 		}, "", "lost its primary 1m30s before", 0},
+		{"a replica that never replicated from the primary's current incarnation", func(in *failoverInput) {
+			c := replicaAt(t, "r-0", "0-1-100", &zero)
+			at := in.primaryGone.Add(-10 * time.Second)
+			c.status.LagObservedAt = &at
+			in.primaryReadySince = in.primaryGone.Add(-5 * time.Second)
+			in.candidates = []candidate{c}
+		}, "", "has not replicated from the primary since", 0},
+		{"a replica that replicated after the primary became ready", func(in *failoverInput) {
+			c := replicaAt(t, "r-0", "0-1-100", &zero)
+			at := in.primaryGone.Add(-2 * time.Second)
+			c.status.LagObservedAt = &at
+			in.primaryReadySince = in.primaryGone.Add(-time.Hour)
+			in.candidates = []candidate{c}
+		}, "r-0", "", 0},
 		{"lossy failover allowed", func(in *failoverInput) {
 			in.allowLossy = true
 			in.candidates = []candidate{replicaAt(t, "r-0", "0-1-100", &sixty)}

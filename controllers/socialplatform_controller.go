@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -49,6 +50,8 @@ type SocialPlatformReconciler struct {
 
 	admins adminClients
 	prom   promquery.Clients
+	// readySince remembers when each shard primary's pod became ready (failover.go).
+	readySince sync.Map
 }
 
 // +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms,verbs=get;list;watch;update;patch

@@ -468,7 +468,9 @@ func (a *Agent) asReplica(ctx context.Context, src replication.Source) (ready er
 		a.stranded = st.IOError
 	}
 	a.mu.Unlock()
-	if st.Lag != nil {
+	// Only a replica connected to its primary knows its lag: while its I/O thread is connecting,
+	// the server may still say 0 (it applied all it received), which is not what the primary has.
+	if st.Lag != nil && st.IORunning && st.SQLRunning {
 		a.lagGauge.WithLabelValues(agentapi.RoleReplica).Set(st.Lag.Seconds())
 		a.mu.Lock()
 		a.lag, a.lagAt = st.Lag, time.Now()

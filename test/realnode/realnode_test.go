@@ -561,6 +561,15 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 		promoted = sp.ShardDefaultPrimaryPod(s)
 	}
 	t.Logf("shard %d: primary of record %s at epoch %d", s, frozen, epoch)
+	// The freeze is of a primary whose replicas replicate from it (a replica still reconnecting to a
+	// just restarted primary lacks what it commits meanwhile, and a failover then would rightly be
+	// refused or lose them).
+	poll(t, "shard's replicas replicating before the freeze", 3*time.Minute, func() error {
+		if sh := platform(t, ns).Status.Shards[s]; sh.ReadyReplicas < sh.Replicas || !sh.PrimaryReady {
+			return fmt.Errorf("shard %d: primary ready %v, %d/%d replicas ready", s, sh.PrimaryReady, sh.ReadyReplicas, sh.Replicas)
+		}
+		return nil
+	})
 	// A steady write load through the gateway from before the freeze until writes succeed again:
 	// every post it was told was created must be on the new primary.
 	load := startPostLoad(author)
