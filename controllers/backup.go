@@ -53,10 +53,15 @@ func (r *SocialPlatformReconciler) reconcileBackup(ctx context.Context, s *scope
 		if err != nil {
 			return err
 		}
-		switch p := pods[rec.Pod]; {
+		p := pods[rec.Pod]
+		ready := false
+		if p != nil {
+			ready, _ = podReady(p)
+		}
+		switch {
 		case p == nil:
 			a.why = "its primary " + rec.Pod + " does not exist yet"
-		case !func() bool { ready, _ := podReady(p); return ready }():
+		case !ready:
 			a.why = "its primary " + rec.Pod + " is not ready"
 		case !agentRunning(p):
 			a.why = "the agent of " + rec.Pod + " is not running"

@@ -2,6 +2,7 @@ package dbagent
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,25 +100,10 @@ func TestThePrimaryArchivesItsBinaryLogs(t *testing.T) {
 		}
 		archived = append(archived, filepath.Base(obj.Key))
 	}
-	var onServer []string
-	rows, err := root.Query("SHOW BINARY LOGS")
+	onServer, err := binaryLogs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var name string
-		var size int64
-		cols, _ := rows.Columns()
-		dest := []any{&name, &size}
-		for len(dest) < len(cols) {
-			dest = append(dest, new(any))
-		}
-		if err := rows.Scan(dest...); err != nil {
-			t.Fatal(err)
-		}
-		onServer = append(onServer, name)
-	}
-	_ = rows.Close()
 	t.Logf("archived %v; the server keeps %v", archived, onServer)
 	if len(archived) < 6 {
 		t.Fatalf("only %d files archived: %v", len(archived), archived)
@@ -156,4 +142,30 @@ func TestThePrimaryArchivesItsBinaryLogs(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// binaryLogs names the server's binary logs, oldest first (SHOW BINARY LOGS).
+func binaryLogs(db *sql.DB) ([]string, error) {
+	rows, err := db.Query("SHOW BINARY LOGS")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for rows.Next() {
+		var name string
+		dest := []any{&name}
+		for len(dest) < len(cols) {
+			dest = append(dest, new(any))
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		names = append(names, name)
+	}
+	return names, rows.Err()
 }

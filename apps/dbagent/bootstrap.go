@@ -73,6 +73,11 @@ func (b Bootstrap) Marker() string {
 	return filepath.Join(filepath.Dir(filepath.Clean(b.DataDir)), ".scalestack-initialized")
 }
 
+// writeMarker records that the data directory is complete, at its last step.
+func (b Bootstrap) writeMarker() error {
+	return os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640)
+}
+
 // Run bootstraps the data directory unless the marker says it was done.
 func (b Bootstrap) Run(ctx context.Context) error {
 	if b.RootPassword == "" {
@@ -108,7 +113,7 @@ func (b Bootstrap) Run(ctx context.Context) error {
 	if err := b.setRootPassword(ctx); err != nil {
 		return err
 	}
-	if err := os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+	if err := b.writeMarker(); err != nil {
 		return err
 	}
 	b.Log.Info("Data directory initialized", "datadir", b.DataDir, "engine", string(b.Engine), "seconds", time.Since(start).Seconds())
@@ -370,7 +375,7 @@ func (b Bootstrap) copyPrimary(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+	if err := b.writeMarker(); err != nil {
 		return err
 	}
 	b.Log.Info("Copied the primary", "primary", url, "gtid", point.GTID, "copySeconds", copied.Seconds(), "seconds", time.Since(start).Seconds())

@@ -319,17 +319,12 @@ func purgeAll(t *testing.T, root *sql.DB) {
 		if _, err := root.Exec("PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 DAY"); err != nil {
 			return err
 		}
-		rows, err := root.Query("SHOW BINARY LOGS")
+		logs, err := binaryLogs(root)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = rows.Close() }()
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		if n != 1 {
-			return fmt.Errorf("%d binary logs left", n)
+		if len(logs) != 1 {
+			return fmt.Errorf("binary logs left: %v", logs)
 		}
 		return nil
 	})

@@ -90,16 +90,9 @@ func (f *failingAfter) Read(p []byte) (int, error) {
 // complete backup; a corrupted object fails verification.
 func TestAnInterruptedBackupIsNeverABackup(t *testing.T) {
 	t.Parallel()
-	s3 := localservers.StartS3(t)
+	st, _ := testStore(t, "ns/demo")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	st, err := Open(StoreConfig{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: "ns/demo", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.client.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Now().Add(-time.Hour)
 
 	if _, err := st.WriteBase(ctx, Manifest{ID: BaseID(t0), Shard: 1}, &failingAfter{n: 20 << 20}, nil); err == nil {
@@ -107,7 +100,7 @@ func TestAnInterruptedBackupIsNeverABackup(t *testing.T) {
 	}
 	cctx, ccancel := context.WithCancel(ctx)
 	fillCalled := false
-	_, err = st.WriteBase(cctx, Manifest{ID: BaseID(t0.Add(time.Minute)), Shard: 1}, bytes.NewReader(make([]byte, 1<<20)), func(*Manifest) error {
+	_, err := st.WriteBase(cctx, Manifest{ID: BaseID(t0.Add(time.Minute)), Shard: 1}, bytes.NewReader(make([]byte, 1<<20)), func(*Manifest) error {
 		fillCalled = true
 		ccancel() // the agent is stopped after the data is uploaded, before the manifest
 		return nil
@@ -173,4 +166,21 @@ func TestAnInterruptedBackupIsNeverABackup(t *testing.T) {
 		t.Error("a corrupted backup read back without an error")
 	}
 	_ = r.Close()
+}
+
+// testStore starts a SeaweedFS for the test and opens its bucket "backups" under prefix, created.
+func testStore(t *testing.T, prefix string) (*Store, StoreConfig) {
+	t.Helper()
+	s3 := localservers.StartS3(t)
+	cfg := StoreConfig{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: prefix, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true}
+	st, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := st.CreateBucket(ctx); err != nil {
+		t.Fatalf("creating the bucket: %v", err)
+	}
+	return st, cfg
 }

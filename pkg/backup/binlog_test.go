@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
 	"github.com/scalestack/scalestack/internal/localservers"
 )
 
@@ -17,17 +15,10 @@ import (
 // the end of the archive (every row).
 func TestPointInTimeRestore(t *testing.T) {
 	t.Parallel()
-	s3 := localservers.StartS3(t)
+	st, _ := testStore(t, "pitr")
 	src := localservers.StartMariaDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st, err := Open(StoreConfig{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: "pitr", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.client.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	db := src.DB(t)
 	exec := func(q string, args ...any) {
 		t.Helper()

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
 	"github.com/scalestack/scalestack/internal/localservers"
 )
 
@@ -18,17 +16,10 @@ import (
 // that the rows there are exactly those the manifest's GTID position covers.
 func TestFullBackupUnderWritesRestoresToItsGTID(t *testing.T) {
 	t.Parallel()
-	s3 := localservers.StartS3(t)
+	st, _ := testStore(t, "")
 	src := localservers.StartMariaDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	st, err := Open(StoreConfig{Endpoint: s3.Endpoint, Bucket: "backups", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.client.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	db := src.DB(t)
 	for _, q := range []string{"CREATE DATABASE app", "CREATE TABLE app.rows (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB"} {
 		if _, err := db.ExecContext(ctx, q); err != nil {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
 	"github.com/scalestack/scalestack/internal/localservers"
 )
 
@@ -16,17 +14,9 @@ import (
 // reason.
 func TestCheckNamesTheCause(t *testing.T) {
 	t.Parallel()
-	s3 := localservers.StartS3(t)
+	st, good := testStore(t, "/team-a/demo/")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	good := StoreConfig{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: "/team-a/demo/", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true}
-	st, err := Open(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.client.MakeBucket(ctx, "backups", minio.MakeBucketOptions{}); err != nil {
-		t.Fatalf("creating the bucket: %v", err)
-	}
 	if got := st.Key("shard-0/x"); got != "team-a/demo/shard-0/x" {
 		t.Errorf("Key = %q", got)
 	}
