@@ -126,8 +126,14 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 			reported = append(reported, monitoringCondition(s.monitoring))
 		}
 		if s.ran["backup"] {
-			if c, ok := s.backupStatus(time.Now()); ok {
+			c, ok, completed := s.backupStatus(time.Now())
+			if ok {
 				reported = append(reported, c)
+			}
+			for _, a := range completed {
+				n := a.newest
+				r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, scalestackv1alpha1.EventBackupCompleted, "Backup",
+					"shard %d: full backup %s completed on %s (%d bytes in %v)", a.shard, n.ID, n.Source, n.Size, n.FinishedAt.Sub(n.StartedAt).Round(time.Second))
 			}
 		}
 		if s.ran["cdn"] {

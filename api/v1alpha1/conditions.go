@@ -28,8 +28,9 @@ const (
 	// ConditionSLOHealthy is True when no service burns error budget faster than allowed and the
 	// autoscaler can read its metrics.
 	ConditionSLOHealthy = "SLOHealthy"
-	// ConditionBackupReady is True when every shard's primary archives its binary logs to the
-	// object store (spec.database.backup). Reported beside Ready, not in it.
+	// ConditionBackupReady is True when every shard has a complete full backup in the object store
+	// and its primary archives its binary logs there (spec.database.backup): every shard can be
+	// restored. Reported beside Ready, not in it.
 	ConditionBackupReady = "BackupReady"
 )
 
@@ -89,8 +90,12 @@ const (
 	// ReasonStorageResizeUnsupported: spec.database.storage.size is larger than the claims, and
 	// their StorageClass cannot expand volumes; the tier keeps running at its size.
 	ReasonStorageResizeUnsupported = "StorageResizeUnsupported"
-	// ReasonArchiving: every shard's primary archived its closed binary logs recently.
-	ReasonArchiving = "Archiving"
+	// ReasonBackedUp: every shard has a complete full backup and its primary archived its
+	// closed binary logs recently: every shard can be restored.
+	ReasonBackedUp = "BackedUp"
+	// ReasonFullBackupPending: a shard has no complete full backup yet (its first one is running
+	// or waits for a ready pod); its binary logs alone cannot restore it.
+	ReasonFullBackupPending = "FullBackupPending"
 	// ReasonArchivingPending: a shard's primary has not completed an archiving pass yet (backup
 	// just turned on, or a new primary), or cannot be asked (its pod is not ready).
 	ReasonArchivingPending = "ArchivingPending"
@@ -125,6 +130,14 @@ const (
 	EventSwitchoverFailed = "SwitchoverFailed"
 	// EventReplicaRebuilding: a replica diverged from its primary and is rebuilt from a copy of it.
 	EventReplicaRebuilding = "ReplicaRebuilding"
+	// EventBackupStarted: the operator asked a shard's pod for a full backup (first, scheduled,
+	// or requested with the annotation).
+	EventBackupStarted = "BackupStarted"
+	// EventBackupCompleted: a shard's newest complete full backup is newer than the status said.
+	EventBackupCompleted = "BackupCompleted"
+	// EventBackupRequestInvalid: the scalestack.dev/backup-requested annotation is not an RFC 3339
+	// time; no backup is taken for it.
+	EventBackupRequestInvalid = "BackupRequestInvalid"
 	// EventStorageResizing: a shard StatefulSet's claims were grown and the StatefulSet is
 	// replaced (its pods keep running); EventStorageResizeUnsupported: they cannot grow.
 	EventStorageResizing          = "StorageResizing"

@@ -26,6 +26,7 @@ const (
 	DefaultReplicasPerShard = int32(1)
 	DefaultDeletionPolicy   = DeletionPolicyRetain
 	DefaultArchiveSchedule  = "30 3 * * *"
+	DefaultBackupSchedule   = "0 3 * * *"
 	DefaultEvictionPolicy   = EvictionPolicy("allkeys-lru")
 	DefaultKafkaMode        = KafkaModeStrimzi
 	DefaultKafkaBrokers     = int32(3)
@@ -44,6 +45,7 @@ var CRDDefaults = map[string]any{
 	"spec.database.replicasPerShard": DefaultReplicasPerShard,
 	"spec.database.deletionPolicy":   string(DefaultDeletionPolicy),
 	"spec.database.archive.schedule": DefaultArchiveSchedule,
+	"spec.database.backup.schedule":  DefaultBackupSchedule,
 	"spec.cache.evictionPolicy":      string(DefaultEvictionPolicy),
 	"spec.kafka.mode":                string(DefaultKafkaMode),
 	"spec.kafka.brokers":             DefaultKafkaBrokers,

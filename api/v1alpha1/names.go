@@ -38,6 +38,10 @@ const (
 	// the pod to promote, or "any" for the most advanced ready replica. The operator removes it
 	// when the switchover is done or refused (an Event says which).
 	AnnotationSwitchover = "scalestack.dev/switchover"
+	// AnnotationBackupRequested on a platform asks for a full backup of every shard: the value is
+	// an RFC 3339 time, and every shard whose newest full backup started before it takes one. The
+	// annotation stays; a later time asks again.
+	AnnotationBackupRequested = "scalestack.dev/backup-requested"
 	// AnnotationPrimaryEpoch on a shard pod's data claim is the epoch at which that pod became the
 	// shard's primary of record. Claims outlive a platform deleted with deletionPolicy Retain, so a
 	// platform created again over them resumes with that primary.

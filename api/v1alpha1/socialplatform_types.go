@@ -236,14 +236,14 @@ type DatabaseSpec struct {
 
 	// failover says when the operator promotes a replica of a shard whose primary is gone. A
 	// planned switchover is asked for on the primary's pod: the annotation
-	// scalestack.io/switchover (value: the pod to promote, or "any").
+	// scalestack.dev/switchover (value: the pod to promote, or "any").
 	// +optional
 	Failover FailoverSpec `json:"failover,omitzero"`
 
-	// backup sends every shard's binary logs to S3-compatible object storage as they close
-	// (continuous archiving: the primary's agent uploads each closed file with its SHA-256, and
-	// purges a file from the server only once it is archived). MariaDB only. Full backups and
-	// restores build on it (docs/data-tier.md, "Backups").
+	// backup backs every shard up to S3-compatible object storage: full physical backups on a
+	// schedule (mariadb-backup, taken on a healthy replica when there is one) and continuous
+	// archiving of the binary logs (the primary's agent uploads each closed file with its SHA-256,
+	// and purges a file from the server only once it is archived). MariaDB only. docs/backup.md.
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
 }
@@ -261,6 +261,39 @@ type BackupSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('24h')",message="backup.archiveInterval must be between 10s and 24h"
 	ArchiveInterval *metav1.Duration `json:"archiveInterval,omitempty"`
+
+	// schedule is when every shard takes a full backup: a cron expression in UTC (five fields,
+	// or one of @hourly, @daily, @weekly, @monthly). A shard with no complete full backup takes
+	// one as soon as it is ready, whatever the schedule. An on-demand backup is asked for with
+	// the annotation scalestack.dev/backup-requested on the platform, its value an RFC 3339 time
+	// (kubectl annotate sp NAME scalestack.dev/backup-requested=$(date -u +%FT%TZ) --overwrite):
+	// every shard whose newest backup started before that time takes one.
+	// +optional
+	// +kubebuilder:default="0 3 * * *"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(hourly|daily|midnight|weekly|monthly|yearly|annually)|[0-9*/,?A-Za-z-]+( +[0-9*/,?A-Za-z-]+){4})$')",message="backup.schedule must be a cron expression of five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly"
+	Schedule string `json:"schedule,omitempty"`
+
+	// retention says which full backups the store keeps; the newest complete one is never
+	// removed. The agent that completes a backup applies it.
+	// +optional
+	Retention BackupRetention `json:"retention,omitzero"`
+}
+
+// BackupRetention keeps the newest count full backups, and any younger than maxAge: a backup is
+// removed once neither keeps it.
+type BackupRetention struct {
+	// count of full backups kept per shard. Default 7.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Count *int32 `json:"count,omitempty"`
+	// maxAge keeps, beyond count, every backup younger than this (e.g. 720h). Unset keeps only count.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="backup.retention.maxAge must be at least 1h"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // ObjectStoreSpec is an S3-compatible bucket and the credentials to write to it.
@@ -757,6 +790,44 @@ type ShardBackupStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	LastArchivedFile string `json:"lastArchivedFile,omitempty"`
+	// lastFull is the shard's newest complete full backup in the object store.
+	// +optional
+	LastFull *FullBackupStatus `json:"lastFull,omitempty"`
+	// running is the full backup being taken now.
+	// +optional
+	Running *BackupRunStatus `json:"running,omitempty"`
+	// nextScheduled is when the shard's next full backup is due by the schedule.
+	// +optional
+	NextScheduled *metav1.Time `json:"nextScheduled,omitempty"`
+}
+
+// FullBackupStatus is one complete full backup of a shard.
+type FullBackupStatus struct {
+	// id names the backup in the store (its start time).
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
+	// finishedAt is when its manifest was written: the backup is consistent with the shard at
+	// about that time (precisely, at gtid).
+	FinishedAt metav1.Time `json:"finishedAt"`
+	// sizeBytes of the backup stream.
+	SizeBytes int64 `json:"sizeBytes"`
+	// gtid is the position the backup is consistent with.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	GTID string `json:"gtid,omitempty"`
+	// source is the pod it was taken on.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Source string `json:"source,omitempty"`
+}
+
+// BackupRunStatus is a full backup in progress.
+type BackupRunStatus struct {
+	// source is the pod taking it.
+	// +kubebuilder:validation:MaxLength=253
+	Source string `json:"source"`
+	// startedAt is when it started.
+	StartedAt metav1.Time `json:"startedAt"`
 }
 
 // KafkaStatus is the event log as observed.

@@ -142,6 +142,11 @@ type Agent struct {
 	archiver *backup.Archiver
 	archived archiveState
 	archiveM *archiveMetrics
+	// full is the full backups' state (fullbackup.go); runCtx the context Run was given, which
+	// bounds a backup running in the background.
+	full   fullBackupState
+	fullM  *fullBackupMetrics
+	runCtx context.Context
 
 	lagGauge  *prometheus.GaugeVec
 	healthy   *prometheus.GaugeVec
@@ -180,6 +185,7 @@ func New(cfg Config, db *sql.DB, log *slog.Logger) *Agent {
 		Help: "On a primary: 1 while its commits wait for a replica's acknowledgement (semi-sync), 0 while replication is asynchronous (no replica connected, or one timed out); -1 on a replica.", ConstLabels: labels})
 	a.registry.MustRegister(a.lagGauge, a.healthy, a.epoch, a.ticks, a.promoted, a.fenced, a.divergedG, a.semiSync)
 	a.archiveM = newArchiveMetrics(labels, a.registry, cfg.Archive != nil)
+	a.fullM = newFullBackupMetrics(labels, a.registry, cfg.Archive != nil)
 	return a
 }
 
@@ -506,6 +512,7 @@ func (a *Agent) Status(ctx context.Context) (agentapi.Status, error) {
 		st.LagSeconds, st.LagObservedAt = &secs, &at
 	}
 	st.Archive = a.archiveStatus()
+	st.Backup = a.fullBackupStatus()
 	if a.cfg.Backup != nil {
 		if req, err := ReadRebuild(a.cfg.Backup.DataDir); err == nil && req != nil {
 			at := req.RequestedAt
@@ -558,6 +565,9 @@ func (a *Agent) Fence(ctx context.Context, epoch int64) error {
 
 // Run ticks every interval until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
 	if a.cfg.Archive != nil {
 		go a.archiveLoop(ctx)
 	}
@@ -673,5 +683,12 @@ func (a *Agent) Handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /v1/rebuild", a.api(func(r *http.Request) error { return a.RequestRebuild(r.Context()) }))
 	mux.HandleFunc("GET /v1/clone", a.serveClone)
+	mux.HandleFunc("POST /v1/backup", a.api(func(r *http.Request) error {
+		var req agentapi.BackupRequest
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+		return a.StartBackup(req)
+	}))
 	return mux
 }

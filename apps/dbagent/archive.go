@@ -90,14 +90,7 @@ func (a *Agent) archiveOnce(ctx context.Context) {
 }
 
 func (a *Agent) archive(ctx context.Context, cfg *ArchiveConfig) (last string, uploaded int, err error) {
-	sc := cfg.Store
-	if sc.AccessKey, err = readKey(cfg.AccessKeyFile); err != nil {
-		return "", 0, &backup.StoreError{Reason: backup.ReasonCredentialsRejected, Op: "reading the access key", Err: err}
-	}
-	if sc.SecretKey, err = readKey(cfg.SecretKeyFile); err != nil {
-		return "", 0, &backup.StoreError{Reason: backup.ReasonCredentialsRejected, Op: "reading the access key", Err: err}
-	}
-	store, err := backup.Open(sc)
+	store, err := a.openStore()
 	if err != nil {
 		return "", 0, err
 	}
@@ -124,6 +117,7 @@ func (a *Agent) archive(ctx context.Context, cfg *ArchiveConfig) (last string, u
 	} else if purged != "" {
 		a.log.Info("Purged archived binary logs", "serverStartsWith", purged)
 	}
+	a.listNewest(ctx, store)
 	return last, len(files), nil
 }
 

@@ -1,9 +1,11 @@
 package render
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
@@ -126,6 +128,67 @@ func ArchiveInterval(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
 		return b.ArchiveInterval.Duration
 	}
 	return DefaultArchiveInterval
+}
+
+// BackupSchedule parses backup.schedule (default scalestackv1alpha1.DefaultBackupSchedule), in
+// UTC. The CRD's pattern admits only five-field expressions and descriptors; this is where the
+// values of the fields are checked.
+func BackupSchedule(sp *scalestackv1alpha1.SocialPlatform) (cron.Schedule, error) {
+	spec := scalestackv1alpha1.DefaultBackupSchedule
+	if b := sp.Spec.Database.Backup; b != nil && b.Schedule != "" {
+		spec = b.Schedule
+	}
+	s, err := cron.ParseStandard("CRON_TZ=UTC " + spec)
+	if err != nil {
+		return nil, fmt.Errorf("spec.database.backup.schedule %q: %w", spec, err)
+	}
+	return s, nil
+}
+
+// DefaultBackupRetentionCount is how many full backups a shard keeps when retention.count is
+// unset.
+const DefaultBackupRetentionCount = 7
+
+// BackupRetention is backup.retention with the default applied: count, and maxAge (0: none).
+func BackupRetention(sp *scalestackv1alpha1.SocialPlatform) (count int, maxAge time.Duration) {
+	count = DefaultBackupRetentionCount
+	if b := sp.Spec.Database.Backup; b != nil {
+		if b.Retention.Count != nil {
+			count = int(*b.Retention.Count)
+		}
+		if b.Retention.MaxAge != nil {
+			maxAge = b.Retention.MaxAge.Duration
+		}
+	}
+	return count, maxAge
+}
+
+// LongestScheduleGap is the longest time between two consecutive runs of the schedule over the
+// five weeks after from (a month's irregular gaps included).
+func LongestScheduleGap(s cron.Schedule, from time.Time) time.Duration {
+	var longest time.Duration
+	prev := s.Next(from)
+	for end := from.Add(35 * 24 * time.Hour); !prev.IsZero() && prev.Before(end); {
+		next := s.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		longest = max(longest, next.Sub(prev))
+		prev = next
+	}
+	return longest
+}
+
+// BackupTooOld is the age of a shard's newest full backup beyond which ScalestackBackupTooOld
+// fires: one and a half of the schedule's longest gap (one run missed), and at least two hours.
+func BackupTooOld(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
+	s, err := BackupSchedule(sp)
+	if err != nil {
+		return 36 * time.Hour
+	}
+	// A fixed origin, so the rendered rule does not change from one pass to the next.
+	gap := LongestScheduleGap(s, time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC))
+	return max(gap*3/2, 2*time.Hour).Round(time.Minute)
 }
 
 // BackupPrefix is the path of the platform's backups in the bucket: objectStore.prefix, or

@@ -8,6 +8,7 @@
 //	POST /v1/fence      stop taking writes now (the first step of a switchover)
 //	POST /v1/rebuild    a diverged replica: be rebuilt from the primary at the next start
 //	GET  /v1/clone      the primary: a physical copy of the server (mbstream), for a rebuild
+//	POST /v1/backup     take a full backup of the server into the object store, in the background
 //
 // Every request carries "Authorization: Bearer <Token(replication password)>".
 package agentapi
@@ -76,6 +77,63 @@ type Status struct {
 	// Archive reports the binary log archiving of a primary (spec.database.backup); nil on a
 	// replica or with archiving off.
 	Archive *ArchiveStatus `json:"archive,omitempty"`
+	// Backup reports the full backups (spec.database.backup); nil with backup off.
+	Backup *BackupStatus `json:"backup,omitempty"`
+}
+
+// BackupRequest asks an agent for a full backup of its server (POST /v1/backup). The agent
+// answers at once and takes it in the background; it refuses while it takes another.
+type BackupRequest struct {
+	// Retention is applied to the shard's backups in the store once this one is complete.
+	Retention Retention `json:"retention"`
+	// Why is logged: "scheduled", "requested" (the annotation), "first".
+	Why string `json:"why,omitempty"`
+}
+
+// Retention keeps the newest Count full backups and any younger than MaxAgeSeconds (0: no age
+// limit); the newest complete backup is never removed.
+type Retention struct {
+	Count         int   `json:"count"`
+	MaxAgeSeconds int64 `json:"maxAgeSeconds,omitempty"`
+}
+
+// BackupStatus is what an agent knows of the shard's full backups.
+type BackupStatus struct {
+	// Running is the backup this agent is taking now.
+	Running *BackupRun `json:"running,omitempty"`
+	// Completed is the last backup this agent completed since it started.
+	Completed *Base `json:"completed,omitempty"`
+	// Failed is this agent's last attempt when it failed (cleared by a success).
+	Failed *BackupFailure `json:"failed,omitempty"`
+	// Newest is the shard's newest complete backup in the store, as the primary's agent lists
+	// it with every archiving pass; nil elsewhere, or when the store has none.
+	Newest *Base `json:"newest,omitempty"`
+	// ListedAt is when the primary's agent last listed the store (Newest is nil for "none" only
+	// once it has): nil on a replica, and on a primary before its first listing.
+	ListedAt *time.Time `json:"listedAt,omitempty"`
+}
+
+// BackupRun is a full backup in progress.
+type BackupRun struct {
+	ID        string    `json:"id"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// Base is a complete full backup, as its manifest in the store describes it.
+type Base struct {
+	ID         string    `json:"id"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Size       int64     `json:"size"`
+	GTID       string    `json:"gtid,omitempty"`
+	Source     string    `json:"source,omitempty"`
+}
+
+// BackupFailure is a full backup that did not complete: when, and why (a BackupReady reason).
+type BackupFailure struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+	Error  string    `json:"error"`
 }
 
 // ArchiveStatus is the outcome of a primary's archiving.
@@ -138,6 +196,12 @@ func (c Client) Fence(ctx context.Context, baseURL string, epoch int64) (Status,
 // diverged.
 func (c Client) Rebuild(ctx context.Context, baseURL string) (Status, error) {
 	return c.do(ctx, http.MethodPost, baseURL+"/v1/rebuild", struct{}{})
+}
+
+// Backup asks an agent to take a full backup of its server in the background; the report's
+// Backup.Running says it started. It answers 409 while the agent takes another.
+func (c Client) Backup(ctx context.Context, baseURL string, req BackupRequest) (Status, error) {
+	return c.do(ctx, http.MethodPost, baseURL+"/v1/backup", req)
 }
 
 // CloneStream is a physical copy of a server being received.

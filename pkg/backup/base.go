@@ -101,26 +101,61 @@ func (s *Store) Bases(ctx context.Context, shard int) ([]Manifest, error) {
 		if id.err != nil {
 			return nil, s.classify("listing", id.err)
 		}
-		obj, err := s.client.GetObject(ctx, s.cfg.Bucket, s.baseKey(shard, id.name, manifestName), minio.GetObjectOptions{})
+		m, err := s.manifest(ctx, shard, id.name)
 		if err != nil {
-			return nil, s.classify("reading a manifest", err)
+			return nil, err
 		}
-		body, err := io.ReadAll(obj)
-		_ = obj.Close()
-		if err != nil {
-			if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-				continue // an incomplete or abandoned upload
-			}
-			return nil, s.classify("reading a manifest", err)
+		if m != nil { // else an incomplete or abandoned upload
+			out = append(out, *m)
 		}
-		var m Manifest
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("manifest of backup %s of shard %d: %w", id.name, shard, err)
-		}
-		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// Newest returns the shard's newest complete backup, or nil when it has none. It reads the
+// manifests newest first and stops at the first it finds (usually one listing and one read;
+// known, when it is the newest, saves the read).
+func (s *Store) Newest(ctx context.Context, shard int, known *Manifest) (*Manifest, error) {
+	ids := s.baseIDs(ctx, shard)
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		if id.err != nil {
+			return nil, s.classify("listing", id.err)
+		}
+		if known != nil && known.ID == id.name {
+			return known, nil
+		}
+		m, err := s.manifest(ctx, shard, id.name)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// manifest reads one backup's manifest; nil when the backup has none (incomplete or abandoned).
+func (s *Store) manifest(ctx context.Context, shard int, id string) (*Manifest, error) {
+	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, s.baseKey(shard, id, manifestName), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s.classify("reading a manifest", err)
+	}
+	body, err := io.ReadAll(obj)
+	_ = obj.Close()
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, nil
+		}
+		return nil, s.classify("reading a manifest", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("manifest of backup %s of shard %d: %w", id, shard, err)
+	}
+	return &m, nil
 }
 
 type listed struct {

@@ -111,6 +111,9 @@ func TestAnInterruptedBackupIsNeverABackup(t *testing.T) {
 	if bases, err := st.Bases(ctx, 1); err != nil || len(bases) != 0 {
 		t.Fatalf("after two interrupted uploads: bases = %+v, err = %v", bases, err)
 	}
+	if n, err := st.Newest(ctx, 1, nil); err != nil || n != nil {
+		t.Fatalf("after two interrupted uploads: newest = %+v, err = %v", n, err)
+	}
 
 	data := make([]byte, 3<<20+17)
 	_, _ = rand.Read(data)
@@ -124,6 +127,19 @@ func TestAnInterruptedBackupIsNeverABackup(t *testing.T) {
 	bases, err := st.Bases(ctx, 1)
 	if err != nil || len(bases) != 1 || bases[0].GTID != "0-101-42" || bases[0].Size != int64(len(data)) {
 		t.Fatalf("bases = %+v, err = %v", bases, err)
+	}
+	// A newer upload abandoned after its data (the tool failed at the end): no manifest, so
+	// Newest passes over it.
+	if _, err := st.WriteBase(ctx, Manifest{ID: BaseID(t0.Add(3 * time.Minute)), Shard: 1}, bytes.NewReader(make([]byte, 1<<10)), func(*Manifest) error {
+		return errors.New("mariadb-backup exited 1")
+	}); err == nil {
+		t.Fatal("a backup whose tool failed was stored")
+	}
+	if n, err := st.Newest(ctx, 1, nil); err != nil || n == nil || n.ID != m.ID {
+		t.Fatalf("newest = %+v, err = %v, want %s", n, err, m.ID)
+	}
+	if n, err := st.Newest(ctx, 1, &m); err != nil || n != &m {
+		t.Fatalf("newest with the known manifest = %+v, err = %v", n, err)
 	}
 	if other, _ := st.Bases(ctx, 0); len(other) != 0 {
 		t.Errorf("shard 0 lists shard 1's backup: %+v", other)
@@ -143,8 +159,8 @@ func TestAnInterruptedBackupIsNeverABackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The failed stream's multipart upload was aborted by the client (nothing of it is listed);
-	// the cancelled one's data object stayed without a manifest, and Prune removes it.
-	if want := []string{BaseID(t0.Add(time.Minute))}; !equal(removed, want) {
+	// the cancelled and the failed ones' data objects stayed without a manifest, and Prune removes them.
+	if want := []string{BaseID(t0.Add(time.Minute)), BaseID(t0.Add(3 * time.Minute))}; !equal(removed, want) {
 		t.Errorf("Prune removed %v, want the abandoned upload %v", removed, want)
 	}
 	if bases, _ := st.Bases(ctx, 1); len(bases) != 1 {

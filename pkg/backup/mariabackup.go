@@ -128,7 +128,12 @@ func (t Tool) Stream(ctx context.Context, srv Server, w io.Writer) (Point, error
 // TakeFull streams a physical backup of the server into the store (uploaded as it is produced,
 // never staged whole on the pod's disk) and returns its manifest, written last.
 func TakeFull(ctx context.Context, store *Store, shard int, srv Server, tool Tool, source string) (Manifest, error) {
-	started := time.Now().UTC()
+	return TakeFullAt(ctx, store, shard, srv, tool, source, time.Now())
+}
+
+// TakeFullAt is TakeFull for a backup whose ID is its start time, started.
+func TakeFullAt(ctx context.Context, store *Store, shard int, srv Server, tool Tool, source string, started time.Time) (Manifest, error) {
+	started = started.UTC()
 	m := Manifest{ID: BaseID(started), Shard: shard, Engine: "mariadb", StartedAt: started, Source: source}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()

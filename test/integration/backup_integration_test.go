@@ -20,9 +20,11 @@ import (
 	"github.com/scalestack/scalestack/pkg/backup"
 )
 
-// BackupReady reports what the shards' primaries found archiving their binary logs to a real
-// S3-compatible store: the cause when the key is wrong or the bucket missing, Archiving once they
-// upload, with each shard's last archived file in status; the rest of the platform is unaffected.
+// BackupReady reports what the shards' agents found backing up to a real S3-compatible store: the
+// cause when the key is wrong or the bucket missing; once they upload, the first full backup is
+// taken on the replica at once, and BackedUp reports it with each shard's last archived file and
+// full backup in status; the annotation asks for another, and retention keeps one. The rest of the
+// platform is unaffected.
 func TestBackupReadyNamesTheCause(t *testing.T) {
 	ctx := context.Background()
 	s3 := localservers.StartS3(t)
@@ -33,6 +35,7 @@ func TestBackupReadyNamesTheCause(t *testing.T) {
 		ObjectStore: scalestackv1alpha1.ObjectStoreSpec{Endpoint: "http://" + s3.Endpoint, Bucket: "backups",
 			Credentials: scalestackv1alpha1.ObjectStoreCredentials{SecretName: "s3-credentials"}},
 		ArchiveInterval: &metav1.Duration{Duration: 10 * time.Second},
+		Retention:       scalestackv1alpha1.BackupRetention{Count: ptr.To[int32](1)},
 	}
 	if err := k8s.Create(ctx, sp); err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func TestBackupReadyNamesTheCause(t *testing.T) {
 	eventually(t, "BackupReady says the key is rejected", backupReady(scalestackv1alpha1.ReasonCredentialsRejected))
 	writeKey(s3.AccessKey, s3.SecretKey)
 	eventually(t, "BackupReady says the bucket is missing", backupReady(scalestackv1alpha1.ReasonBucketMissing))
-	store, err := backup.Open(backup.StoreConfig{Endpoint: s3.Endpoint, Insecure: true, Bucket: "backups", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+	store, err := backup.Open(backup.StoreConfig{Endpoint: s3.Endpoint, Insecure: true, Bucket: "backups", Prefix: sp.Namespace + "/" + sp.Name, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +85,50 @@ func TestBackupReadyNamesTheCause(t *testing.T) {
 	if _, err := rs.app(rs.primaryName).Exec("INSERT INTO social.posts VALUES (1, 'archived')"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "BackupReady Archiving, with the shard's last archived file", func() error {
-		if err := backupReady(scalestackv1alpha1.ReasonArchiving)(); err != nil {
+	var first *scalestackv1alpha1.FullBackupStatus
+	eventually(t, "BackupReady BackedUp, with the shard's last archived file and its first full backup, taken on the replica", func() error {
+		if err := backupReady(scalestackv1alpha1.ReasonBackedUp)(); err != nil {
 			return err
 		}
 		cur, _ := get(t, &scalestackv1alpha1.SocialPlatform{}, rs.ns, sp.Name)
-		if b := cur.Status.Shards[0].Backup; b == nil || b.LastArchived == nil || b.LastArchivedFile == "" {
+		b := cur.Status.Shards[0].Backup
+		if b == nil || b.LastArchived == nil || b.LastArchivedFile == "" || b.LastFull == nil || b.NextScheduled == nil {
 			return fmt.Errorf("shard status %+v", cur.Status.Shards[0])
+		}
+		if b.LastFull.Source != rs.replicaName || b.LastFull.SizeBytes == 0 || b.LastFull.GTID == "" {
+			return fmt.Errorf("full backup %+v, want one taken on %s", b.LastFull, rs.replicaName)
+		}
+		first = b.LastFull
+		return nil
+	})
+	if bases, err := store.Bases(ctx, 0); err != nil || len(bases) != 1 || bases[0].ID != first.ID {
+		t.Fatalf("the store holds %+v (%v), want the one backup %s", bases, err, first.ID)
+	}
+	eventually(t, "the BackupStarted event", hasEvent(t, rs.ns, scalestackv1alpha1.EventBackupStarted, "first full backup"))
+	eventually(t, "the BackupCompleted event", hasEvent(t, rs.ns, scalestackv1alpha1.EventBackupCompleted, first.ID))
+
+	// On demand: a backup newer than the request, and retention count 1 keeps only it.
+	if _, err := rs.app(rs.primaryName).Exec("INSERT INTO social.posts VALUES (2, 'in the second backup')"); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, rs.ns, sp.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requested := time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	metav1.SetMetaDataAnnotation(&cur.ObjectMeta, scalestackv1alpha1.AnnotationBackupRequested, requested.Format(time.RFC3339))
+	if err := k8s.Update(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a full backup started after the request", func() error {
+		cur, _ := get(t, &scalestackv1alpha1.SocialPlatform{}, rs.ns, sp.Name)
+		b := cur.Status.Shards[0].Backup
+		if b == nil || b.LastFull == nil || b.LastFull.ID <= first.ID || b.LastFull.ID < backup.BaseID(requested) {
+			return fmt.Errorf("last full backup %+v", b)
+		}
+		bases, err := store.Bases(ctx, 0)
+		if err != nil || len(bases) != 1 || bases[0].ID != b.LastFull.ID {
+			return fmt.Errorf("the store holds %+v (%v), want only %s", bases, err, b.LastFull.ID)
 		}
 		return nil
 	})

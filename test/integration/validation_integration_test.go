@@ -4,10 +4,12 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
@@ -109,6 +111,18 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			[]string{"spec.observability.tracing.samplingRatio", "should match"}},
 		{"oversized image", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Apps.Image = strings.Repeat("x", 600) },
 			[]string{"spec.apps.image", "may not be more than 512"}},
+		{"backup schedule with seconds", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Backup = validBackup()
+			sp.Spec.Database.Backup.Schedule = "0 0 3 * * *"
+		}, []string{"spec.database.backup.schedule", "five fields"}},
+		{"backup retention of none", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Backup = validBackup()
+			sp.Spec.Database.Backup.Retention.Count = ptr.To[int32](0)
+		}, []string{"spec.database.backup.retention.count", "greater than or equal to 1"}},
+		{"backup retention under an hour", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Backup = validBackup()
+			sp.Spec.Database.Backup.Retention.MaxAge = &metav1.Duration{Duration: 30 * time.Minute}
+		}, []string{"spec.database.backup.retention.maxAge", "at least 1h"}},
 	}
 	// Values the Go types cannot hold, set on the unstructured form.
 	rawCases := []struct {
@@ -260,4 +274,10 @@ func assertNoChildren(t *testing.T, ns string) {
 	if len(deps.Items)+len(cms.Items) > 0 {
 		t.Errorf("rejected manifests left %d Deployments and %d ConfigMaps behind", len(deps.Items), len(cms.Items))
 	}
+}
+
+// validBackup is a backup section the API server accepts.
+func validBackup() *scalestackv1alpha1.BackupSpec {
+	return &scalestackv1alpha1.BackupSpec{ObjectStore: scalestackv1alpha1.ObjectStoreSpec{Endpoint: "https://s3.example.com", Bucket: "backups",
+		Credentials: scalestackv1alpha1.ObjectStoreCredentials{SecretName: "s3"}}}
 }
