@@ -450,14 +450,35 @@ func archivesToTheStore(t *testing.T, ns string, author *api) {
 	if _, err := author.try("POST", "/api/posts", map[string]string{"body": "archived"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "BackupReady: every shard's primary archives", 3*time.Minute, func() error {
+	poll(t, "BackupReady: every shard has a full backup and its primary archives", 5*time.Minute, func() error {
 		c := condition(platform(t, ns), scalestackv1alpha1.ConditionBackupReady)
-		if c == nil || c.Reason != scalestackv1alpha1.ReasonArchiving {
+		if c == nil || c.Reason != scalestackv1alpha1.ReasonBackedUp {
 			return fmt.Errorf("BackupReady is %+v", c)
 		}
 		return nil
 	})
-	t.Logf("real pods: every shard archives its binary logs %v after backups were turned on (the database pods rolled)", time.Since(on).Round(time.Second))
+	t.Logf("real pods: every shard has a full backup and archives its binary logs %v after backups were turned on (the database pods rolled)", time.Since(on).Round(time.Second))
+	sp = platform(t, ns)
+	shardStore, err := backup.Open(backup.StoreConfig{Endpoint: s3.Endpoint, Insecure: true, Bucket: "backups", Prefix: ns + "/" + sp.Name, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sh := range sp.Status.Shards {
+		full := sh.Backup.LastFull
+		if full == nil || !strings.Contains(full.Source, "-replicas-") {
+			t.Errorf("shard %d's full backup %+v was not taken on a replica", i, full)
+			continue
+		}
+		bases, err := shardStore.Bases(ctx, i)
+		if err != nil || len(bases) == 0 || bases[len(bases)-1].ID != full.ID {
+			t.Errorf("shard %d: the store holds %+v (%v), the status names %s", i, bases, err, full.ID)
+			continue
+		}
+		b := bases[len(bases)-1]
+		secs := b.FinishedAt.Sub(b.StartedAt).Seconds()
+		t.Logf("real pods: shard %d's full backup on %s: %d bytes in %.1f s (%.1f MB/s, upload included), GTID %s",
+			i, b.Source, b.Size, secs, float64(b.Size)/1e6/max(secs, 0.001), b.GTID)
+	}
 	mc, err := minio.New(s3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
