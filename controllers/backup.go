@@ -227,10 +227,9 @@ func fullBackupDue(a shardArchive, sched cron.Schedule, requested *time.Time, no
 		}
 		return false, "", next
 	}
-	switch {
-	case a.newest == nil:
+	if a.newest == nil {
 		due, why, next = true, "first", now
-	default:
+	} else {
 		next = sched.Next(a.newest.StartedAt)
 		due, why = !now.Before(next), "scheduled"
 	}

@@ -30,7 +30,7 @@ if [ "${1:-}" = "--push" ]; then
 fi
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  if [ -n "$push" ]; then names=(operator apps); else names=(operator apps mysqld-exporter redis-exporter pause busybox kfake mailsink mariadb redis); fi
+  if [ -n "$push" ]; then names=(operator apps); else names=(operator apps mysqld-exporter redis-exporter pause busybox kfake mailsink objectstore mariadb redis); fi
 fi
 want() { local n; for n in "${names[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
 
@@ -52,15 +52,18 @@ mkdir -p "$bin"
 start=$(date +%s)
 build_flags=(-trimpath -ldflags "-s -w -buildid=")
 
-if want operator || want apps || want pause || want kfake || want mailsink; then
-  log "compiling the operator, the apps, pause, localkafka and mailsink (static)"
+if want operator || want apps || want pause || want kfake || want mailsink || want objectstore; then
+  log "compiling the operator, the apps, pause, localkafka, mailsink and localstore (static)"
   (cd "$repo" && CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/manager" . &&
     CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/" ./apps/cmd/gateway ./apps/cmd/user ./apps/cmd/post \
       ./apps/cmd/feed ./apps/cmd/worker ./apps/cmd/archiver ./apps/cmd/dbagent ./apps/cmd/loadgen &&
     CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/pause" ./cmd/pause &&
     CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/localkafka" ./cmd/localkafka &&
-    CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/mailsink" ./cmd/mailsink) >&2
+    CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/mailsink" ./cmd/mailsink &&
+    CGO_ENABLED=0 go build "${build_flags[@]}" -o "$bin/localstore" ./cmd/localstore) >&2
 fi
+# SeaweedFS, the local object store (static; hack/build-seaweedfs.sh caches it).
+if want objectstore; then cp "$("$here/build-seaweedfs.sh")" "$bin/weed"; fi
 
 # go_tool <binary> <module> <version> [env...]: built from its module at a pinned version, cached by
 # version. A throwaway module requires it (`go install mod@version` asks the proxy for the module's
@@ -122,6 +125,7 @@ refs=(
   -ref "busybox=scalestack.local/busybox:stable"
   -ref "kfake=scalestack.local/kfake:dev"
   -ref "mailsink=scalestack.local/mailsink:dev"
+  -ref "objectstore=scalestack.local/objectstore:dev"
   -ref "mariadb=scalestack.local/mariadb:10.11"
   -ref "redis=scalestack.local/redis:7.0"
 )

@@ -8,8 +8,9 @@
 #  3. the operator, built from this checkout and run as a local process (logs in .local/operator.log);
 #  4. the sample in namespace scalestack-demo (Pod Security "restricted" enforced): on the local
 #     node config/local-sample (the sample with kfake as its Kafka, in a pod, and the MariaDB and
-#     Redis images built here); then it waits for Ready, forwards http://127.0.0.1:8080/ to the
-#     gateway, and prints how long each step took.
+#     Redis images built here, backups to SeaweedFS in a pod); then it waits for Ready and for every
+#     shard's first full backup, forwards http://127.0.0.1:8080/ to the gateway, and prints how long
+#     each step took.
 # The operator keeps running until Ctrl-C (RUN_DETACH=1 leaves it running in the background and
 # returns). `make cluster-down` stops the local control plane and removes the node's containers.
 set -euo pipefail
@@ -119,6 +120,13 @@ echo
 "$kubectl" get -n "$ns" socialplatform demo -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' | column -t -s $'\t'
 
 if [ -n "$real_node" ]; then
+  say "Waiting for every shard's first full backup (BackupReady; the local sample backs up to SeaweedFS in a pod)"
+  if "$kubectl" wait -n "$ns" --for=condition=BackupReady --timeout="${RUN_BACKUP_TIMEOUT:-300s}" socialplatform/demo >/dev/null; then
+    "$kubectl" get -n "$ns" socialplatform demo -o jsonpath='{range .status.shards[*]}  shard {.index}: full backup {.backup.lastFull.id} taken on {.backup.lastFull.source} ({.backup.lastFull.sizeBytes} bytes), binary logs archived at {.backup.lastArchived}, next full backup {.backup.nextScheduled}{"\n"}{end}'
+  else
+    "$kubectl" get -n "$ns" socialplatform demo -o jsonpath='{.status.conditions[?(@.type=="BackupReady")].message}{"\n"}'
+  fi
+  took "first full backups"
   if [ -f .local/port-forward.pid ]; then kill "$(cat .local/port-forward.pid)" 2>/dev/null || true; fi
   "$kubectl" port-forward -n "$ns" --address 127.0.0.1 svc/demo-gateway "${RUN_PORT:-8080}:80" >.local/port-forward.log 2>&1 &
   echo $! >.local/port-forward.pid

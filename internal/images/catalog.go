@@ -14,7 +14,7 @@ var AppBinaries = []string{"gateway", "user", "post", "feed", "worker", "archive
 // Inputs are where the catalog's files come from.
 type Inputs struct {
 	// Bin holds the static binaries: manager, the apps' binaries, pause, mysqld_exporter,
-	// redis_exporter, busybox.
+	// redis_exporter, busybox, localstore and weed.
 	Bin string
 	// RootFS holds mariadb.tar and redis.tar (root filesystems built from Debian's packages).
 	RootFS string
@@ -25,13 +25,14 @@ type Inputs struct {
 }
 
 // Names lists the catalog's images in build order.
-var Names = []string{"operator", "apps", "mysqld-exporter", "redis-exporter", "pause", "busybox", "kfake", "mailsink", "mariadb", "redis"}
+var Names = []string{"operator", "apps", "mysqld-exporter", "redis-exporter", "pause", "busybox", "kfake", "mailsink", "objectstore", "mariadb", "redis"}
 
 // Catalog returns the spec of every image the project builds: the operator and the apps (the
 // product), the exporters the operator renders (built from their Go modules at the versions the
 // render pins), and for the local node only a pause image, a busybox for the volume provisioner's
 // helper pods, kfake (the Kafka stand-in: no broker can be installed here), an SMTP sink that
-// prints what it receives, and MariaDB and Redis from Debian's packages.
+// prints what it receives, SeaweedFS as the object store backups go to, and MariaDB and Redis from
+// Debian's packages.
 func Catalog(in Inputs) []Spec {
 	bin := func(name string) string { return filepath.Join(in.Bin, name) }
 	ca := File{Path: "/etc/ssl/certs/ca-certificates.crt", Source: in.CACerts, Mode: 0o644}
@@ -59,6 +60,8 @@ func Catalog(in Inputs) []Spec {
 			User: NonRoot, Entrypoint: []string{"/localkafka"}},
 		{Name: "mailsink", Files: []File{{Path: "/mailsink", Source: bin("mailsink"), Mode: 0o755}},
 			User: NonRoot, Entrypoint: []string{"/mailsink"}},
+		{Name: "objectstore", Files: []File{{Path: "/localstore", Source: bin("localstore"), Mode: 0o755}, {Path: "/weed", Source: bin("weed"), Mode: 0o755}},
+			User: NonRoot, Entrypoint: []string{"/localstore"}},
 		{Name: "mariadb", RootFS: filepath.Join(in.RootFS, "mariadb.tar"), Cmd: []string{"mariadbd"}},
 		{Name: "redis", RootFS: filepath.Join(in.RootFS, "redis.tar"), Cmd: []string{"redis-server"}},
 	}

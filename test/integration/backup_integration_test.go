@@ -128,7 +128,7 @@ func TestBackupReadyNamesTheCause(t *testing.T) {
 		}
 		bases, err := store.Bases(ctx, 0)
 		if err != nil || len(bases) != 1 || bases[0].ID != b.LastFull.ID {
-			return fmt.Errorf("the store holds %+v (%v), want only %s", bases, err, b.LastFull.ID)
+			return fmt.Errorf("the store holds %+v (%w), want only %s", bases, err, b.LastFull.ID)
 		}
 		return nil
 	})

@@ -44,7 +44,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-	"github.com/scalestack/scalestack/internal/localservers"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/backup"
@@ -407,46 +406,13 @@ func logRouting(t *testing.T, ns, name string) {
 	}
 }
 
-// archivesToTheStore turns spec.database.backup on, with a real S3-compatible store (SeaweedFS)
-// listening on the node's bridge address, which the pods reach: the database pods roll (the
-// agent's settings, the server's binary log expiry), every shard's primary archives its binary
-// logs, BackupReady says so, and the objects are in the bucket.
-func archivesToTheStore(t *testing.T, ns string, author *api) {
+// backsUpToTheStore checks the local sample's backups (spec.database.backup to SeaweedFS in a pod,
+// config/local-sample/objectstore.yaml, which the host reaches through its fixed ClusterIP): every
+// shard's first full backup was taken on a replica and is in the bucket, every shard's primary
+// archives its binary logs, BackupReady says so; then an on-demand backup (the annotation) of
+// every shard completes.
+func backsUpToTheStore(t *testing.T, ns string, author *api) {
 	ctx := context.Background()
-	node := &corev1.Node{}
-	if err := k8s.Get(ctx, client.ObjectKey{Name: "scalestack-node-0"}, node); err != nil {
-		t.Fatal(err)
-	}
-	var ip string
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			ip = a.Address
-		}
-	}
-	s3 := localservers.StartS3On(t, ip)
-	store, err := backup.Open(backup.StoreConfig{Endpoint: s3.Endpoint, Insecure: true, Bucket: "backups", AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateBucket(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-credentials"},
-		StringData: map[string]string{"accessKeyId": s3.AccessKey, "secretAccessKey": s3.SecretKey}}); err != nil {
-		t.Fatal(err)
-	}
-	sp := platform(t, ns)
-	patch := client.MergeFrom(sp.DeepCopy())
-	sp.Spec.Database.Backup = &scalestackv1alpha1.BackupSpec{
-		ObjectStore: scalestackv1alpha1.ObjectStoreSpec{Endpoint: "http://" + s3.Endpoint, Bucket: "backups",
-			Credentials: scalestackv1alpha1.ObjectStoreCredentials{SecretName: "s3-credentials"}},
-		ArchiveInterval: &metav1.Duration{Duration: 10 * time.Second},
-	}
-	if err := k8s.Patch(ctx, sp, patch); err != nil {
-		t.Fatal(err)
-	}
-	on := time.Now()
-	waitReady(t, ns, 8*time.Minute)
 	if _, err := author.try("POST", "/api/posts", map[string]string{"body": "archived"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -457,29 +423,28 @@ func archivesToTheStore(t *testing.T, ns string, author *api) {
 		}
 		return nil
 	})
-	t.Logf("real pods: every shard has a full backup and archives its binary logs %v after backups were turned on (the database pods rolled)", time.Since(on).Round(time.Second))
-	sp = platform(t, ns)
-	shardStore, err := backup.Open(backup.StoreConfig{Endpoint: s3.Endpoint, Insecure: true, Bucket: "backups", Prefix: ns + "/" + sp.Name, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+	sp := platform(t, ns)
+	store, err := backup.Open(backup.StoreConfig{Endpoint: "10.100.0.93:8333", Insecure: true, Bucket: "backups", Prefix: ns + "/" + sp.Name,
+		AccessKey: "local", SecretKey: "local-store-accepts-any-key"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	firsts := map[int]string{}
 	for i, sh := range sp.Status.Shards {
 		full := sh.Backup.LastFull
 		if full == nil || !strings.Contains(full.Source, "-replicas-") {
 			t.Errorf("shard %d's full backup %+v was not taken on a replica", i, full)
 			continue
 		}
-		bases, err := shardStore.Bases(ctx, i)
+		firsts[i] = full.ID
+		bases, err := store.Bases(ctx, i)
 		if err != nil || len(bases) == 0 || bases[len(bases)-1].ID != full.ID {
 			t.Errorf("shard %d: the store holds %+v (%v), the status names %s", i, bases, err, full.ID)
 			continue
 		}
-		b := bases[len(bases)-1]
-		secs := b.FinishedAt.Sub(b.StartedAt).Seconds()
-		t.Logf("real pods: shard %d's full backup on %s: %d bytes in %.1f s (%.1f MB/s, upload included), GTID %s",
-			i, b.Source, b.Size, secs, float64(b.Size)/1e6/max(secs, 0.001), b.GTID)
+		logBackup(t, "first", i, bases[len(bases)-1])
 	}
-	mc, err := minio.New(s3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), BucketLookup: minio.BucketLookupPath})
+	mc, err := minio.New("10.100.0.93:8333", &minio.Options{Creds: credentials.NewStaticV4("local", "local-store-accepts-any-key", ""), BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,6 +462,36 @@ func archivesToTheStore(t *testing.T, ns string, author *api) {
 		}
 		t.Logf("real pods: shard %d has %d binary logs (%d bytes) in the store", i, n, size)
 	}
+
+	// On demand.
+	asked := time.Now().UTC().Truncate(time.Second)
+	patch := client.MergeFrom(sp.DeepCopy())
+	metav1.SetMetaDataAnnotation(&sp.ObjectMeta, scalestackv1alpha1.AnnotationBackupRequested, asked.Format(time.RFC3339))
+	if err := k8s.Patch(ctx, sp, patch); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "an on-demand full backup of every shard", 5*time.Minute, func() error {
+		cur := platform(t, ns)
+		for i, sh := range cur.Status.Shards {
+			if sh.Backup == nil || sh.Backup.LastFull == nil || sh.Backup.LastFull.ID <= firsts[i] || sh.Backup.LastFull.ID < backup.BaseID(asked) {
+				return fmt.Errorf("shard %d: %+v", i, sh.Backup)
+			}
+		}
+		return nil
+	})
+	t.Logf("real pods: an on-demand backup of every shard completed %v after the annotation", time.Since(asked).Round(time.Second))
+	for i := range len(sp.Status.Shards) {
+		if bases, err := store.Bases(ctx, i); err == nil && len(bases) > 0 {
+			logBackup(t, "on demand", i, bases[len(bases)-1])
+		}
+	}
+}
+
+func logBackup(t *testing.T, what string, shard int, b backup.Manifest) {
+	t.Helper()
+	secs := b.FinishedAt.Sub(b.StartedAt).Seconds()
+	t.Logf("real pods: shard %d's %s full backup on %s: %d bytes in %.1f s (%.1f MB/s, upload included), GTID %s",
+		shard, what, b.Source, b.Size, secs, float64(b.Size)/1e6/max(secs, 0.001), b.GTID)
 }
 
 // logAgents logs what the agents of the named pods report (GET /v1/status), for a failure's
@@ -981,8 +976,8 @@ func TestStackRunsInRealPods(t *testing.T) {
 	// Failover and switchover in real pods, on the shard of alice's post.
 	failOverAndBack(t, ns, sp, physical, alice, appPW, []int64{id})
 
-	// Backups on: the shards' primaries archive their binary logs to a real object store.
-	archivesToTheStore(t, ns, alice)
+	// Backups: full backups on replicas and archived binary logs in a real object store.
+	backsUpToTheStore(t, ns, alice)
 
 	// Deleted with Retain: claims and Secret stay; the platform created again finds its data.
 	if err := k8s.Delete(ctx, sp); err != nil {
