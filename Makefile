@@ -78,15 +78,19 @@ update-golden: ## Rewrite the render golden files from the current code.
 ##@ Benchmarks (not tests: they print figures measured side by side; see docs/benchmarks.md)
 
 .PHONY: bench
-bench: bench-operator bench-apps ## Run every benchmark.
+bench: bench-operator bench-apps bench-backup ## Run every benchmark.
 
-.PHONY: bench-operator bench-apps run-apps
+.PHONY: bench-operator bench-apps bench-backup run-apps
 bench-apps: ## The apps under loadgen's Zipf workload over 1M users vs a bare net/http+Redis ceiling and a phase-1 floor; writes docs/bench/.
 	@hack/test-deps.sh
 	$(GO) run ./test/bench/apps $(BENCH_APPS_ARGS)
 
 bench-operator: ## Operator convergence for 1, 50 and 200 platforms vs a plain-client baseline, writes per reconcile, memory.
 	K8S_BIN=$$(hack/build-k8s-binaries.sh) $(GO) run ./test/bench/operator $(BENCH_ARGS)
+
+bench-backup: ## A shard's full backup and restore through a real SeaweedFS vs mariadb-backup alone, the store alone, the download alone (MB/s).
+	@hack/test-deps.sh
+	SCALESTACK_WEED=$$(hack/build-seaweedfs.sh) $(GO) run ./test/bench/backup $(BENCH_BACKUP_ARGS)
 
 ##@ Run
 
