@@ -834,9 +834,9 @@ func TestStackRunsInRealPods(t *testing.T) {
 			t.Errorf("pod %s: phase %s node %s, containers %+v", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.ContainerStatuses)
 		}
 	}
-	// 5 services, 2 shards x (primary + replica), Redis, kfake, the SMTP sink.
-	if running != 12 {
-		t.Errorf("%d pods running, want 12", running)
+	// 5 services, 2 shards x (primary + replica), Redis, kfake, the SMTP sink, the object store.
+	if running != 13 {
+		t.Errorf("%d pods running, want 13", running)
 	}
 
 	servicesRouted(t, ns, sp)
