@@ -36,7 +36,8 @@ type target struct {
 
 // Dashboard renders the golden signals of one platform as Grafana dashboard JSON: latency
 // percentiles, error rate and traffic per service, saturation, cache hit ratio, shard and
-// replication health, Kafka lag and dead letters.
+// replication health, Kafka lag and dead letters, and the age of the backups (spec.database.backup;
+// the panel is empty without it).
 func Dashboard(sp *scalestackv1alpha1.SocialPlatform) (string, error) {
 	ns := sp.Namespace
 	apps := fmt.Sprintf(`namespace=%q,service=~"%s-(gateway|user|post|feed)"`, ns, sp.Name)
@@ -77,6 +78,9 @@ func Dashboard(sp *scalestackv1alpha1.SocialPlatform) (string, error) {
 	add("Kafka consumer lag and dead letters", "none",
 		q("A", fmt.Sprintf(`max by (topic, group) (scalestack_kafka_consumer_lag{%s})`, all), "lag {{group}} {{topic}}"),
 		q("B", fmt.Sprintf(`max by (topic) (scalestack_kafka_dlq_messages{%s})`, all), "DLQ {{topic}}"))
+	add("Backup age by shard: newest full backup, last archived binary log", "s",
+		q("A", fmt.Sprintf(`time() - max by (shard) (scalestack_backup_full_newest_timestamp_seconds{%s} > 0)`, db), "full backup, shard {{shard}}"),
+		q("B", fmt.Sprintf(`time() - max by (shard) (scalestack_backup_binlog_archived_timestamp_seconds{%s} > 0)`, db), "archive, shard {{shard}}"))
 	dash := map[string]any{
 		"uid":           "scalestack-" + ns + "-" + sp.Name,
 		"title":         fmt.Sprintf("scalestack / %s / %s", ns, sp.Name),

@@ -37,7 +37,7 @@ func TestDashboardIsValidGrafanaJSON(t *testing.T) {
 		t.Errorf("uid %q (Grafana allows 40 characters), title %q", d.UID, d.Title)
 	}
 	var exprs []Rule
-	want := []string{"Latency p50", "Latency p95", "Latency p99", "Requests per second", "Error ratio", "Cache hit ratio", "Replication lag", "Kafka consumer lag"}
+	want := []string{"Latency p50", "Latency p95", "Latency p99", "Requests per second", "Error ratio", "Cache hit ratio", "Replication lag", "Kafka consumer lag", "Backup age"}
 	titles := ""
 	ids := map[int]bool{}
 	for _, p := range d.Panels {
