@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -171,7 +172,7 @@ func observeShardBackups(shard int32, primary string, pods map[string]*corev1.Po
 	case !agentRunning(p):
 		a.why = "the agent of " + primary + " is not running"
 	case !asked || st.Pod == "":
-		a.why = fmt.Sprintf("the agent of %s %s", primary, cmpOr(st.Reason, "did not answer"))
+		a.why = fmt.Sprintf("the agent of %s %s", primary, cmp.Or(st.Reason, "did not answer"))
 	case st.Archive == nil:
 		a.why = primary + " reports no archiving yet"
 	default:
@@ -205,13 +206,6 @@ func observeShardBackups(shard int32, primary string, pods map[string]*corev1.Po
 		}
 	}
 	return a
-}
-
-func cmpOr(s, def string) string {
-	if s != "" {
-		return s
-	}
-	return def
 }
 
 // fullBackupDue decides whether a shard's full backup is due at now, why, and when the next
