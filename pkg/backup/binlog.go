@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +19,14 @@ import (
 
 // Binary logs are archived per server, since every server numbers its own files:
 //
-//	shard-<n>/binlog/<server_id>/<file name>   with the file's SHA-256 in the object's metadata
-const binlogDir = "binlog"
+//	shard-<n>/binlog/<server_id>/<file name>   with the file's SHA-256 and the GTID position it
+//	                                           starts at in the object's metadata
+const (
+	binlogDir     = "binlog"
+	gtidStartMeta = "Gtid-Start"
+	// emptyPos stands for the empty GTID position in metadata, which drops empty values.
+	emptyPos = "empty"
+)
 
 // Archiver uploads a shard server's closed binary logs and purges them from the server once they
 // are archived.
@@ -132,7 +136,18 @@ func (a *Archiver) Archive(ctx context.Context, rotateAfter time.Duration) ([]st
 		if size, ok := archived[f.name]; ok && size == f.size {
 			continue
 		}
-		if err := a.Store.uploadBinlog(ctx, a.Shard, id, filepath.Join(a.Dir, f.name)); err != nil {
+		// Where the file starts in the GTID history lets a restore pick the files it needs among
+		// every server's; a server that cannot say (MySQL) leaves it out, and a restore reads
+		// all of that server's files.
+		var start sql.NullString
+		if err := a.DB.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, 4)", f.name).Scan(&start); err != nil {
+			start = sql.NullString{}
+		}
+		gtidStart := start.String
+		if start.Valid && gtidStart == "" {
+			gtidStart = emptyPos // the server's first file: nothing before it
+		}
+		if err := a.Store.uploadBinlog(ctx, a.Shard, id, filepath.Join(a.Dir, f.name), gtidStart); err != nil {
 			return uploaded, err
 		}
 		uploaded = append(uploaded, f.name)
@@ -198,7 +213,7 @@ func (s *Store) archivedBinlogs(ctx context.Context, shard, serverID int) (map[s
 	return out, nil
 }
 
-func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file string) error {
+func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file, gtidStart string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -215,89 +230,12 @@ func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file stri
 	key := s.binlogPrefix(shard, serverID) + filepath.Base(file)
 	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, f, size, minio.PutObjectOptions{
 		ContentType:  "application/octet-stream",
-		UserMetadata: map[string]string{"Sha256": hex.EncodeToString(h.Sum(nil))},
+		UserMetadata: map[string]string{"Sha256": hex.EncodeToString(h.Sum(nil)), gtidStartMeta: gtidStart},
 	})
 	if err != nil {
 		return s.classify("archiving "+filepath.Base(file), err)
 	}
 	return nil
-}
-
-// Replay applies, on the server target, the archived binary logs of the server a backup was
-// taken from, from the backup's position up to (not including) the first event at or after
-// until; a zero until replays everything archived. Each file's checksum is verified first.
-// Returns the files replayed.
-func Replay(ctx context.Context, store *Store, m Manifest, serverID int, until time.Time, target Server) ([]string, error) {
-	if m.BinlogFile == "" {
-		return nil, fmt.Errorf("backup %s has no binlog position", m.ID)
-	}
-	archived, err := store.archivedBinlogs(ctx, m.Shard, serverID)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for name := range archived {
-		if name >= m.BinlogFile {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names) // <basename>.NNNNNN: zero-padded, so names sort in order
-	if len(names) == 0 {
-		return nil, nil
-	}
-	scratch, err := os.MkdirTemp("", "scalestack-replay-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(scratch) }()
-	var paths []string
-	for _, name := range names {
-		p := filepath.Join(scratch, name)
-		if err := store.downloadBinlog(ctx, m.Shard, serverID, name, p); err != nil {
-			return nil, err
-		}
-		paths = append(paths, p)
-	}
-	defaults := filepath.Join(scratch, "client.cnf")
-	cnf := fmt.Sprintf("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n", target.Host, target.Port, target.User, target.Password)
-	if err := os.WriteFile(defaults, []byte(cnf), 0o600); err != nil {
-		return nil, err
-	}
-	binlogTool, err := Tool{}.find("mariadb-binlog", "mysqlbinlog")
-	if err != nil {
-		return nil, err
-	}
-	client, err := Tool{}.find("mariadb", "mysql")
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"--start-position=" + strconv.FormatUint(m.BinlogPos, 10)}
-	if !until.IsZero() {
-		// mariadb-binlog reads the time in its own time zone: run it in UTC.
-		args = append(args, "--stop-datetime="+until.UTC().Format("2006-01-02 15:04:05"))
-	}
-	dump := exec.CommandContext(ctx, binlogTool, append(args, paths...)...)
-	dump.Env = append(os.Environ(), "TZ=UTC")
-	apply := exec.CommandContext(ctx, client, "--defaults-extra-file="+defaults, "--binary-mode")
-	pipe, err := dump.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	apply.Stdin = pipe
-	var dumpErr, applyOut lockedBuffer
-	dump.Stderr = &dumpErr
-	apply.Stdout, apply.Stderr = &applyOut, &applyOut
-	if err := apply.Start(); err != nil {
-		return nil, err
-	}
-	if err := dump.Run(); err != nil {
-		_ = apply.Wait()
-		return nil, fmt.Errorf("reading archived binary logs: %w: %s", err, lastLines(dumpErr.String(), 5))
-	}
-	if err := apply.Wait(); err != nil {
-		return nil, fmt.Errorf("applying archived binary logs: %w: %s", err, lastLines(applyOut.String(), 5))
-	}
-	return names, nil
 }
 
 func (s *Store) downloadBinlog(ctx context.Context, shard, serverID int, name, dst string) error {

@@ -80,6 +80,15 @@ func TestPointInTimeRestore(t *testing.T) {
 	if err != nil || first == "" {
 		t.Fatalf("Purge after archiving: %q, %v", first, err)
 	}
+	archivedFiles, err := st.ArchivedBinlogs(ctx, 0)
+	if err != nil || len(archivedFiles) != len(uploaded) {
+		t.Fatalf("ArchivedBinlogs: %d files (%v), uploaded %d", len(archivedFiles), err, len(uploaded))
+	}
+	for _, f := range archivedFiles {
+		if f.Start == nil || f.ServerID != src.ServerID {
+			t.Errorf("archived %d/%s: no GTID start recorded, or another server's", f.ServerID, f.Name)
+		}
+	}
 	left, _ := arch.binlogs(ctx)
 	if len(left) != 2 {
 		t.Errorf("after Purge(keep 1) the server has %d files, want the newest closed one and the open one", len(left))
@@ -92,7 +101,7 @@ func TestPointInTimeRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := localservers.StartMariaDBOn(t, dir)
-		if _, err := Replay(ctx, st, m, src.ServerID, until, Server{Host: "127.0.0.1", Port: dst.Port, User: "root"}); err != nil {
+		if _, err := Replay(ctx, st, m, until, Server{Host: "127.0.0.1", Port: dst.Port, User: "root"}); err != nil {
 			t.Fatal(err)
 		}
 		out := map[string]int{}

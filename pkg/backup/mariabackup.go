@@ -25,7 +25,9 @@ type Server struct {
 	Port     int
 	User     string
 	Password string
-	DataDir  string
+	// Socket, when set, is used instead of Host and Port (a server with networking off).
+	Socket  string
+	DataDir string
 }
 
 // Tool names the engine's programs; empty fields are looked up on PATH.
@@ -98,8 +100,7 @@ func (t Tool) Stream(ctx context.Context, srv Server, w io.Writer) (Point, error
 	}
 	defer func() { _ = os.RemoveAll(scratch) }()
 	defaults := filepath.Join(scratch, "client.cnf")
-	cnf := fmt.Sprintf("[client]\nhost=%s\nport=%d\nuser=%s\npassword=%s\n", srv.Host, srv.Port, srv.User, srv.Password)
-	if err := os.WriteFile(defaults, []byte(cnf), 0o600); err != nil {
+	if err := os.WriteFile(defaults, []byte(srv.clientConfig()), 0o600); err != nil {
 		return Point{}, err
 	}
 	target := filepath.Join(scratch, "target")
