@@ -188,6 +188,9 @@ const (
 
 // DatabaseSpec configures the shards.
 // +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.engine) || self.engine == 'MariaDB'",message="database.backup needs engine MariaDB: the MySQL image ships no physical backup tool (docs/data-tier.md)"
+// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.engine) || self.engine == 'MariaDB'",message="database.restore needs engine MariaDB (docs/backup.md)"
+// +kubebuilder:validation:XValidation:rule="has(self.restore) == has(oldSelf.restore)",message="database.restore can be set only when the platform is created"
+// +kubebuilder:validation:XValidation:rule="!has(self.restore) || !has(self.backup) || self.restore.source.endpoint != self.backup.objectStore.endpoint || self.restore.source.bucket != self.backup.objectStore.bucket || has(self.restore.source.prefix) != has(self.backup.objectStore.prefix) || (has(self.restore.source.prefix) && self.restore.source.prefix != self.backup.objectStore.prefix)",message="database.restore.source must not be where database.backup writes: the restored platform's backups would mix with the source's; give backup.objectStore another prefix"
 type DatabaseSpec struct {
 	// engine is the database server. Immutable.
 	// +optional
@@ -246,6 +249,28 @@ type DatabaseSpec struct {
 	// and purges a file from the server only once it is archived). MariaDB only. docs/backup.md.
 	// +optional
 	Backup *BackupSpec `json:"backup,omitempty"`
+
+	// restore fills the shards of a new platform from another platform's backups (one that runs,
+	// or one that was deleted): each shard's primary starts from the newest full backup finished
+	// at or before pointInTime and replays the archived binary logs up to it (or to the end of the
+	// archive); its replicas are copied from it. Set only when the platform is created; immutable.
+	// The Restoring condition reports the progress. docs/backup.md.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="database.restore is immutable"
+	Restore *RestoreSpec `json:"restore,omitempty"`
+}
+
+// RestoreSpec names the backups a new platform starts from.
+type RestoreSpec struct {
+	// source is the object store and the prefix the source platform's backup wrote to (its
+	// spec.database.backup.objectStore; the prefix defaults to "<namespace>/<name>" of this
+	// platform, which restores a deleted platform of the same name). Only read.
+	Source ObjectStoreSpec `json:"source"`
+
+	// pointInTime restores every shard to how it was just before this time (RFC 3339, one-second
+	// resolution). Unset restores everything archived.
+	// +optional
+	PointInTime *metav1.Time `json:"pointInTime,omitempty"`
 }
 
 // BackupSpec configures where and how often a platform's shards are backed up.

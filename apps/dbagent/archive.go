@@ -123,7 +123,8 @@ func (a *Agent) archive(ctx context.Context, cfg *ArchiveConfig) (last string, u
 
 // readKey reads an access key file (a key of the mounted Secret); a missing file is a missing
 // Secret or key.
-func readKey(path string) (string, error) {
+// ReadKey reads an access key from a mounted Secret's file.
+func ReadKey(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%s is missing: the credentials Secret or its key does not exist", filepath.Base(path))

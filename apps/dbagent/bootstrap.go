@@ -57,6 +57,9 @@ type Bootstrap struct {
 	// Seed: a new replica starts from a copy of the primary, when the primary is up, rather than
 	// empty (see seedable).
 	Seed bool
+	// Restore fills a new platform's data directory from another platform's backups: on the
+	// shard's first primary; a replica (Seed) waits for that primary and copies it.
+	Restore *RestoreSource
 }
 
 // CloneSource is the shard's primary, as a rebuild reaches it.
@@ -99,6 +102,16 @@ func (b Bootstrap) Run(ctx context.Context) error {
 	}
 	if err := os.RemoveAll(b.DataDir); err != nil {
 		return fmt.Errorf("removing an unfinished data directory: %w", err)
+	}
+	if b.Restore != nil && b.Seed && b.Clone != nil {
+		url, err := b.waitForPrimary(ctx)
+		if err != nil {
+			return err
+		}
+		return b.copyPrimary(ctx, url)
+	}
+	if b.Restore != nil {
+		return b.restore(ctx)
 	}
 	if url, ok := b.seedable(ctx); ok {
 		return b.copyPrimary(ctx, url)
@@ -162,27 +175,33 @@ func (b Bootstrap) server() string {
 // setRootPassword starts the server with no network and no binary log, sets root's password over
 // the socket and shuts the server down again.
 func (b Bootstrap) setRootPassword(ctx context.Context) error {
-	return b.privateServer(ctx, []string{"--skip-log-bin"}, func(db *sql.DB) error {
-		for _, host := range []string{"localhost", "127.0.0.1", "::1"} {
-			stmts := []string{
-				"CREATE USER IF NOT EXISTS 'root'@'" + host + "' IDENTIFIED BY ?",
-				"ALTER USER 'root'@'" + host + "' IDENTIFIED BY ?",
-				"GRANT ALL PRIVILEGES ON *.* TO 'root'@'" + host + "' WITH GRANT OPTION",
+	return b.privateServer(ctx, []string{"--skip-log-bin"}, func(db *sql.DB) error { return b.rootPassword(ctx, db) })
+}
+
+// rootPassword gives root@localhost, root@127.0.0.1 and root@::1 the password.
+func (b Bootstrap) rootPassword(ctx context.Context, db *sql.DB) error {
+	for _, host := range []string{"localhost", "127.0.0.1", "::1"} {
+		stmts := []string{
+			"CREATE USER IF NOT EXISTS 'root'@'" + host + "' IDENTIFIED BY ?",
+			"ALTER USER 'root'@'" + host + "' IDENTIFIED BY ?",
+			"GRANT ALL PRIVILEGES ON *.* TO 'root'@'" + host + "' WITH GRANT OPTION",
+		}
+		for _, q := range stmts {
+			var args []any
+			if strings.Contains(q, "?") {
+				args = []any{b.RootPassword}
 			}
-			for _, q := range stmts {
-				var args []any
-				if strings.Contains(q, "?") {
-					args = []any{b.RootPassword}
-				}
-				if _, err := db.ExecContext(ctx, q, args...); err != nil {
-					// The statement carries the password: name the account, not the statement.
-					return fmt.Errorf("setting the password of root@%s: %s", host, strings.ReplaceAll(err.Error(), b.RootPassword, "<redacted>"))
-				}
+			if _, err := db.ExecContext(ctx, q, args...); err != nil {
+				// The statement carries the password: name the account, not the statement.
+				return fmt.Errorf("setting the password of root@%s: %s", host, strings.ReplaceAll(err.Error(), b.RootPassword, "<redacted>"))
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
+
+// privateSocket is the socket of the private server.
+func (b Bootstrap) privateSocket() string { return filepath.Join(b.RunDir, "bootstrap.sock") }
 
 // privateServer starts the server on the data directory with no network, on a socket of the run
 // directory, as root over that socket (passwordless: the system tables are fresh, or grants are
@@ -193,7 +212,7 @@ func (b Bootstrap) privateServer(ctx context.Context, extra []string, do func(*s
 
 // privateServerWith is privateServer reading defaults (--no-defaults, or --defaults-file=F).
 func (b Bootstrap) privateServerWith(ctx context.Context, defaults string, extra []string, do func(*sql.DB) error) error {
-	sock := filepath.Join(b.RunDir, "bootstrap.sock")
+	sock := b.privateSocket()
 	args := []string{defaults, "--datadir=" + b.DataDir, "--tmpdir=" + b.TmpDir,
 		"--socket=" + sock, "--pid-file=" + filepath.Join(b.RunDir, "bootstrap.pid"),
 		"--skip-networking", "--innodb-buffer-pool-size=32M"}

@@ -135,10 +135,10 @@ func (a *Agent) openStore() (*backup.Store, error) {
 	cfg := a.cfg.Archive
 	sc := cfg.Store
 	var err error
-	if sc.AccessKey, err = readKey(cfg.AccessKeyFile); err != nil {
+	if sc.AccessKey, err = ReadKey(cfg.AccessKeyFile); err != nil {
 		return nil, &backup.StoreError{Reason: backup.ReasonCredentialsRejected, Op: "reading the access key", Err: err}
 	}
-	if sc.SecretKey, err = readKey(cfg.SecretKeyFile); err != nil {
+	if sc.SecretKey, err = ReadKey(cfg.SecretKeyFile); err != nil {
 		return nil, &backup.StoreError{Reason: backup.ReasonCredentialsRejected, Op: "reading the access key", Err: err}
 	}
 	return backup.Open(sc)

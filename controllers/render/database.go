@@ -324,10 +324,12 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),
 			secretEnv(platform.EnvAgentReplicationPassword, SecretKeyReplication),
 		).
+		WithEnv(restoreEnv(sp)...).
 		WithVolumeMounts(append(dataMounts,
 			corev1ac.VolumeMount().WithName("agent-bin").WithMountPath(agentBinDir).WithReadOnly(true),
 			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/mysql/scalestack").WithReadOnly(true),
 			corev1ac.VolumeMount().WithName("shard-map").WithMountPath(ShardMapMountPath).WithReadOnly(true))...).
+		WithVolumeMounts(restoreMounts(sp)...).
 		WithResources(resources(res)).
 		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(DatabaseUID).WithRunAsGroup(DatabaseUID))
 	database := corev1ac.Container().
@@ -420,6 +422,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 				WithName(sp.ShardMapName()).WithOptional(true)),
 		).
 		WithVolumes(backupVolumes(sp)...).
+		WithVolumes(restoreVolumes(sp)...).
 		WithTopologySpreadConstraints(spread("kubernetes.io/hostname", shardSelector(sp, i, "")))
 
 	// A bare configuration: a template carries neither namespace nor kind.
@@ -532,5 +535,53 @@ func backupVolumes(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.VolumeAppl
 	return []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("backup-credentials").WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(b.ObjectStore.Credentials.SecretName).WithOptional(true)),
+	}
+}
+
+// RestoreCredentialsMountPath is where the bootstrap reads the access key of the store a new
+// platform is restored from.
+const RestoreCredentialsMountPath = "/etc/scalestack/restore-credentials"
+
+// restoreEnv tells the bootstrap where the shard's backups are (spec.database.restore). The pod
+// template keeps it after the restore: the field is immutable, and a bootstrap with the marker
+// present never reads it again.
+func restoreEnv(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.EnvVarApplyConfiguration {
+	r := sp.Spec.Database.Restore
+	if r == nil {
+		return nil
+	}
+	id, secret := credentialKeys(r.Source.Credentials)
+	env := []*corev1ac.EnvVarApplyConfiguration{
+		corev1ac.EnvVar().WithName(platform.EnvRestoreEndpoint).WithValue(r.Source.Endpoint),
+		corev1ac.EnvVar().WithName(platform.EnvRestoreBucket).WithValue(r.Source.Bucket),
+		corev1ac.EnvVar().WithName(platform.EnvRestorePrefix).WithValue(RestorePrefix(sp)),
+		corev1ac.EnvVar().WithName(platform.EnvRestoreRegion).WithValue(r.Source.Region),
+		corev1ac.EnvVar().WithName(platform.EnvRestoreAccessKeyFile).WithValue(RestoreCredentialsMountPath + "/" + id),
+		corev1ac.EnvVar().WithName(platform.EnvRestoreSecretKeyFile).WithValue(RestoreCredentialsMountPath + "/" + secret),
+	}
+	if r.PointInTime != nil {
+		env = append(env, corev1ac.EnvVar().WithName(platform.EnvRestorePointInTime).WithValue(r.PointInTime.UTC().Format(time.RFC3339)))
+	}
+	return env
+}
+
+func restoreMounts(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.VolumeMountApplyConfiguration {
+	if sp.Spec.Database.Restore == nil {
+		return nil
+	}
+	return []*corev1ac.VolumeMountApplyConfiguration{
+		corev1ac.VolumeMount().WithName("restore-credentials").WithMountPath(RestoreCredentialsMountPath).WithReadOnly(true),
+	}
+}
+
+// restoreVolumes: optional, like the backup's, so the bootstrap says what is missing.
+func restoreVolumes(sp *scalestackv1alpha1.SocialPlatform) []*corev1ac.VolumeApplyConfiguration {
+	r := sp.Spec.Database.Restore
+	if r == nil {
+		return nil
+	}
+	return []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("restore-credentials").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(r.Source.Credentials.SecretName).WithOptional(true)),
 	}
 }

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -202,16 +203,31 @@ func BackupPrefix(sp *scalestackv1alpha1.SocialPlatform) string {
 
 // BackupCredentialKeys are the keys of the access key ID and secret in the credentials Secret.
 func BackupCredentialKeys(sp *scalestackv1alpha1.SocialPlatform) (id, secret string) {
-	id, secret = "accessKeyId", "secretAccessKey"
 	if b := sp.Spec.Database.Backup; b != nil {
-		if k := b.ObjectStore.Credentials.AccessKeyIDKey; k != "" {
-			id = k
-		}
-		if k := b.ObjectStore.Credentials.SecretAccessKeyKey; k != "" {
-			secret = k
-		}
+		return credentialKeys(b.ObjectStore.Credentials)
 	}
-	return id, secret
+	return credentialKeys(scalestackv1alpha1.ObjectStoreCredentials{})
+}
+
+func credentialKeys(c scalestackv1alpha1.ObjectStoreCredentials) (id, secret string) {
+	return cmp.Or(c.AccessKeyIDKey, "accessKeyId"), cmp.Or(c.SecretAccessKeyKey, "secretAccessKey")
+}
+
+// RestorePrefix is restore.source.prefix with the default applied: "<namespace>/<name>" of this
+// platform (a deleted platform of the same name).
+func RestorePrefix(sp *scalestackv1alpha1.SocialPlatform) string {
+	if r := sp.Spec.Database.Restore; r != nil && r.Source.Prefix != "" {
+		return strings.Trim(r.Source.Prefix, "/")
+	}
+	return sp.Namespace + "/" + sp.Name
+}
+
+// RestoreIntoBackup reports whether restore.source is the place backup writes to (the CRD
+// catches the plain cases; this one also an explicit prefix equal to the default).
+func RestoreIntoBackup(sp *scalestackv1alpha1.SocialPlatform) bool {
+	r, b := sp.Spec.Database.Restore, sp.Spec.Database.Backup
+	return r != nil && b != nil && strings.TrimRight(r.Source.Endpoint, "/") == strings.TrimRight(b.ObjectStore.Endpoint, "/") &&
+		r.Source.Bucket == b.ObjectStore.Bucket && RestorePrefix(sp) == BackupPrefix(sp)
 }
 
 // RebuildDiverged reports whether the operator rebuilds diverged replicas from their primary.

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -440,5 +441,35 @@ func TestShardServersBootWithTheirIdentity(t *testing.T) {
 	}
 	if got := strings.Join(args("replica"), " "); !strings.Contains(got, "--server-id=102") || !strings.Contains(got, "--read-only=ON") {
 		t.Errorf("replicas start with %q: a replica must be read-only, with a server_id of its own, before the agent's first tick", got)
+	}
+}
+
+// A restored platform's bootstrap reads the source store (prefix defaulting to this platform's
+// namespace/name) and its credentials; a source that is where the backup writes renders nothing.
+func TestRestoreReachesTheBootstrap(t *testing.T) {
+	sp := sample(t)
+	store := scalestackv1alpha1.ObjectStoreSpec{Endpoint: "http://store:8333", Bucket: "backups",
+		Credentials: scalestackv1alpha1.ObjectStoreCredentials{SecretName: "old-s3"}}
+	until := metav1.NewTime(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC))
+	sp.Spec.Database.Restore = &scalestackv1alpha1.RestoreSpec{Source: store, PointInTime: &until}
+	tier, err := DataTier(sp, DataInputs{AgentImage: "apps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(tierYAML(t, "data", tier))
+	for _, want := range []string{
+		"name: " + platform.EnvRestorePrefix + "\n          value: " + sp.Namespace + "/" + sp.Name,
+		"value: \"2026-12-02T10:00:00Z\"",
+		"secretName: old-s3",
+		"mountPath: " + RestoreCredentialsMountPath,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the data tier lacks %q", want)
+		}
+	}
+	sp.Spec.Database.Backup = &scalestackv1alpha1.BackupSpec{ObjectStore: store}
+	sp.Spec.Database.Backup.ObjectStore.Prefix = sp.Namespace + "/" + sp.Name + "/"
+	if _, err := DataTier(sp, DataInputs{AgentImage: "apps"}); err == nil || !strings.Contains(err.Error(), "spec.database.restore.source") {
+		t.Errorf("a restore from where the backup writes: %v", err)
 	}
 }

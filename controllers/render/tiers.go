@@ -141,6 +141,11 @@ func PrimaryOf(sp *scalestackv1alpha1.SocialPlatform, i int32, observed *shard.M
 // hash, so a config change rolls them). Shards only grow, and a new shard starts with an empty
 // block of logical shards, so growing moves no data.
 func DataTier(sp *scalestackv1alpha1.SocialPlatform, in DataInputs) (Tier, error) {
+	if RestoreIntoBackup(sp) {
+		// Nothing is written: the restored platform's archive would overwrite the source's.
+		return Tier{}, fmt.Errorf("spec.database.restore.source is %s/%s, where spec.database.backup writes: give backup.objectStore another prefix",
+			sp.Spec.Database.Restore.Source.Bucket, RestorePrefix(sp))
+	}
 	cfg := DatabaseConfig(sp)
 	desired, err := ShardMap(sp)
 	if err != nil {

@@ -64,6 +64,15 @@ const (
 	EnvBackupSecretKeyFile   = "DBAGENT_BACKUP_SECRET_KEY_FILE"
 	EnvBackupArchiveInterval = "DBAGENT_BACKUP_ARCHIVE_INTERVAL"
 	EnvBackupBinlogRetention = "DBAGENT_BACKUP_BINLOG_RETENTION"
+	// The store a new platform's shards are restored from (spec.database.restore), read by the
+	// bootstrap init container.
+	EnvRestoreEndpoint      = "DBAGENT_RESTORE_ENDPOINT"
+	EnvRestoreBucket        = "DBAGENT_RESTORE_BUCKET"
+	EnvRestorePrefix        = "DBAGENT_RESTORE_PREFIX"
+	EnvRestoreRegion        = "DBAGENT_RESTORE_REGION"
+	EnvRestoreAccessKeyFile = "DBAGENT_RESTORE_ACCESS_KEY_FILE"
+	EnvRestoreSecretKeyFile = "DBAGENT_RESTORE_SECRET_KEY_FILE"
+	EnvRestorePointInTime   = "DBAGENT_RESTORE_POINT_IN_TIME"
 	// EnvAgentServerConfig is the path of the server's defaults file in the bootstrap container.
 	EnvAgentServerConfig        = "DBAGENT_SERVER_CONFIG"
 	EnvAgentRootPassword        = "DBAGENT_ROOT_PASSWORD"

@@ -123,6 +123,10 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			sp.Spec.Database.Backup = validBackup()
 			sp.Spec.Database.Backup.Retention.MaxAge = &metav1.Duration{Duration: 30 * time.Minute}
 		}, []string{"spec.database.backup.retention.maxAge", "at least 1h"}},
+		{"restore from where the backup writes", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Backup = validBackup()
+			sp.Spec.Database.Restore = &scalestackv1alpha1.RestoreSpec{Source: validBackup().ObjectStore}
+		}, []string{"spec.database", "database.restore.source must not be where database.backup writes"}},
 	}
 	// Values the Go types cannot hold, set on the unstructured form.
 	rawCases := []struct {
@@ -231,6 +235,10 @@ func TestForbiddenTransitionsAreRejectedOnUpdate(t *testing.T) {
 			sp.Spec.Kafka.Topics[0].ReplicationFactor = ptr.To[int32](2)
 		},
 			[]string{"spec.kafka.topics[0].replicationFactor", "replicationFactor is immutable"}},
+		{"restore added to a running platform", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Restore = &scalestackv1alpha1.RestoreSpec{Source: validBackup().ObjectStore}
+		},
+			[]string{"spec.database", "database.restore can be set only when the platform is created"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,8 +96,37 @@ func bootstrap(log *slog.Logger) error {
 		}
 		b.Seed = os.Getenv(platform.EnvAgentRole) == "replica"
 		b.ServerConfig = os.Getenv(platform.EnvAgentServerConfig)
+		if b.Restore, err = restoreSource(shardIndex); err != nil {
+			return err
+		}
 	}
 	return b.Run(ctx)
+}
+
+// restoreSource reads where a new platform's shard is restored from (nil: it is not).
+func restoreSource(shard int) (*dbagent.RestoreSource, error) {
+	endpoint := os.Getenv(platform.EnvRestoreEndpoint)
+	if endpoint == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("%s %q: want http(s)://host[:port]", platform.EnvRestoreEndpoint, endpoint)
+	}
+	src := &dbagent.RestoreSource{Shard: shard, Store: backup.StoreConfig{Endpoint: u.Host, Insecure: u.Scheme == "http",
+		Bucket: os.Getenv(platform.EnvRestoreBucket), Prefix: os.Getenv(platform.EnvRestorePrefix), Region: os.Getenv(platform.EnvRestoreRegion)}}
+	if src.Store.AccessKey, err = dbagent.ReadKey(os.Getenv(platform.EnvRestoreAccessKeyFile)); err != nil {
+		return nil, fmt.Errorf("reading the restore source's access key: %w", err)
+	}
+	if src.Store.SecretKey, err = dbagent.ReadKey(os.Getenv(platform.EnvRestoreSecretKeyFile)); err != nil {
+		return nil, fmt.Errorf("reading the restore source's secret key: %w", err)
+	}
+	if v := os.Getenv(platform.EnvRestorePointInTime); v != "" {
+		if src.Until, err = time.Parse(time.RFC3339, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", platform.EnvRestorePointInTime, err)
+		}
+	}
+	return src, nil
 }
 
 func run(log *slog.Logger) error {
