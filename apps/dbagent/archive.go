@@ -103,6 +103,10 @@ func (a *Agent) archive(ctx context.Context, cfg *ArchiveConfig) (last string, u
 	}
 	ar := a.archiver
 	ar.Store, ar.Dir, ar.KeepFor = store, filepath.Dir(base), cfg.KeepFor
+	if a.cfg.Backup != nil {
+		// A data directory made again numbers its binary logs from 1: a stream of its own.
+		ar.Incarnation = Incarnation(a.cfg.Backup.DataDir)
+	}
 	files, err := ar.Archive(ctx, cfg.Interval)
 	if err != nil {
 		return "", len(files), err

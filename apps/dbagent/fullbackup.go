@@ -127,6 +127,12 @@ func (a *Agent) backupOnce(ctx context.Context, run *agentapi.BackupRun, keep ag
 	} else if len(removed) > 0 {
 		a.log.Info("Removed backups by retention", "ids", removed)
 	}
+	// The archived binary logs older than the oldest backup kept serve no restore any more.
+	if files, err := store.PruneBinlogs(ctx, a.cfg.Shard); err != nil {
+		a.log.Warn("Removing archived binary logs older than every backup failed", "error", err.Error())
+	} else if len(files) > 0 {
+		a.log.Info("Removed archived binary logs older than every backup", "files", len(files), "last", files[len(files)-1])
+	}
 	return m, nil
 }
 

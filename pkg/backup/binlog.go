@@ -17,10 +17,16 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// Binary logs are archived per server, since every server numbers its own files:
+// Binary logs are archived per server and data directory (its incarnation), since every server
+// numbers its own files, and a server whose data directory was made again (a rebuild, a copy of
+// the primary, a claim deleted) starts again at file 1:
 //
-//	shard-<n>/binlog/<server_id>/<file name>   with the file's SHA-256 and the GTID position it
-//	                                           starts at in the object's metadata
+//	shard-<n>/binlog/<server_id>-<incarnation>/<file name>   with the file's SHA-256 and the GTID
+//	                                                       position it starts at in the object's
+//	                                                       metadata
+//
+// A server that cannot name its incarnation archives to shard-<n>/binlog/<server_id>/ (as
+// archives written before incarnations did).
 const (
 	binlogDir     = "binlog"
 	gtidStartMeta = "Gtid-Start"
@@ -42,6 +48,9 @@ type Archiver struct {
 	// write), so that replicas that fell behind, and a primary demoted and re-pointed, still find
 	// it. Zero purges archived files at once (beyond Purge's keep).
 	KeepFor time.Duration
+	// Incarnation names the server's data directory (when it was made, see the bootstrap's
+	// marker), so that a server made again never overwrites its earlier files in the archive.
+	Incarnation string
 
 	// current is the file being written, with its size when this archiver started it (its
 	// header events; 0 when another started it) and when it was first seen: it is rotated once
@@ -52,9 +61,28 @@ type Archiver struct {
 	now         func() time.Time
 }
 
-func (s *Store) binlogPrefix(shard, serverID int) string {
-	return s.Key(path.Join("shard-"+strconv.Itoa(shard), binlogDir, strconv.Itoa(serverID))) + "/"
+// binlogPrefix is where a stream of binary logs (one server's data directory) is archived.
+func (s *Store) binlogPrefix(shard int, stream string) string {
+	return s.Key(path.Join("shard-"+strconv.Itoa(shard), binlogDir, stream)) + "/"
 }
+
+// binlogStream names the files of server serverID's data directory incarnation in the archive.
+func binlogStream(serverID int, incarnation string) string {
+	if incarnation == "" {
+		return strconv.Itoa(serverID)
+	}
+	return strconv.Itoa(serverID) + "-" + incarnation
+}
+
+// parseBinlogStream reads a stream's server_id ("<server_id>" or "<server_id>-<incarnation>").
+func parseBinlogStream(stream string) (int, bool) {
+	id, _, _ := strings.Cut(stream, "-")
+	n, err := strconv.Atoi(id)
+	return n, err == nil && n >= 0
+}
+
+// stream is where this archiver's server archives.
+func (a *Archiver) stream(serverID int) string { return binlogStream(serverID, a.Incarnation) }
 
 type binlogFile struct {
 	name string
@@ -127,7 +155,7 @@ func (a *Archiver) Archive(ctx context.Context, rotateAfter time.Duration) ([]st
 			a.current, a.currentSize, a.currentAt = cur.name, cur.size, now()
 		}
 	}
-	archived, err := a.Store.archivedBinlogs(ctx, a.Shard, id)
+	archived, err := a.Store.archivedBinlogs(ctx, a.Shard, a.stream(id))
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +175,7 @@ func (a *Archiver) Archive(ctx context.Context, rotateAfter time.Duration) ([]st
 		if start.Valid && gtidStart == "" {
 			gtidStart = emptyPos // the server's first file: nothing before it
 		}
-		if err := a.Store.uploadBinlog(ctx, a.Shard, id, filepath.Join(a.Dir, f.name), gtidStart); err != nil {
+		if err := a.Store.uploadBinlog(ctx, a.Shard, a.stream(id), filepath.Join(a.Dir, f.name), gtidStart); err != nil {
 			return uploaded, err
 		}
 		uploaded = append(uploaded, f.name)
@@ -168,7 +196,7 @@ func (a *Archiver) Purge(ctx context.Context, keep int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	archived, err := a.Store.archivedBinlogs(ctx, a.Shard, id)
+	archived, err := a.Store.archivedBinlogs(ctx, a.Shard, a.stream(id))
 	if err != nil {
 		return "", err
 	}
@@ -201,8 +229,8 @@ func (a *Archiver) Purge(ctx context.Context, keep int) (string, error) {
 	return name, nil
 }
 
-func (s *Store) archivedBinlogs(ctx context.Context, shard, serverID int) (map[string]int64, error) {
-	prefix := s.binlogPrefix(shard, serverID)
+func (s *Store) archivedBinlogs(ctx context.Context, shard int, stream string) (map[string]int64, error) {
+	prefix := s.binlogPrefix(shard, stream)
 	out := map[string]int64{}
 	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
@@ -213,7 +241,7 @@ func (s *Store) archivedBinlogs(ctx context.Context, shard, serverID int) (map[s
 	return out, nil
 }
 
-func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file, gtidStart string) error {
+func (s *Store) uploadBinlog(ctx context.Context, shard int, stream, file, gtidStart string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -227,7 +255,7 @@ func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file, gti
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	key := s.binlogPrefix(shard, serverID) + filepath.Base(file)
+	key := s.binlogPrefix(shard, stream) + filepath.Base(file)
 	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, f, size, minio.PutObjectOptions{
 		ContentType:  "application/octet-stream",
 		UserMetadata: map[string]string{"Sha256": hex.EncodeToString(h.Sum(nil)), gtidStartMeta: gtidStart},
@@ -238,8 +266,8 @@ func (s *Store) uploadBinlog(ctx context.Context, shard, serverID int, file, gti
 	return nil
 }
 
-func (s *Store) downloadBinlog(ctx context.Context, shard, serverID int, name, dst string) error {
-	key := s.binlogPrefix(shard, serverID) + name
+func (s *Store) downloadBinlog(ctx context.Context, shard int, stream, name, dst string) error {
+	key := s.binlogPrefix(shard, stream) + name
 	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		return s.classify("reading "+name, err)

@@ -3,6 +3,8 @@ package backup
 import (
 	"context"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -132,4 +134,140 @@ func TestPointInTimeRestore(t *testing.T) {
 			t.Errorf("restored rows by phase = %v, want before 100, t1 50, t2 50", got)
 		}
 	})
+}
+
+// TestAServerMadeAgainKeepsItsArchive: a server whose data directory is made again (a rebuild, a
+// copy of the primary) numbers its binary logs from 1 again under the same server_id. Archived
+// under its new incarnation, its files never overwrite the earlier ones, which a restore to a
+// point before still needs.
+func TestAServerMadeAgainKeepsItsArchive(t *testing.T) {
+	t.Parallel()
+	st, _ := testStore(t, "incarnations")
+	src := localservers.StartMariaDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := src.DB(t)
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var logBase string
+	if err := db.QueryRowContext(ctx, "SELECT @@log_bin_basename").Scan(&logBase); err != nil {
+		t.Fatal(err)
+	}
+	archive := func(incarnation string) {
+		t.Helper()
+		exec("FLUSH BINARY LOGS")
+		if _, err := (&Archiver{Store: st, Shard: 0, DB: db, Dir: filepath.Dir(logBase), Incarnation: incarnation}).Archive(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("CREATE DATABASE app")
+	exec("CREATE TABLE app.rows (id INT PRIMARY KEY, body TEXT)")
+	exec("INSERT INTO app.rows VALUES (1, REPEAT('a', 5000))")
+	archive("20261203T070000Z")
+	before, err := st.ArchivedBinlogs(ctx, 0)
+	if err != nil || len(before) < 2 {
+		t.Fatalf("first incarnation archived %d files: %v", len(before), err)
+	}
+
+	// Made again: the numbering starts over, with other content.
+	exec("RESET MASTER")
+	exec("INSERT INTO app.rows VALUES (2, 'b')")
+	archive("20261203T080000Z")
+
+	after, err := st.ArchivedBinlogs(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := map[string]map[string]int64{}
+	for _, f := range after {
+		if streams[f.Stream] == nil {
+			streams[f.Stream] = map[string]int64{}
+		}
+		streams[f.Stream][f.Name] = f.Size
+	}
+	id := strconv.Itoa(src.ServerID)
+	old, made := streams[id+"-20261203T070000Z"], streams[id+"-20261203T080000Z"]
+	if len(streams) != 2 || len(made) == 0 {
+		t.Fatalf("streams %v: want the two incarnations of server %s", streams, id)
+	}
+	for _, f := range before {
+		if old[f.Name] != f.Size {
+			t.Errorf("the first incarnation's %s is %d bytes now, was %d: overwritten", f.Name, old[f.Name], f.Size)
+		}
+	}
+	if _, ok := made["binlog.000001"]; !ok {
+		t.Errorf("the new incarnation's files %v: want its own binlog.000001", made)
+	}
+}
+
+// TestArchivedBinlogsOlderThanEveryBackupArePruned: once a full backup exists, the archived files
+// every transaction of which it holds are removed, and a restore from it to the end of the
+// archive still has every row.
+func TestArchivedBinlogsOlderThanEveryBackupArePruned(t *testing.T) {
+	t.Parallel()
+	st, _ := testStore(t, "prune")
+	src := localservers.StartMariaDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db := src.DB(t)
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var logBase string
+	if err := db.QueryRowContext(ctx, "SELECT @@log_bin_basename").Scan(&logBase); err != nil {
+		t.Fatal(err)
+	}
+	arch := &Archiver{Store: st, Shard: 0, DB: db, Dir: filepath.Dir(logBase), Incarnation: "20261203T070000Z"}
+	archive := func() {
+		t.Helper()
+		exec("FLUSH BINARY LOGS")
+		if _, err := arch.Archive(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("CREATE DATABASE app")
+	exec("CREATE TABLE app.rows (id INT PRIMARY KEY)")
+	exec("INSERT INTO app.rows VALUES (1)")
+	archive()
+	exec("INSERT INTO app.rows VALUES (2)")
+	archive()
+	if removed, err := st.PruneBinlogs(ctx, 0); err != nil || len(removed) != 0 {
+		t.Fatalf("with no backup, PruneBinlogs removed %v (%v)", removed, err)
+	}
+	m, err := TakeFull(ctx, st, 0, Server{Host: "127.0.0.1", Port: src.Port, User: "root", DataDir: src.DataDir()}, Tool{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec("INSERT INTO app.rows VALUES (3)")
+	archive()
+	removed, err := st.PruneBinlogs(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// binlog.000001 and .000002 end before the backup's position (000003 starts at or before
+	// it); 000003 holds row 3, after the backup, and the newest file is always kept.
+	stream := strconv.Itoa(src.ServerID) + "-20261203T070000Z"
+	want := []string{stream + "/binlog.000001", stream + "/binlog.000002"}
+	if !slices.Equal(removed, want) {
+		t.Fatalf("PruneBinlogs removed %v, want %v", removed, want)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := PrepareRestore(ctx, st, m, dir, Tool{}); err != nil {
+		t.Fatal(err)
+	}
+	dst := localservers.StartMariaDBOn(t, dir)
+	if _, err := Replay(ctx, st, m, time.Time{}, Server{Host: "127.0.0.1", Port: dst.Port, User: "root"}); err != nil {
+		t.Fatalf("restore after pruning: %v", err)
+	}
+	var n int
+	if err := dst.DB(t).QueryRowContext(ctx, "SELECT COUNT(*) FROM app.rows").Scan(&n); err != nil || n != 3 {
+		t.Errorf("restored %d rows (%v), want 3", n, err)
+	}
 }

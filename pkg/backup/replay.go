@@ -70,6 +70,8 @@ func (p GTIDPos) AtOrBefore(q GTIDPos) bool {
 
 // ArchivedBinlog is one archived binary log file.
 type ArchivedBinlog struct {
+	// Stream is the server and data directory that wrote it (binlogStream); ServerID its server.
+	Stream   string
 	ServerID int
 	Name     string
 	Size     int64
@@ -89,39 +91,39 @@ func (s *Store) ArchivedBinlogs(ctx context.Context, shard int) ([]ArchivedBinlo
 		if obj.Err != nil {
 			return nil, s.classify("listing binary logs", obj.Err)
 		}
-		server, name, ok := strings.Cut(strings.TrimPrefix(obj.Key, prefix), "/")
-		id, err := strconv.Atoi(server)
-		if !ok || err != nil || strings.Contains(name, "/") {
+		stream, name, ok := strings.Cut(strings.TrimPrefix(obj.Key, prefix), "/")
+		id, idOK := parseBinlogStream(stream)
+		if !ok || !idOK || strings.Contains(name, "/") {
 			continue // not ours
 		}
 		info, err := s.client.StatObject(ctx, s.cfg.Bucket, obj.Key, minio.StatObjectOptions{})
 		if err != nil {
 			return nil, s.classify("reading "+name, err)
 		}
-		f := ArchivedBinlog{ServerID: id, Name: name, Size: obj.Size, Archived: obj.LastModified}
+		f := ArchivedBinlog{Stream: stream, ServerID: id, Name: name, Size: obj.Size, Archived: obj.LastModified}
 		if v := info.UserMetadata[gtidStartMeta]; v == emptyPos {
 			f.Start = GTIDPos{}
 		} else if v != "" {
 			if f.Start, err = ParseGTIDPos(v); err != nil {
-				return nil, fmt.Errorf("archived binary log %d/%s: %w", id, name, err)
+				return nil, fmt.Errorf("archived binary log %s/%s: %w", stream, name, err)
 			}
 		}
 		out = append(out, f)
 	}
 	slices.SortFunc(out, func(a, b ArchivedBinlog) int {
-		if a.ServerID != b.ServerID {
-			return a.ServerID - b.ServerID
+		if a.Stream != b.Stream {
+			return strings.Compare(a.Stream, b.Stream)
 		}
 		return strings.Compare(a.Name, b.Name) // <basename>.NNNNNN: zero-padded
 	})
 	return out, nil
 }
 
-// ReplayStep is a run of one server's consecutive binary logs that carries the history on from a
-// GTID position.
+// ReplayStep is a run of one server's consecutive binary logs (of one stream) that carries the
+// history on from a GTID position.
 type ReplayStep struct {
-	ServerID int
-	Files    []ArchivedBinlog
+	Stream string
+	Files  []ArchivedBinlog
 }
 
 // NextReplayStep picks, among the servers not yet replayed (done), the run of archived files that
@@ -132,15 +134,15 @@ type ReplayStep struct {
 // repeats. The step is not needed (ok false) when no server has a file archived after covered
 // (the newest archive time replayed so far) or, with a non-zero until, when covered is after until.
 // An error says that files archived later exist but none continues from pos: the history has a gap.
-func NextReplayStep(files []ArchivedBinlog, pos GTIDPos, done map[int]bool, covered, until time.Time) (ReplayStep, bool, error) {
+func NextReplayStep(files []ArchivedBinlog, pos GTIDPos, done map[string]bool, covered, until time.Time) (ReplayStep, bool, error) {
 	if !until.IsZero() && covered.After(until) {
 		return ReplayStep{}, false, nil
 	}
 	var best ReplayStep
 	var bestEnd time.Time
 	newer := false
-	for server, run := range byServer(files) {
-		if done[server] {
+	for stream, run := range byStream(files) {
+		if done[stream] {
 			continue
 		}
 		if run[len(run)-1].Archived.After(covered) {
@@ -165,7 +167,7 @@ func NextReplayStep(files []ArchivedBinlog, pos GTIDPos, done map[int]bool, cove
 			continue
 		}
 		if best.Files == nil || end.After(bestEnd) {
-			best, bestEnd = ReplayStep{ServerID: server, Files: run[from:to]}, end
+			best, bestEnd = ReplayStep{Stream: stream, Files: run[from:to]}, end
 		}
 	}
 	if best.Files == nil {
@@ -177,10 +179,10 @@ func NextReplayStep(files []ArchivedBinlog, pos GTIDPos, done map[int]bool, cove
 	return best, true, nil
 }
 
-func byServer(files []ArchivedBinlog) map[int][]ArchivedBinlog {
-	out := map[int][]ArchivedBinlog{}
+func byStream(files []ArchivedBinlog) map[string][]ArchivedBinlog {
+	out := map[string][]ArchivedBinlog{}
 	for _, f := range files {
-		out[f.ServerID] = append(out[f.ServerID], f)
+		out[f.Stream] = append(out[f.Stream], f)
 	}
 	return out
 }
@@ -231,7 +233,7 @@ func (p GTIDPos) String() string {
 
 // ReplayResult says what a replay applied.
 type ReplayResult struct {
-	// Files are the files replayed, as <server_id>/<name>.
+	// Files are the files replayed, as <stream>/<name> (stream: <server_id>-<incarnation>).
 	Files []string
 	// GTID is the position the target is at afterwards (it logs what it replays: its binary log
 	// must be on).
@@ -258,7 +260,7 @@ func Replay(ctx context.Context, store *Store, m Manifest, until time.Time, targ
 	}
 	defer func() { _ = db.Close() }()
 	var res ReplayResult
-	done := map[int]bool{}
+	done := map[string]bool{}
 	covered := m.StartedAt
 	for {
 		step, ok, err := NextReplayStep(files, pos, done, covered, until)
@@ -272,9 +274,9 @@ func Replay(ctx context.Context, store *Store, m Manifest, until time.Time, targ
 			return res, err
 		}
 		for _, f := range step.Files {
-			res.Files = append(res.Files, strconv.Itoa(f.ServerID)+"/"+f.Name)
+			res.Files = append(res.Files, f.Stream+"/"+f.Name)
 		}
-		done[step.ServerID] = true
+		done[step.Stream] = true
 		covered = step.Files[len(step.Files)-1].Archived
 		if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&res.GTID); err != nil {
 			return res, fmt.Errorf("reading the restored server's GTID position: %w", err)
@@ -322,7 +324,7 @@ func replayStep(ctx context.Context, store *Store, shard int, step ReplayStep, p
 	var paths []string
 	for _, f := range step.Files {
 		p := filepath.Join(scratch, f.Name)
-		if err := store.downloadBinlog(ctx, shard, f.ServerID, f.Name, p); err != nil {
+		if err := store.downloadBinlog(ctx, shard, f.Stream, f.Name, p); err != nil {
 			return err
 		}
 		paths = append(paths, p)
@@ -365,10 +367,57 @@ func replayStep(ctx context.Context, store *Store, shard int, step ReplayStep, p
 	}
 	if err := dump.Run(); err != nil {
 		_ = apply.Wait()
-		return fmt.Errorf("reading the archived binary logs of server %d: %w: %s", step.ServerID, err, lastLines(dumpErr.String(), 5))
+		return fmt.Errorf("reading the archived binary logs of %s: %w: %s", step.Stream, err, lastLines(dumpErr.String(), 5))
 	}
 	if err := apply.Wait(); err != nil {
-		return fmt.Errorf("applying the archived binary logs of server %d: %w: %s", step.ServerID, err, lastLines(applyOut.String(), 5))
+		return fmt.Errorf("applying the archived binary logs of %s: %w: %s", step.Stream, err, lastLines(applyOut.String(), 5))
 	}
 	return nil
+}
+
+// ObsoleteBinlogs returns the archived files that no restore from a backup at or after oldest
+// (the oldest complete backup kept) can need: those whose next file in the same stream starts at
+// or before oldest, so that every transaction they hold is in that backup already. A stream's
+// newest file, and a file whose successor cannot say where it starts, are kept.
+func ObsoleteBinlogs(files []ArchivedBinlog, oldest GTIDPos) []ArchivedBinlog {
+	var out []ArchivedBinlog
+	for _, run := range byStream(files) {
+		for i := 0; i+1 < len(run); i++ {
+			next := run[i+1]
+			if !consecutive(run[i].Name, next.Name) || next.Start == nil || !next.Start.AtOrBefore(oldest) {
+				continue
+			}
+			out = append(out, run[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b ArchivedBinlog) int { return strings.Compare(a.Stream+"/"+a.Name, b.Stream+"/"+b.Name) })
+	return out
+}
+
+// PruneBinlogs removes the shard's archived binary logs that the oldest complete backup kept
+// makes obsolete (ObsoleteBinlogs), after retention removed older backups: the archive then
+// holds what a restore to any time since that backup needs, and no more. Nothing is removed
+// while the shard has no complete backup. It returns the files removed, as <stream>/<name>.
+func (s *Store) PruneBinlogs(ctx context.Context, shard int) ([]string, error) {
+	bases, err := s.Bases(ctx, shard)
+	if err != nil || len(bases) == 0 {
+		return nil, err
+	}
+	oldest, err := ParseGTIDPos(bases[0].GTID)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", bases[0].ID, err)
+	}
+	files, err := s.ArchivedBinlogs(ctx, shard)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, f := range ObsoleteBinlogs(files, oldest) {
+		err := s.client.RemoveObject(ctx, s.cfg.Bucket, s.binlogPrefix(shard, f.Stream)+f.Name, minio.RemoveObjectOptions{})
+		if err != nil && minio.ToErrorResponse(err).Code != "NoSuchKey" {
+			return removed, s.classify("removing archived binary log "+f.Name, err)
+		}
+		removed = append(removed, f.Stream+"/"+f.Name)
+	}
+	return removed, nil
 }

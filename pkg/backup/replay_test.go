@@ -39,7 +39,7 @@ func TestGTIDPos(t *testing.T) {
 func TestNextReplayStep(t *testing.T) {
 	base := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	at := func(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
-	f := func(server int, n int, start string, archived int) ArchivedBinlog {
+	f := func(stream string, n int, start string, archived int) ArchivedBinlog {
 		var pos GTIDPos
 		if start != "?" {
 			var err error
@@ -47,7 +47,8 @@ func TestNextReplayStep(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		return ArchivedBinlog{ServerID: server, Name: "binlog." + strings.Repeat("0", 5) + string(rune('0'+n)), Start: pos, Archived: at(archived)}
+		id, _ := parseBinlogStream(stream)
+		return ArchivedBinlog{Stream: stream, ServerID: id, Name: "binlog." + strings.Repeat("0", 5) + string(rune('0'+n)), Start: pos, Archived: at(archived)}
 	}
 	pos := func(s string) GTIDPos { p, _ := ParseGTIDPos(s); return p }
 	names := func(s ReplayStep) string {
@@ -58,51 +59,59 @@ func TestNextReplayStep(t *testing.T) {
 		return strings.Join(out, ",")
 	}
 	// The old primary (1) wrote files 1..3 and failed at minute 30; the replica (2) was promoted.
-	oldPrimary := []ArchivedBinlog{f(1, 1, "", 10), f(1, 2, "0-1-100", 20), f(1, 3, "0-1-200", 30)}
+	oldPrimary := []ArchivedBinlog{f("1", 1, "", 10), f("1", 2, "0-1-100", 20), f("1", 3, "0-1-200", 30)}
 	cases := []struct {
 		name    string
 		files   []ArchivedBinlog
 		pos     string
-		done    map[int]bool
+		done    map[string]bool
 		covered time.Time
 		until   time.Time
-		server  int
+		stream  string
 		want    string // file numbers, "" for no step
 		wantErr bool
 	}{
-		{name: "one primary: from the file holding the position", files: oldPrimary, pos: "0-1-150", covered: at(0), server: 1, want: "2,3"},
-		{name: "a position at a file's start begins there", files: oldPrimary, pos: "0-1-200", covered: at(0), server: 1, want: "3"},
+		{name: "one primary: from the file holding the position", files: oldPrimary, pos: "0-1-150", covered: at(0), stream: "1", want: "2,3"},
+		{name: "a position at a file's start begins there", files: oldPrimary, pos: "0-1-200", covered: at(0), stream: "1", want: "3"},
 		{name: "nothing archived after the backup", files: oldPrimary, pos: "0-1-250", covered: at(40)},
 		{name: "past until: done", files: oldPrimary, pos: "0-1-150", covered: at(20), until: at(15)},
 		{
 			name:  "the new primary logged its replica-era transactions too: it alone carries the history on",
-			files: append([]ArchivedBinlog{f(2, 1, "", 12), f(2, 2, "0-1-160", 25), f(2, 3, "0-2-260", 50)}, oldPrimary...),
-			pos:   "0-1-150", covered: at(0), server: 2, want: "1,2,3",
+			files: append([]ArchivedBinlog{f("2", 1, "", 12), f("2", 2, "0-1-160", 25), f("2", 3, "0-2-260", 50)}, oldPrimary...),
+			pos:   "0-1-150", covered: at(0), stream: "2", want: "1,2,3",
 		},
 		{
 			name:  "the new primary purged its replica-era files: the old primary's first",
-			files: append([]ArchivedBinlog{f(2, 5, "0-1-240", 40), f(2, 6, "0-2-300", 50)}, oldPrimary...),
-			pos:   "0-1-150", covered: at(0), server: 1, want: "2,3",
+			files: append([]ArchivedBinlog{f("2", 5, "0-1-240", 40), f("2", 6, "0-2-300", 50)}, oldPrimary...),
+			pos:   "0-1-150", covered: at(0), stream: "1", want: "2,3",
 		},
 		{
 			name:  "then the new primary's, from the old one's end",
-			files: append([]ArchivedBinlog{f(2, 5, "0-1-240", 40), f(2, 6, "0-2-300", 50)}, oldPrimary...),
-			pos:   "0-1-250", done: map[int]bool{1: true}, covered: at(30), server: 2, want: "5,6",
+			files: append([]ArchivedBinlog{f("2", 5, "0-1-240", 40), f("2", 6, "0-2-300", 50)}, oldPrimary...),
+			pos:   "0-1-250", done: map[string]bool{"1": true}, covered: at(30), stream: "2", want: "5,6",
 		},
 		{
 			name:  "a gap: the new primary starts after the old one's end",
-			files: append([]ArchivedBinlog{f(2, 5, "0-2-400", 40)}, oldPrimary...),
-			pos:   "0-1-250", done: map[int]bool{1: true}, covered: at(30), wantErr: true,
+			files: append([]ArchivedBinlog{f("2", 5, "0-2-400", 40)}, oldPrimary...),
+			pos:   "0-1-250", done: map[string]bool{"1": true}, covered: at(30), wantErr: true,
 		},
 		{
 			name:  "a missing file ends a server's run",
-			files: []ArchivedBinlog{f(1, 1, "", 10), f(1, 3, "0-1-200", 30)},
-			pos:   "0-1-50", covered: at(0), server: 1, want: "1",
+			files: []ArchivedBinlog{f("1", 1, "", 10), f("1", 3, "0-1-200", 30)},
+			pos:   "0-1-50", covered: at(0), stream: "1", want: "1",
+		},
+		{
+			// Server 1's data directory was made again (a rebuild): its files restart at 1 in a
+			// stream of their own, and the old ones stay where they were.
+			name: "a server made again is a stream of its own",
+			files: []ArchivedBinlog{f("1-20261202T100000Z", 1, "", 10), f("1-20261202T100000Z", 2, "0-1-100", 20),
+				f("1-20261202T103500Z", 1, "0-2-300", 40), f("1-20261202T103500Z", 2, "0-1-400", 50)},
+			pos: "0-1-150", covered: at(0), stream: "1-20261202T100000Z", want: "2",
 		},
 		{
 			name:  "files that cannot say where they start are read whole",
-			files: []ArchivedBinlog{f(1, 1, "?", 10), f(1, 2, "?", 20)},
-			pos:   "0-1-150", covered: at(0), server: 1, want: "2",
+			files: []ArchivedBinlog{f("1", 1, "?", 10), f("1", 2, "?", 20)},
+			pos:   "0-1-150", covered: at(0), stream: "1", want: "2",
 		},
 	}
 	for _, tc := range cases {
@@ -111,8 +120,8 @@ func TestNextReplayStep(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("error = %v, want error %v", err, tc.wantErr)
 			}
-			if got := names(step); ok != (tc.want != "") || got != tc.want || (ok && step.ServerID != tc.server) {
-				t.Errorf("step = server %d files %q (ok %v), want server %d files %q", step.ServerID, got, ok, tc.server, tc.want)
+			if got := names(step); ok != (tc.want != "") || got != tc.want || (ok && step.Stream != tc.stream) {
+				t.Errorf("step = stream %s files %q (ok %v), want stream %s files %q", step.Stream, got, ok, tc.stream, tc.want)
 			}
 		})
 	}
@@ -266,4 +275,40 @@ func TestRestoreFromAReplicaAcrossAFailover(t *testing.T) {
 			t.Errorf("restored rows by phase = %v, want before 100, t1 50, t2 50, t3 0", got)
 		}
 	})
+}
+
+func TestObsoleteBinlogs(t *testing.T) {
+	pos := func(s string) GTIDPos {
+		if s == "?" {
+			return nil
+		}
+		p, err := ParseGTIDPos(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	f := func(stream, name, start string) ArchivedBinlog {
+		return ArchivedBinlog{Stream: stream, Name: name, Start: pos(start)}
+	}
+	files := []ArchivedBinlog{
+		f("1-a", "binlog.000001", ""), f("1-a", "binlog.000002", "0-1-100"), f("1-a", "binlog.000003", "0-1-200"),
+		// A missing file: 000005's predecessor is not 000004's successor.
+		f("1-a", "binlog.000005", "0-1-250"),
+		f("2-b", "binlog.000001", "?"), f("2-b", "binlog.000002", "0-1-120"),
+		f("2-c", "binlog.000007", "0-1-90"), f("2-c", "binlog.000008", "?"),
+	}
+	var got []string
+	for _, o := range ObsoleteBinlogs(files, pos("0-1-200")) {
+		got = append(got, o.Stream+"/"+o.Name)
+	}
+	// 1-a/000001 and 000002 end at or before 0-1-200 (their successors start there); 000003 is
+	// followed by a gap; 2-b/000001 ends at 0-1-120; 2-c/000007's successor cannot say.
+	want := []string{"1-a/binlog.000001", "1-a/binlog.000002", "2-b/binlog.000001"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("obsolete %v, want %v", got, want)
+	}
+	if o := ObsoleteBinlogs(files, GTIDPos{}); len(o) != 0 {
+		t.Errorf("before any transaction, obsolete %v", o)
+	}
 }
