@@ -33,6 +33,9 @@ type scope struct {
 	statefulSets map[string]*appsv1.StatefulSet
 	// primaryPods holds each shard's primary pod as observed, by name.
 	primaryPods map[string]*corev1.Pod
+	// restorePods holds each shard's first primary pod, by name, when the platform is restored
+	// (restore.go).
+	restorePods map[string]*corev1.Pod
 	// primaries are the shards' primaries of record, as the database phase found or moved them.
 	primaries map[int32]render.Primary
 	// serving holds the shards whose primary of record is ready.
@@ -75,6 +78,7 @@ func newScope(sp *scalestackv1alpha1.SocialPlatform) *scope {
 		deployments:  map[scalestackv1alpha1.Component]*appsv1.Deployment{},
 		statefulSets: map[string]*appsv1.StatefulSet{},
 		primaryPods:  map[string]*corev1.Pod{},
+		restorePods:  map[string]*corev1.Pod{},
 		primaries:    map[int32]render.Primary{},
 		serving:      map[int32]bool{},
 		keepReplicas: map[string]int32{},

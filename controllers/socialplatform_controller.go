@@ -226,10 +226,34 @@ func databasePodChanged() predicate.Predicate {
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			_, before := e.ObjectOld.GetAnnotations()[scalestackv1alpha1.AnnotationSwitchover]
 			_, after := e.ObjectNew.GetAnnotations()[scalestackv1alpha1.AnnotationSwitchover]
-			return ready(e.ObjectOld) != ready(e.ObjectNew) || before != after
+			return ready(e.ObjectOld) != ready(e.ObjectNew) || before != after ||
+				bootstrapState(e.ObjectOld) != bootstrapState(e.ObjectNew)
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
+}
+
+// bootstrapState sums up a database pod's bootstrap init container, whose progress and end are a
+// restore's (restore.go): its state, exit code and restarts.
+func bootstrapState(o client.Object) string {
+	p, ok := o.(*corev1.Pod)
+	if !ok {
+		return ""
+	}
+	for _, st := range p.Status.InitContainerStatuses {
+		if st.Name != bootstrapContainer {
+			continue
+		}
+		switch {
+		case st.State.Running != nil:
+			return fmt.Sprintf("running %d", st.RestartCount)
+		case st.State.Terminated != nil:
+			return fmt.Sprintf("terminated %d %d", st.State.Terminated.ExitCode, st.RestartCount)
+		case st.State.Waiting != nil:
+			return fmt.Sprintf("waiting %s %d", st.State.Waiting.Reason, st.RestartCount)
+		}
+	}
+	return ""
 }
 
 // specOrDeletionChanged ignores the platform's own status writes (they would wake a reconcile for

@@ -63,10 +63,17 @@ func (r *SocialPlatformReconciler) observe(ctx context.Context, s *scope) error 
 	for _, n := range s.primaryPodNames() {
 		pods[n] = n
 	}
+	restoring := map[string]string{}
+	if sp.Spec.Database.Restore != nil {
+		for i := range render.Shards(sp) {
+			restoring[sp.ShardDefaultPrimaryPod(i)] = sp.ShardDefaultPrimaryPod(i)
+		}
+	}
 	return errors.Join(
 		observeNamed(ctx, r, sp.Namespace, deployments, s.deployments),
 		observeNamed(ctx, r, sp.Namespace, statefulSets, s.statefulSets),
 		observeNamed(ctx, r, sp.Namespace, pods, s.primaryPods),
+		observeNamed(ctx, r, sp.Namespace, restoring, s.restorePods),
 	)
 }
 
@@ -109,8 +116,18 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	slices.Sort(s.changed)
 
 	var components []metav1.Condition
+	// Monitoring and the CDN origin are reported beside Ready, not in it: a platform without
+	// alerting still serves its users, and a missing prometheus-operator must not make it look down.
+	var reported []metav1.Condition
 	if !deleting {
-		components = append(components, s.databaseStatus(), s.cacheStatus(), s.appsStatus())
+		database := s.databaseStatus()
+		if c, ok := s.restoreStatus(); ok {
+			// A restore is in Ready through DatabaseReady.
+			reported = append(reported, c)
+			database = whileRestoring(database, c)
+			r.announceRestore(sp, meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionRestoring), c)
+		}
+		components = append(components, database, s.cacheStatus(), s.appsStatus())
 		if s.ran["kafka"] {
 			components = append(components, s.kafkaStatus())
 		} else if c := meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionKafkaReady); c != nil {
@@ -118,9 +135,6 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 			components = append(components, *c)
 		}
 	}
-	// Monitoring and the CDN origin are reported beside Ready, not in it: a platform without
-	// alerting still serves its users, and a missing prometheus-operator must not make it look down.
-	var reported []metav1.Condition
 	if !deleting {
 		if s.ran["monitoring"] {
 			reported = append(reported, monitoringCondition(s.monitoring))

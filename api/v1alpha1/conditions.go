@@ -32,6 +32,10 @@ const (
 	// and its primary archives its binary logs there (spec.database.backup): every shard can be
 	// restored. Reported beside Ready, not in it.
 	ConditionBackupReady = "BackupReady"
+	// ConditionRestoring is set only on a platform created with spec.database.restore: True while
+	// a shard is being restored from the source's backups (with each shard's progress), False
+	// (Restored) once every shard was. Until then DatabaseReady, and so Ready, is False.
+	ConditionRestoring = "Restoring"
 )
 
 // Condition reasons. CamelCase words; docs/conditions.md lists where each appears.
@@ -108,6 +112,15 @@ const (
 	ReasonCredentialsRejected    = "CredentialsRejected"
 	ReasonBucketMissing          = "BucketMissing"
 	ReasonBackupFailed           = "BackupFailed"
+	// ReasonRestoreInProgress: a shard's first primary is restoring (or waits to); the message
+	// has every shard's progress.
+	ReasonRestoreInProgress = "RestoreInProgress"
+	// ReasonRestoreFailed: a shard's restore failed and is being retried; the message has the
+	// shard and the error (also in kubectl logs POD -c bootstrap).
+	ReasonRestoreFailed = "RestoreFailed"
+	// ReasonRestored: every shard was restored; the message says from which backup, to which
+	// GTID position.
+	ReasonRestored = "Restored"
 )
 
 // Event reasons, verb-style. docs/events.md lists them.
@@ -135,6 +148,11 @@ const (
 	EventBackupStarted = "BackupStarted"
 	// EventBackupCompleted: a shard's newest complete full backup is newer than the status said.
 	EventBackupCompleted = "BackupCompleted"
+	// EventRestoreCompleted: every shard of a platform created with spec.database.restore was
+	// restored (Restoring turned False); EventRestoreFailed (Warning): a shard's restore attempt
+	// failed and is retried.
+	EventRestoreCompleted = "RestoreCompleted"
+	EventRestoreFailed    = "RestoreFailed"
 	// EventBackupRequestInvalid: the scalestack.dev/backup-requested annotation is not an RFC 3339
 	// time; no backup is taken for it.
 	EventBackupRequestInvalid = "BackupRequestInvalid"

@@ -60,6 +60,10 @@ type Bootstrap struct {
 	// Restore fills a new platform's data directory from another platform's backups: on the
 	// shard's first primary; a replica (Seed) waits for that primary and copies it.
 	Restore *RestoreSource
+	// Report is the init container's termination message file (/dev/termination-log): a
+	// restored shard's record (agentapi.RestoreReportPrefix and JSON) on every start once
+	// restored, or the error that stopped the bootstrap. Empty: none is written.
+	Report string
 }
 
 // CloneSource is the shard's primary, as a rebuild reaches it.
@@ -72,8 +76,25 @@ type CloneSource struct {
 }
 
 // Marker is the file, beside the data directory, that says the bootstrap completed.
-func (b Bootstrap) Marker() string {
-	return filepath.Join(filepath.Dir(filepath.Clean(b.DataDir)), ".scalestack-initialized")
+func (b Bootstrap) Marker() string { return markerPath(b.DataDir) }
+
+func markerPath(dataDir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(dataDir)), ".scalestack-initialized")
+}
+
+// Incarnation names the data directory by when the bootstrap completed it (its marker): a data
+// directory made again (a rebuild, a copy of the primary, a restore, a new claim) has a new one,
+// and its server numbers its binary logs from 1 again. "" when there is no readable marker.
+func Incarnation(dataDir string) string {
+	data, err := os.ReadFile(markerPath(dataDir))
+	if err != nil {
+		return ""
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format("20060102T150405Z")
 }
 
 // writeMarker records that the data directory is complete, at its last step.
@@ -81,8 +102,44 @@ func (b Bootstrap) writeMarker() error {
 	return os.WriteFile(b.Marker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o640)
 }
 
-// Run bootstraps the data directory unless the marker says it was done.
+// Run bootstraps the data directory unless the marker says it was done, and reports how it ended.
 func (b Bootstrap) Run(ctx context.Context) error {
+	err := b.run(ctx)
+	if b.Report == "" {
+		return err
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	} else if b.Restore != nil && !b.Seed {
+		rec, rerr := ReadRestoreRecord(b.DataDir)
+		if rerr != nil {
+			return rerr
+		}
+		if rec != nil {
+			data, merr := json.Marshal(rec)
+			if merr != nil {
+				return merr
+			}
+			msg = agentapi.RestoreReportPrefix + string(data)
+		}
+	}
+	// The kubelet keeps at most 4096 bytes of it.
+	if werr := os.WriteFile(b.Report, []byte(truncateBytes(msg, 4000)), 0o644); werr != nil && err == nil {
+		b.Log.Warn("Could not write the termination message", "path", b.Report, "error", werr.Error())
+	}
+	return err
+}
+
+// truncateBytes cuts s to at most n bytes.
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func (b Bootstrap) run(ctx context.Context) error {
 	if b.RootPassword == "" {
 		return errors.New("no root password")
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/backup"
 )
 
@@ -22,33 +23,13 @@ type RestoreSource struct {
 	Until time.Time
 }
 
-// RestoreRecord says how the data directory was restored; written beside it, before the marker,
-// and reported by the agent (agentapi.Status.Restore).
-type RestoreRecord struct {
-	// Source is the bucket and prefix restored from.
-	Source string `json:"source"`
-	// Backup is the full backup the data directory started from, at BackupGTID.
-	Backup     string `json:"backup,omitempty"`
-	BackupGTID string `json:"backupGtid,omitempty"`
-	// Until is the point in time asked for (nil: the end of the archive).
-	Until *time.Time `json:"until,omitempty"`
-	// Binlogs is the number of archived binary logs replayed; GTID the position reached.
-	Binlogs int    `json:"binlogs"`
-	GTID    string `json:"gtid,omitempty"`
-	// Empty says the source had no such shard (the platform has more shards than its source):
-	// the shard started empty.
-	Empty      bool      `json:"empty,omitempty"`
-	FinishedAt time.Time `json:"finishedAt"`
-	Seconds    float64   `json:"seconds"`
-}
-
 // RestoreRecordPath is the record's file, beside the data directory.
 func RestoreRecordPath(dataDir string) string {
 	return filepath.Join(filepath.Dir(filepath.Clean(dataDir)), ".scalestack-restored.json")
 }
 
 // ReadRestoreRecord reads the record; nil when the data directory was not restored.
-func ReadRestoreRecord(dataDir string) (*RestoreRecord, error) {
+func ReadRestoreRecord(dataDir string) (*agentapi.RestoreRecord, error) {
 	data, err := os.ReadFile(RestoreRecordPath(dataDir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -56,7 +37,7 @@ func ReadRestoreRecord(dataDir string) (*RestoreRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r RestoreRecord
+	var r agentapi.RestoreRecord
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", RestoreRecordPath(dataDir), err)
 	}
@@ -95,7 +76,7 @@ func (b Bootstrap) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restoring shard %d from %s: %w", src.Shard, where, err)
 	}
-	rec := RestoreRecord{Source: where}
+	rec := agentapi.RestoreRecord{Source: where}
 	if !src.Until.IsZero() {
 		u := src.Until.UTC()
 		rec.Until = &u
@@ -177,7 +158,7 @@ func (b Bootstrap) restore(ctx context.Context) error {
 	return b.finishRestore(rec, start)
 }
 
-func (b Bootstrap) finishRestore(rec RestoreRecord, start time.Time) error {
+func (b Bootstrap) finishRestore(rec agentapi.RestoreRecord, start time.Time) error {
 	rec.FinishedAt, rec.Seconds = time.Now().UTC(), time.Since(start).Seconds()
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {

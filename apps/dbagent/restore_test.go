@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/internal/localservers"
+	"github.com/scalestack/scalestack/pkg/agentapi"
 	"github.com/scalestack/scalestack/pkg/backup"
 	"github.com/scalestack/scalestack/pkg/replication"
 )
@@ -102,7 +103,7 @@ func TestANewPlatformsShardIsRestoredFromBackups(t *testing.T) {
 		var out bytes.Buffer
 		return Bootstrap{Engine: replication.MariaDB, DataDir: filepath.Join(vol, "data"), RunDir: filepath.Join(vol, "run"),
 			TmpDir: filepath.Join(vol, "tmp"), RootPassword: "new-root", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Output: &out,
-			Restore: &RestoreSource{Store: sc, Shard: shard, Until: until}}, &out
+			Restore: &RestoreSource{Store: sc, Shard: shard, Until: until}, Report: filepath.Join(vol, "termination-log")}, &out
 	}
 
 	t.Run("to a point in time", func(t *testing.T) {
@@ -151,6 +152,15 @@ func TestANewPlatformsShardIsRestoredFromBackups(t *testing.T) {
 		if again, _ := ReadRestoreRecord(b.DataDir); again == nil || !again.FinishedAt.Equal(rec.FinishedAt) {
 			t.Errorf("a second run restored again: %+v", again)
 		}
+		// Every start reports the record as the init container's termination message: that is
+		// how the operator follows the restore.
+		msg, err := os.ReadFile(b.Report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := agentapi.ParseRestoreReport(string(msg)); got == nil || got.Backup != rec.Backup || got.GTID != rec.GTID || got.Binlogs != rec.Binlogs {
+			t.Errorf("termination message %q: want the record %+v", msg, rec)
+		}
 	})
 	t.Run("a shard the source never had starts empty", func(t *testing.T) {
 		b, out := newBootstrap(t, 1, time.Time{})
@@ -177,6 +187,9 @@ func TestANewPlatformsShardIsRestoredFromBackups(t *testing.T) {
 		}
 		if _, err := os.Stat(b.Marker()); err == nil {
 			t.Error("a failed restore wrote the marker")
+		}
+		if msg, _ := os.ReadFile(b.Report); string(msg) != err.Error() {
+			t.Errorf("termination message %q, want the error", msg)
 		}
 	})
 }

@@ -308,6 +308,9 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 		WithName("bootstrap").
 		WithImage(image).
 		WithCommand(agentBinDir+"/dbagent", "init").
+		// Its termination message is how the operator follows a restore and learns why a
+		// bootstrap failed (the agent writes it; a crash leaves the log's tail).
+		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
 		WithEnv(
 			// The pod and its shard's primary of record: a new replica, and a rebuild of a diverged
 			// one, copy the primary (through its agent).

@@ -81,6 +81,45 @@ type Status struct {
 	Backup *BackupStatus `json:"backup,omitempty"`
 }
 
+// RestoreRecord says how a restored shard's data directory was filled (spec.database.restore).
+// The bootstrap writes it beside the data directory and, as JSON, as its init container's
+// termination message on every start, which is how the operator follows a restore.
+type RestoreRecord struct {
+	// Source is the bucket and prefix restored from.
+	Source string `json:"source"`
+	// Backup is the full backup the data directory started from, at BackupGTID.
+	Backup     string `json:"backup,omitempty"`
+	BackupGTID string `json:"backupGtid,omitempty"`
+	// Until is the point in time asked for (nil: the end of the archive).
+	Until *time.Time `json:"until,omitempty"`
+	// Binlogs is the number of archived binary logs replayed; GTID the position reached.
+	Binlogs int    `json:"binlogs"`
+	GTID    string `json:"gtid,omitempty"`
+	// Empty says the source had no such shard (the platform has more shards than its source):
+	// the shard started empty.
+	Empty      bool      `json:"empty,omitempty"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Seconds    float64   `json:"seconds"`
+}
+
+// RestoreReportPrefix starts a bootstrap's termination message that is a RestoreRecord, so that
+// it is never taken for an error's text.
+const RestoreReportPrefix = "restored: "
+
+// ParseRestoreReport reads a bootstrap's termination message: the record when it reports a
+// restore, nil when it reports something else.
+func ParseRestoreReport(message string) *RestoreRecord {
+	body, ok := strings.CutPrefix(strings.TrimSpace(message), RestoreReportPrefix)
+	if !ok {
+		return nil
+	}
+	var r RestoreRecord
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return nil
+	}
+	return &r
+}
+
 // BackupRequest asks an agent for a full backup of its server (POST /v1/backup). The agent
 // answers at once and takes it in the background; it refuses while it takes another.
 type BackupRequest struct {

@@ -986,6 +986,8 @@ func TestStackRunsInRealPods(t *testing.T) {
 
 	// Backups: full backups on replicas and archived binary logs in a real object store.
 	backsUpToTheStore(t, ns, alice)
+	replayed, after, target := postsAroundAPointInTime(t, ns, physical, alice)
+	sp = platform(t, ns)
 
 	// Deleted with Retain: claims and Secret stay; the platform created again finds its data.
 	if err := k8s.Delete(ctx, sp); err != nil {
@@ -997,6 +999,8 @@ func TestStackRunsInRealPods(t *testing.T) {
 		}
 		return nil
 	})
+	// Restored from the deleted platform's backups into another namespace, to a point in time.
+	restoresIntoANewPlatform(t, sp, target, []string{post.ID, replayed}, after, "alice")
 	pvcs := &corev1.PersistentVolumeClaimList{}
 	if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil || len(pvcs.Items) != 4 {
 		t.Fatalf("claims after a Retain delete: %d, %v", len(pvcs.Items), err)
@@ -1023,4 +1027,138 @@ func TestStackRunsInRealPods(t *testing.T) {
 	if code := (&api{t: t, base: base}).do("POST", "/api/login", map[string]string{"handle": "bob", "password": "correct horse battery"}, &tokenResponse{}); code != http.StatusOK {
 		t.Fatalf("bob's login after the platform was created again: %d", code)
 	}
+}
+
+// postsAroundAPointInTime writes, on the author's shard, a post after the newest full backup
+// (restored by replaying the archive) and, a whole second after the returned point in time,
+// another one (never restored to that point), and waits until both are archived: the primary
+// closes a binary log with transactions within archiveInterval (30 s here) plus one pass, so an
+// archiving pass that ends past that bound has uploaded them.
+func postsAroundAPointInTime(t *testing.T, ns string, shardOf int32, author *api) (replayed, after string, target time.Time) {
+	t.Helper()
+	var p struct {
+		ID string `json:"id"`
+	}
+	if code := author.do("POST", "/api/posts", map[string]string{"body": "replayed from the archive"}, &p); code != http.StatusCreated {
+		t.Fatalf("post: %d", code)
+	}
+	replayed = p.ID
+	// Binary log timestamps have a resolution of one second: a whole second on each side.
+	time.Sleep(1100 * time.Millisecond)
+	target = time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(target.Add(1100 * time.Millisecond)))
+	if code := author.do("POST", "/api/posts", map[string]string{"body": "after the point in time"}, &p); code != http.StatusCreated {
+		t.Fatalf("post: %d", code)
+	}
+	after, written := p.ID, time.Now()
+	bound := written.Add(30*time.Second + 15*time.Second)
+	poll(t, "an archiving pass of shard "+fmt.Sprint(shardOf)+" after the posts' binary log was closed", 3*time.Minute, func() error {
+		sh := platform(t, ns).Status.Shards[shardOf]
+		if sh.Backup == nil || sh.Backup.LastArchived == nil || sh.Backup.LastArchived.Time.Before(bound) {
+			return fmt.Errorf("shard %d last archived %+v, want after %s", shardOf, sh.Backup, bound.Format(time.RFC3339))
+		}
+		return nil
+	})
+	return replayed, after, target
+}
+
+// restoresIntoANewPlatform creates, in another namespace, a platform restored (spec.database.restore)
+// from the backups of src, which was deleted, to target: Restoring reports every shard restored,
+// the platform becomes Ready, the rows before target are there (the full backup's and the
+// replayed archive's), none after; a restored user logs in, and a new signup gets an ID after
+// every restored one. Then it is deleted with its data.
+func restoresIntoANewPlatform(t *testing.T, src *scalestackv1alpha1.SocialPlatform, target time.Time, kept []string, gone, login string) {
+	ctx := context.Background()
+	const ns = "scalestack-restored"
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}}}); err != nil {
+		t.Fatal(err)
+	}
+	creds := src.Spec.Database.Backup.ObjectStore.Credentials
+	keys := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: src.Namespace, Name: creds.SecretName}, keys); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: creds.SecretName}, Data: keys.Data}); err != nil {
+		t.Fatal(err)
+	}
+	sp := &scalestackv1alpha1.SocialPlatform{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: src.Name}, Spec: *src.Spec.DeepCopy()}
+	source := src.Spec.Database.Backup.ObjectStore
+	// The source's store as pods of this namespace reach it; the prefix the source wrote to.
+	source.Endpoint = "http://objectstore." + src.Namespace + ".svc:8333"
+	source.Prefix = src.Namespace + "/" + src.Name
+	at := metav1.NewTime(target)
+	sp.Spec.Database.Restore = &scalestackv1alpha1.RestoreSpec{Source: source, PointInTime: &at}
+	sp.Spec.Database.Backup = nil
+	sp.Spec.Database.DeletionPolicy = scalestackv1alpha1.DeletionPolicyDelete
+	sp.Spec.Apps.Email.SMTPAddress = "mail." + src.Namespace + ":2525"
+	sp.Spec.CDN.OriginHost = "static.restored.example.com"
+	created := time.Now()
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	// Until every shard is restored, DatabaseReady (and so Ready) says how far the restore is.
+	poll(t, "the restored platform Ready", 8*time.Minute, func() error {
+		cur := platform(t, ns)
+		if c := condition(cur, scalestackv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || cur.Status.ObservedGeneration != cur.Generation {
+			return fmt.Errorf("Ready is %+v; Restoring is %+v", c, condition(cur, scalestackv1alpha1.ConditionRestoring))
+		}
+		return nil
+	})
+	restored := platform(t, ns)
+	c := condition(restored, scalestackv1alpha1.ConditionRestoring)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != scalestackv1alpha1.ReasonRestored || !strings.Contains(c.Message, "2/2 shards restored") {
+		t.Fatalf("Restoring once Ready: %+v", c)
+	}
+	t.Logf("real pods: restored into a new platform, Ready %v after it was created: %s", time.Since(created).Round(time.Second), c.Message)
+
+	svc := &corev1.Service{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: restored.ComponentName(scalestackv1alpha1.ComponentGateway)}, svc); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+	anon := &api{t: t, base: base}
+	for _, id := range kept {
+		var got struct {
+			Body string `json:"body"`
+		}
+		poll(t, "post "+id+" in the restored platform", 30*time.Second, func() error {
+			if code, err := anon.try("GET", "/api/posts/"+id, nil, &got); err != nil || code != http.StatusOK {
+				return fmt.Errorf("GET /api/posts/%s: %d, %v", id, code, err)
+			}
+			return nil
+		})
+	}
+	if code, err := anon.try("GET", "/api/posts/"+gone, nil, nil); err != nil || code != http.StatusNotFound {
+		t.Errorf("the post written after the point in time, in the restored platform: %d, %v; want 404", code, err)
+	}
+	if code := anon.do("POST", "/api/login", map[string]string{"handle": login, "password": "correct horse battery"}, &tokenResponse{}); code != http.StatusOK {
+		t.Errorf("a restored user's login: %d", code)
+	}
+	_, carol := signup(t, base, "carol")
+	newest := int64(0)
+	for _, id := range append(kept, gone) {
+		v, err := shard.ParseID(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newest = max(newest, int64(v))
+	}
+	if v, err := shard.ParseID(carol); err != nil || int64(v) <= newest {
+		t.Errorf("a new signup's ID %s (%v) is not after every restored one (%d)", carol, err, newest)
+	}
+
+	if err := k8s.Delete(ctx, restored); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the restored platform gone with its claims", 3*time.Minute, func() error {
+		pvcs := &corev1.PersistentVolumeClaimList{}
+		if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(restored), &scalestackv1alpha1.SocialPlatform{}); err == nil || len(pvcs.Items) > 0 {
+			return fmt.Errorf("platform still there (%v) or %d claims", err, len(pvcs.Items))
+		}
+		return nil
+	})
 }

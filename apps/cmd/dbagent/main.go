@@ -53,6 +53,9 @@ func main() {
 	}
 }
 
+// terminationLog is the kubelet's default terminationMessagePath.
+const terminationLog = "/dev/termination-log"
+
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -70,6 +73,11 @@ func bootstrap(log *slog.Logger) error {
 		TmpDir:       env("DBAGENT_TMPDIR", "/tmp"),
 		RootPassword: os.Getenv(platform.EnvAgentRootPassword),
 		Log:          log,
+	}
+	// In a container the kubelet provides the termination message file; the operator reads a
+	// restore's progress and a bootstrap's error from it.
+	if _, err := os.Stat(terminationLog); err == nil {
+		b.Report = terminationLog
 	}
 	if b.Engine == replication.MariaDB && os.Getenv(platform.EnvAgentPeerDomain) != "" {
 		shardIndex, err := strconv.Atoi(env(platform.EnvAgentShard, "0"))
