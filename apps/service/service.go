@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,13 +54,19 @@ type App struct {
 	// Caches by name (profile, following, post).
 	Caches map[string]*cache.Cache
 
-	cfg      Config
-	clientM  *resilience.Metrics
-	loops    []func(ctx context.Context)
-	ready    []func(ctx context.Context) error
-	closers  []func()
-	stopping atomic.Bool
-	wg       sync.WaitGroup
+	cfg     Config
+	clientM *resilience.Metrics
+	loops   []func(ctx context.Context)
+	// schema migrates the shards (nil: the service has none); afterSchema are the loops that
+	// need the tables, started once it succeeded; migrated and schemaErr are its progress.
+	schema      func(ctx context.Context) error
+	afterSchema []func(ctx context.Context)
+	migrated    atomic.Bool
+	schemaErr   atomic.Pointer[error]
+	ready       []func(ctx context.Context) error
+	closers     []func()
+	stopping    atomic.Bool
+	wg          sync.WaitGroup
 }
 
 // New assembles the named service from cfg. Nothing runs until Start.
@@ -205,7 +212,7 @@ func (a *App) relay(s *store.Shards) (*events.Relay, error) {
 	a.closers = append(a.closers, p.Close)
 	r := events.NewRelay(s, p, a.Metrics.Registry)
 	a.Relay = r
-	a.loops = append(a.loops, r.Run)
+	a.afterSchema = append(a.afterSchema, r.Run)
 	return r, nil
 }
 
@@ -221,9 +228,7 @@ func (a *App) buildUser(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Migrate(ctx); err != nil {
-		return err
-	}
+	a.migrateOnStart(s)
 	cs, err := a.caches("profile", "following")
 	if err != nil {
 		return err
@@ -246,9 +251,7 @@ func (a *App) buildPost(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Migrate(ctx); err != nil {
-		return err
-	}
+	a.migrateOnStart(s)
 	cs, err := a.caches("post")
 	if err != nil {
 		return err
@@ -357,9 +360,7 @@ func (a *App) buildWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Migrate(ctx); err != nil {
-		return err
-	}
+	a.migrateOnStart(s)
 	rc, err := a.redis()
 	if err != nil {
 		return err
@@ -376,7 +377,7 @@ func (a *App) buildWorker(ctx context.Context) error {
 	groups := map[string]string{}
 	for group, c := range w.Consumers() {
 		groups[group] = c.Topic
-		a.loops = append(a.loops, func(ctx context.Context) {
+		a.afterSchema = append(a.afterSchema, func(ctx context.Context) {
 			RunConsumer(ctx, events.ConsumerOptions{Brokers: a.cfg.KafkaBrokers, Group: group, Topic: c.Topic}, c.Handler, a.Consumers)
 		})
 	}
@@ -406,12 +407,62 @@ func RunConsumer(ctx context.Context, opts events.ConsumerOptions, h events.Hand
 	}
 }
 
-// Start runs the background loops until ctx ends.
+// migrateOnStart makes the service migrate the shards' schema once it runs (Start), and stay
+// unready until that succeeded: a pod that starts before its shards are up waits for them,
+// ready for nothing and live, instead of exiting and restarting.
+func (a *App) migrateOnStart(s *store.Shards) {
+	a.schema = s.Migrate
+	// First among the checks: it names what the pod waits for.
+	a.ready = slices.Insert(a.ready, 0, func(context.Context) error {
+		if a.migrated.Load() {
+			return nil
+		}
+		if err := a.schemaErr.Load(); err != nil {
+			return fmt.Errorf("waiting for the shards' schema: %w", *err)
+		}
+		return errors.New("waiting for the shards' schema: migrating")
+	})
+}
+
+// Start runs the background loops until ctx ends; those that need the shards' tables start once
+// the migrations succeeded, tried again with a growing delay (up to 15 s) until they do.
 func (a *App) Start(ctx context.Context) {
-	for _, l := range a.loops {
+	run := func(l func(ctx context.Context)) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); l(ctx) }()
 	}
+	for _, l := range a.loops {
+		run(l)
+	}
+	if a.schema == nil {
+		for _, l := range a.afterSchema {
+			run(l)
+		}
+		return
+	}
+	run(func(ctx context.Context) {
+		for delay := time.Second; ; delay = min(2*delay, 15*time.Second) {
+			err := a.schema(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			a.schemaErr.Store(&err)
+			slog.Warn("the shards' schema is not migrated yet; trying again", "error", err, "in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+		a.migrated.Store(true)
+		slog.Info("the shards' schema is migrated")
+		for _, l := range a.afterSchema {
+			run(l)
+		}
+	})
 }
 
 // Close releases the clients (after the loops' context has ended).

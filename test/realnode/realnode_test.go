@@ -12,6 +12,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -1123,8 +1125,12 @@ func restoresIntoANewPlatform(t *testing.T, src *scalestackv1alpha1.SocialPlatfo
 			Body string `json:"body"`
 		}
 		poll(t, "post "+id+" in the restored platform", 30*time.Second, func() error {
-			if code, err := anon.try("GET", "/api/posts/"+id, nil, &got); err != nil || code != http.StatusOK {
-				return fmt.Errorf("GET /api/posts/%s: %d, %v", id, code, err)
+			code, err := anon.try("GET", "/api/posts/"+id, nil, &got)
+			if err != nil {
+				return fmt.Errorf("GET /api/posts/%s: %w", id, err)
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("GET /api/posts/%s: %d", id, code)
 			}
 			return nil
 		})
@@ -1156,8 +1162,13 @@ func restoresIntoANewPlatform(t *testing.T, src *scalestackv1alpha1.SocialPlatfo
 		if err := k8s.List(ctx, pvcs, client.InNamespace(ns)); err != nil {
 			return err
 		}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(restored), &scalestackv1alpha1.SocialPlatform{}); err == nil || len(pvcs.Items) > 0 {
-			return fmt.Errorf("platform still there (%v) or %d claims", err, len(pvcs.Items))
+		switch err := k8s.Get(ctx, client.ObjectKeyFromObject(restored), &scalestackv1alpha1.SocialPlatform{}); {
+		case err == nil:
+			return errors.New("the platform is still there")
+		case !apierrors.IsNotFound(err):
+			return err
+		case len(pvcs.Items) > 0:
+			return fmt.Errorf("%d claims left", len(pvcs.Items))
 		}
 		return nil
 	})
