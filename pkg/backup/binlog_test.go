@@ -169,7 +169,7 @@ func TestAServerMadeAgainKeepsItsArchive(t *testing.T) {
 	exec("INSERT INTO app.rows VALUES (1, REPEAT('a', 5000))")
 	archive("20261203T070000Z")
 	before, err := st.ArchivedBinlogs(ctx, 0)
-	if err != nil || len(before) < 2 {
+	if err != nil || len(before) == 0 {
 		t.Fatalf("first incarnation archived %d files: %v", len(before), err)
 	}
 
@@ -199,7 +199,7 @@ func TestAServerMadeAgainKeepsItsArchive(t *testing.T) {
 			t.Errorf("the first incarnation's %s is %d bytes now, was %d: overwritten", f.Name, old[f.Name], f.Size)
 		}
 	}
-	if _, ok := made["binlog.000001"]; !ok {
+	if _, ok := made[filepath.Base(logBase)+".000001"]; !ok {
 		t.Errorf("the new incarnation's files %v: want its own binlog.000001", made)
 	}
 }
@@ -251,10 +251,10 @@ func TestArchivedBinlogsOlderThanEveryBackupArePruned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// binlog.000001 and .000002 end before the backup's position (000003 starts at or before
-	// it); 000003 holds row 3, after the backup, and the newest file is always kept.
-	stream := strconv.Itoa(src.ServerID) + "-20261203T070000Z"
-	want := []string{stream + "/binlog.000001", stream + "/binlog.000002"}
+	// .000001 and .000002 end before the backup's position (.000003 starts at or before it);
+	// .000003 holds row 3, after the backup, and the newest file is always kept.
+	file := strconv.Itoa(src.ServerID) + "-20261203T070000Z/" + filepath.Base(logBase)
+	want := []string{file + ".000001", file + ".000002"}
 	if !slices.Equal(removed, want) {
 		t.Fatalf("PruneBinlogs removed %v, want %v", removed, want)
 	}
