@@ -86,8 +86,11 @@ func TestRestoringFollowsEachShardsBootstrap(t *testing.T) {
 	started := metav1.Now()
 	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}
 	bootstrap(pod0, corev1.ContainerStatus{State: running})
-	bootstrap(pod1, corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1,
-		Message: "restoring shard 1 from backups/shop/old: it has no complete full backup"}}})
+	// Failed once, waiting to be retried (the API server refuses a terminated container turning
+	// running again in one status, as a kubelet never reports it).
+	bootstrap(pod1, corev1.ContainerStatus{RestartCount: 1, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1,
+			Message: "restoring shard 1 from backups/shop/old: it has no complete full backup"}}})
 	expect("Restoring names the failed shard and its error", scalestackv1alpha1.ReasonRestoreFailed,
 		"shard 0 restoring since", "shard 1 failed (attempt 1, retried): restoring shard 1 from backups/shop/old: it has no complete full backup")
 	eventually(t, "the RestoreFailed event", hasEvent(t, sp.Namespace, scalestackv1alpha1.EventRestoreFailed, "it has no complete full backup"))
