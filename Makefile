@@ -95,7 +95,7 @@ bench-backup: ## A shard's full backup and restore through a real SeaweedFS vs m
 ##@ Run
 
 .PHONY: run
-run: ## Images, a local control plane with a real node (if no cluster is configured), the CRDs, the operator, the sample; http://127.0.0.1:8080/.
+run: ## Images, the local control plane with a real node (RUN_CONTEXT=<context> for another cluster), the CRDs, the operator, the sample; http://127.0.0.1:8080/
 	hack/run.sh
 
 .PHONY: cluster-up

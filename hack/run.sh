@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # make run: the operator's main job on this machine.
-#  1. a cluster: $KUBECONFIG (or ~/.kube/config) if it answers; otherwise the local control plane
-#     (hack/local-cluster.sh up) with a real node (containerd, kubelet, kube-proxy, CoreDNS,
-#     local-path-provisioner: SCALESTACK_NODE=real, the default as root; kwok's simulated node
-#     otherwise), after building every image here (hack/build-images.sh);
-#  2. the CRDs;
+#  1. a cluster: the local control plane (hack/local-cluster.sh up) with a real node (containerd,
+#     kubelet, kube-proxy, CoreDNS, local-path-provisioner: SCALESTACK_NODE=real, the default as
+#     root; kwok's simulated node otherwise), after building every image here
+#     (hack/build-images.sh). $KUBECONFIG and ~/.kube/config are ignored: another cluster is used
+#     only when RUN_CONTEXT=<context> names one of their contexts (printed first);
+#  2. the CRDs: ours, and on the local control plane only the stub Strimzi and prometheus-operator
+#     CRDs of hack/crds, never over a CRD that is not one of those stubs;
 #  3. the operator, built from this checkout and run as a local process (logs in .local/operator.log);
 #  4. the sample in namespace scalestack-demo (Pod Security "restricted" enforced): on the local
 #     node config/local-sample (the sample with kfake as its Kafka, in a pod, and the MariaDB and
@@ -12,7 +14,8 @@
 #     shard's first full backup, forwards http://127.0.0.1:8080/ to the gateway, and prints how long
 #     each step took.
 # The operator keeps running until Ctrl-C (RUN_DETACH=1 leaves it running in the background and
-# returns). `make cluster-down` stops the local control plane and removes the node's containers.
+# returns); RUN_PLAN=1 prints which cluster it would use and what it would install, and stops.
+# `make cluster-down` stops the local control plane and removes the node's containers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -27,35 +30,68 @@ t0=$(date +%s); tstep=$t0; timings=()
 took() { local now; now=$(date +%s); timings+=("$(printf '%-44s %4ss' "$1" $((now - tstep)))"); tstep=$now; }
 local_cluster=""
 
-cluster_answers() { "$kubectl" get --raw /readyz >/dev/null 2>&1; }
-if [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; then
-  if cluster_answers; then
-    say "Using the cluster of ${KUBECONFIG:-$HOME/.kube/config}"
-  else
-    echo "The configured cluster (${KUBECONFIG:-$HOME/.kube/config}) does not answer; unset KUBECONFIG to use the local control plane." >&2
+# The cluster: the local control plane unless RUN_CONTEXT names a context of your kubeconfig. A
+# configured ~/.kube/config or $KUBECONFIG is never used by accident: everything below (kubectl,
+# the operator) gets a kubeconfig that holds only the chosen cluster.
+if [ -n "${RUN_CONTEXT:-}" ]; then
+  user_kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
+  user_kubectl() { KUBECONFIG=$user_kubeconfig "$kubectl" "$@"; }
+  if ! server=$(user_kubectl config view --context "$RUN_CONTEXT" --minify -o jsonpath='{.clusters[0].cluster.server}' 2>/dev/null) ||
+    [ -z "$server" ]; then
+    echo "RUN_CONTEXT=$RUN_CONTEXT: no such context in $user_kubeconfig (kubectl config get-contexts lists them)." >&2
+    exit 1
+  fi
+  say "Using context $RUN_CONTEXT of $user_kubeconfig: $server (RUN_CONTEXT opted in)"
+  user_kubectl config view --context "$RUN_CONTEXT" --minify --flatten >.local/run-kubeconfig
+  export KUBECONFIG=$PWD/.local/run-kubeconfig
+  if ! "$kubectl" get --raw /readyz >/dev/null 2>&1; then
+    echo "The cluster of context $RUN_CONTEXT ($server) does not answer." >&2
     exit 1
   fi
 else
   local_cluster=1
+  if [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; then
+    echo "Not using ${KUBECONFIG:-$HOME/.kube/config}: make run uses the local control plane unless RUN_CONTEXT=<context> opts in."
+  fi
   if [ -z "${SCALESTACK_NODE:-}" ]; then
     if [ "$(id -u)" -eq 0 ]; then export SCALESTACK_NODE=real; else export SCALESTACK_NODE=kwok; fi
+  fi
+  if [ -n "${RUN_PLAN:-}" ]; then
+    say "Plan: start the local control plane (node: $SCALESTACK_NODE), install our CRDs and the stub Strimzi and prometheus-operator CRDs, run the operator, apply the sample"
+    exit 0
   fi
   if [ "$SCALESTACK_NODE" != kwok ]; then
     say "Building the images (operator, apps, exporters, MariaDB, Redis, kfake, pause; cached)"
     "$here/build-images.sh" >/dev/null
     took "images"
   fi
-  say "No cluster configured: starting the local control plane (node: $SCALESTACK_NODE)"
+  say "Starting the local control plane (node: $SCALESTACK_NODE)"
+  KUBECONFIG=$(KUBECONFIG= "$here/local-cluster.sh" up)
   export KUBECONFIG
-  KUBECONFIG=$("$here/local-cluster.sh" up)
   took "control plane and node"
+fi
+if [ -n "${RUN_PLAN:-}" ]; then
+  say "Plan: on $server install our CRDs only (no stub CRDs), run the operator, apply the sample into namespace $ns"
+  exit 0
 fi
 # The local real node (hack/local-node.sh) runs the local sample; any other cluster the published one.
 real_node=""
 if "$kubectl" get node scalestack-node-0 >/dev/null 2>&1; then real_node=1; fi
 
-say "Installing the CRDs (ours, and the Strimzi and prometheus-operator kinds the operator uses)"
-"$kubectl" apply --server-side --force-conflicts -f config/crd/bases -f hack/crds
+say "Installing the CRDs"
+"$kubectl" apply --server-side --force-conflicts -f config/crd/bases
+if [ -n "$local_cluster" ]; then
+  # The Strimzi and prometheus-operator kinds the operator uses, as stubs (hack/crds), on the local
+  # control plane only, and never over a CRD that is not one of our stubs.
+  for f in hack/crds/*.yaml; do
+    crd=$(basename "$f" .yaml)
+    if "$kubectl" get crd "$crd" >/dev/null 2>&1 && [ "$("$kubectl" get crd "$crd" -o jsonpath='{.metadata.labels.scalestack\.dev/stub}')" != true ]; then
+      echo "customresourcedefinition.apiextensions.k8s.io/$crd exists and is not our stub: left as it is"
+      continue
+    fi
+    "$kubectl" apply --server-side --force-conflicts -f "$f"
+  done
+fi
 "$kubectl" wait --for condition=established --timeout=60s crd/socialplatforms.scalestack.dev >/dev/null
 took "CRDs"
 
@@ -139,8 +175,8 @@ printf '  %s\n' "${timings[@]}"
 printf '  %-44s %4ss\n' "total" $(( $(date +%s) - t0 ))
 
 if [ "${RUN_DETACH:-}" = 1 ]; then
-  say "The operator keeps running in the background (pid $op); KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}"
+  say "The operator keeps running in the background (pid $op); KUBECONFIG=$KUBECONFIG"
   exit 0
 fi
-say "The operator keeps running; Ctrl-C stops it. Try: KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} $kubectl edit -n $ns sp demo"
+say "The operator keeps running; Ctrl-C stops it. Try: KUBECONFIG=$KUBECONFIG $kubectl edit -n $ns sp demo"
 tail -f .local/operator.log
