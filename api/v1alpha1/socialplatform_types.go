@@ -86,6 +86,7 @@ type AppsSpec struct {
 	// default (its --apps-image flag), which moves with operator upgrades.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9._/:@-]*$')",message="image must be an image reference such as ghcr.io/scalestack/apps:v0.1.0 or one with @sha256:...: letters, digits and . _ / : @ -, no spaces"
 	Image string `json:"image,omitempty"`
 
 	// imagePullPolicy is the pull policy of the apps containers.
@@ -122,7 +123,7 @@ type EmailSpec struct {
 	// authentication: a relay inside the cluster's network).
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=261
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}$`
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$`
 	SMTPAddress string `json:"smtpAddress"`
 
 	// from is the sender's address.
@@ -161,6 +162,7 @@ type ServiceSpec struct {
 	// resources are the container's requests and limits. Defaults to a request of 100m CPU and
 	// 128Mi memory and a 512Mi memory limit.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(r, !(r in self.requests) || !(r in self.limits) || quantity(string(self.requests[r])).compareTo(quantity(string(self.limits[r]))) <= 0)",message="resources: every request (cpu, memory, ephemeral-storage) must be less than or equal to its limit"
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
@@ -217,6 +219,7 @@ type DatabaseSpec struct {
 	// image overrides the database image chosen for the engine.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9._/:@-]*$')",message="image must be an image reference such as ghcr.io/scalestack/apps:v0.1.0 or one with @sha256:...: letters, digits and . _ / : @ -, no spaces"
 	Image string `json:"image,omitempty"`
 
 	// storage is the volume of each database pod.
@@ -225,6 +228,7 @@ type DatabaseSpec struct {
 
 	// resources are the database container's requests and limits.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(r, !(r in self.requests) || !(r in self.limits) || quantity(string(self.requests[r])).compareTo(quantity(string(self.limits[r]))) <= 0)",message="resources: every request (cpu, memory, ephemeral-storage) must be less than or equal to its limit"
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// deletionPolicy says what happens to the shards' volumes and Secrets when the SocialPlatform
@@ -327,7 +331,7 @@ type ObjectStoreSpec struct {
 	// (https://s3.eu-west-1.amazonaws.com, http://minio.storage.svc:9000). Requests use
 	// path-style addressing.
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$')",message="objectStore.endpoint must be http:// or https:// followed by a host and an optional port, with no path"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[A-Za-z0-9.-]+(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?/?$')",message="objectStore.endpoint must be http:// or https:// followed by a host and an optional port, with no path"
 	Endpoint string `json:"endpoint"`
 
 	// bucket is the bucket's name; it must exist.
@@ -390,6 +394,7 @@ type FailoverSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="failover.maxLag must not be negative"
 	MaxLag *metav1.Duration `json:"maxLag,omitempty"`
 
 	// allowLossy promotes the most advanced replica even when it lagged beyond maxLag (accepting
@@ -419,6 +424,7 @@ type StorageSpec struct {
 	// Immutable.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="storageClassName must be a lowercase DNS subdomain name (RFC 1123): letters, digits, - and ., starting and ending with a letter or digit"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storageClassName is immutable"
 	StorageClassName *string `json:"storageClassName,omitempty"`
 }
@@ -429,6 +435,7 @@ type ArchiveSpec struct {
 	// +required
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="archive.olderThan must be at least 1h"
 	OlderThan metav1.Duration `json:"olderThan"`
 
 	// schedule is a cron expression, e.g. "30 3 * * *".
@@ -436,6 +443,7 @@ type ArchiveSpec struct {
 	// +kubebuilder:default="30 3 * * *"
 	// +kubebuilder:validation:MinLength=9
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(hourly|daily|midnight|weekly|monthly|yearly|annually)|[0-9*/,?A-Za-z-]+( +[0-9*/,?A-Za-z-]+){4})$')",message="archive.schedule must be a cron expression of five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly"
 	Schedule string `json:"schedule,omitempty"`
 }
 
@@ -461,11 +469,13 @@ type CacheSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="cache.defaultTTL must be at least 1s"
 	DefaultTTL *metav1.Duration `json:"defaultTTL,omitempty"`
 
 	// image overrides the Redis image.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9][A-Za-z0-9._/:@-]*$')",message="image must be an image reference such as ghcr.io/scalestack/apps:v0.1.0 or one with @sha256:...: letters, digits and . _ / : @ -, no spaces"
 	Image string `json:"image,omitempty"`
 }
 
@@ -495,7 +505,7 @@ type KafkaSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MaxLength=260
-	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9.-]+:[0-9]{1,5}$`
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9.-]+:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$`
 	// +listType=atomic
 	BootstrapServers []string `json:"bootstrapServers,omitempty"`
 
@@ -548,6 +558,7 @@ type TopicSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="a topic's retention must be at least 1m"
 	Retention *metav1.Duration `json:"retention,omitempty"`
 
 	// deadLetter creates a "<name>.dlq" twin that receives messages the consumers gave up on.
@@ -570,17 +581,20 @@ type CDNSpec struct {
 	// ingressClassName of the origin Ingress.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="ingressClassName must be a lowercase DNS subdomain name (RFC 1123): letters, digits, - and ., starting and ending with a letter or digit"
 	IngressClassName *string `json:"ingressClassName,omitempty"`
 
 	// tlsSecretName is a Secret holding the origin's certificate.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="tlsSecretName must be a lowercase DNS subdomain name (RFC 1123): letters, digits, - and ., starting and ending with a letter or digit"
 	TLSSecretName string `json:"tlsSecretName,omitempty"`
 
 	// assetMaxAge is the Cache-Control max-age of content-hashed assets. Defaults to 8760h.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="cdn.assetMaxAge must be at least 1s"
 	AssetMaxAge *metav1.Duration `json:"assetMaxAge,omitempty"`
 }
 
@@ -614,6 +628,7 @@ type LatencyObjective struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="latency.threshold must be at least 1ms"
 	Threshold *metav1.Duration `json:"threshold,omitempty"`
 
 	// percent of requests that must be faster than threshold, e.g. "99".
@@ -641,6 +656,7 @@ type AutoscalingSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="autoscaling.interval must be at least 1s"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// step is how many replicas one scale-down removes. Defaults to 1.
@@ -653,6 +669,7 @@ type AutoscalingSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="autoscaling.scaleUpCooldown must not be negative"
 	ScaleUpCooldown *metav1.Duration `json:"scaleUpCooldown,omitempty"`
 
 	// scaleDownStabilization is how long a service must burn no budget before it scales down.
@@ -660,8 +677,15 @@ type AutoscalingSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="autoscaling.scaleDownStabilization must not be negative"
 	ScaleDownStabilization *metav1.Duration `json:"scaleDownStabilization,omitempty"`
 }
+
+// LabelValue is a Kubernetes label value: at most 63 letters, digits, -, _ and ., starting and
+// ending with a letter or digit, or empty.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`
+type LabelValue string
 
 // ObservabilitySpec configures tracing, rules and dashboards.
 type ObservabilitySpec struct {
@@ -674,7 +698,8 @@ type ObservabilitySpec struct {
 	// pick them up.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=16
-	RuleLabels map[string]string `json:"ruleLabels,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!k.contains('/') || k.indexOf('/') <= 253))",message="ruleLabels keys must be label keys: an optional DNS subdomain prefix and /, then a name of at most 63 letters, digits, -, _ and ., starting and ending with a letter or digit"
+	RuleLabels map[string]LabelValue `json:"ruleLabels,omitempty"`
 
 	// dashboards creates Grafana dashboard ConfigMaps. Defaults to true.
 	// +optional

@@ -439,7 +439,7 @@ func (in *ObservabilitySpec) DeepCopyInto(out *ObservabilitySpec) {
 	out.Tracing = in.Tracing
 	if in.RuleLabels != nil {
 		in, out := &in.RuleLabels, &out.RuleLabels
-		*out = make(map[string]string, len(*in))
+		*out = make(map[string]LabelValue, len(*in))
 		for key, val := range *in {
 			(*out)[key] = val
 		}

@@ -20,7 +20,9 @@ const MonitoringGroup = "monitoring.coreos.com"
 // pick it up.
 func monitoringMeta(sp *scalestackv1alpha1.SocialPlatform, name, component string) metav1.ObjectMeta {
 	labels := map[string]string{}
-	maps.Copy(labels, sp.Spec.Observability.RuleLabels)
+	for k, v := range sp.Spec.Observability.RuleLabels {
+		labels[k] = string(v)
+	}
 	maps.Copy(labels, sp.Labels(component))
 	ref := OwnerReference(sp)
 	return metav1.ObjectMeta{

@@ -127,6 +127,76 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			sp.Spec.Database.Backup = validBackup()
 			sp.Spec.Database.Restore = &scalestackv1alpha1.RestoreSpec{Source: validBackup().ObjectStore}
 		}, []string{"spec.database", "database.restore.source must not be where database.backup writes"}},
+		// Values whose child the API server would refuse (the platform would be half-applied):
+		// rejected here instead, naming the SocialPlatform's own field.
+		{"rule label key with a space", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Observability.RuleLabels = map[string]scalestackv1alpha1.LabelValue{"release name": "kube-prometheus-stack"}
+		}, []string{"spec.observability.ruleLabels", "ruleLabels keys must be label keys"}},
+		{"rule label key with two slashes", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Observability.RuleLabels = map[string]scalestackv1alpha1.LabelValue{"example.com/a/b": "x"}
+		}, []string{"spec.observability.ruleLabels", "ruleLabels keys must be label keys"}},
+		{"rule label value too long", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Observability.RuleLabels = map[string]scalestackv1alpha1.LabelValue{"release": scalestackv1alpha1.LabelValue(strings.Repeat("a", 64))}
+		}, []string{"spec.observability.ruleLabels.release", "may not be more than 63"}},
+		{"rule label value with a space", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Observability.RuleLabels = map[string]scalestackv1alpha1.LabelValue{"release": "kube prometheus"}
+		}, []string{"spec.observability.ruleLabels.release", "should match"}},
+		{"app memory request above its limit", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.Gateway.Resources = &corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}}
+		}, []string{"spec.apps.gateway.resources", "every request (cpu, memory, ephemeral-storage) must be less than or equal to its limit"}},
+		{"database cpu request above its limit", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Resources = &corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}
+		}, []string{"spec.database.resources", "must be less than or equal to its limit"}},
+		{"archive schedule of four fields", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Archive = &scalestackv1alpha1.ArchiveSpec{OlderThan: metav1.Duration{Duration: 90 * 24 * time.Hour}, Schedule: "30 3 * *"}
+		},
+			[]string{"spec.database.archive.schedule", "five fields"}},
+		{"ingress class with capitals", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.CDN.IngressClassName = ptr.To("Nginx_Public") },
+			[]string{"spec.cdn.ingressClassName", "lowercase DNS subdomain"}},
+		{"TLS secret with a slash", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.CDN = scalestackv1alpha1.CDNSpec{OriginHost: "static.example.com", TLSSecretName: "certs/origin"}
+		}, []string{"spec.cdn.tlsSecretName", "lowercase DNS subdomain"}},
+		{"storage class with a space", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Storage.StorageClassName = ptr.To("fast ssd")
+		}, []string{"spec.database.storage.storageClassName", "lowercase DNS subdomain"}},
+		{"image with a space", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Apps.Image = "ghcr.io/scalestack/apps: v1" },
+			[]string{"spec.apps.image", "image must be an image reference"}},
+		{"database image with a space", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Image = "mariadb 10.11" },
+			[]string{"spec.database.image", "image must be an image reference"}},
+		{"cache image with a tab", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Cache.Image = "redis\t7" },
+			[]string{"spec.cache.image", "image must be an image reference"}},
+		{"bootstrap port above 65535", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Mode = scalestackv1alpha1.KafkaModeExternal
+			sp.Spec.Kafka.BootstrapServers = []string{"kafka.example.com:99999"}
+		}, []string{"spec.kafka.bootstrapServers[0]", "should match"}},
+		{"smtp port zero", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.Email = &scalestackv1alpha1.EmailSpec{SMTPAddress: "smtp.mail.svc:0"}
+		}, []string{"spec.apps.email.smtpAddress", "should match"}},
+		{"zero cache TTL", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Cache.DefaultTTL = &metav1.Duration{} },
+			[]string{"spec.cache.defaultTTL", "at least 1s"}},
+		{"zero archive age", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Archive = &scalestackv1alpha1.ArchiveSpec{OlderThan: metav1.Duration{}}
+		},
+			[]string{"spec.database.archive.olderThan", "at least 1h"}},
+		{"zero autoscaling interval", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.SLO.Autoscaling.Interval = &metav1.Duration{}
+		}, []string{"spec.slo.autoscaling.interval", "at least 1s"}},
+		{"zero latency threshold", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.SLO.Latency.Threshold = &metav1.Duration{}
+		}, []string{"spec.slo.latency.threshold", "at least 1ms"}},
+		{"zero topic retention", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: "likes", Retention: &metav1.Duration{}}}
+		}, []string{"spec.kafka.topics[0].retention", "at least 1m"}},
+		{"zero asset max-age", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.CDN.AssetMaxAge = &metav1.Duration{} },
+			[]string{"spec.cdn.assetMaxAge", "at least 1s"}},
+		{"object store port above 65535", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Backup = validBackup()
+			sp.Spec.Database.Backup.ObjectStore.Endpoint = "http://store.example.com:70000"
+		}, []string{"spec.database.backup.objectStore.endpoint", "objectStore.endpoint must be"}},
 	}
 	// Values the Go types cannot hold, set on the unstructured form.
 	rawCases := []struct {
