@@ -168,15 +168,22 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	components = withFailures(components, s.failures)
 	reported = withFailures(reported, s.failures)
 	wasReady := meta.IsStatusConditionTrue(st.Conditions, scalestackv1alpha1.ConditionReady)
+	ready := readyCondition(components, reconcileErr, s.paused, deleting)
+	progressing := progressingCondition(components, s.changed)
+	degraded := degradedCondition(components, reconcileErr)
+	stalled := stalledCondition(append(components, reported...), reconcileErr,
+		failingSince(meta.FindStatusCondition(st.Conditions, scalestackv1alpha1.ConditionDegraded)), time.Now())
 	for _, c := range append(append(components, reported...),
-		readyCondition(components, reconcileErr, s.paused, deleting),
-		progressingCondition(components, s.changed),
-		degradedCondition(components, reconcileErr),
+		ready, progressing, degraded, stalled,
+		reconcilingCondition(ready, progressing, stalled, reconcileErr, s.paused, deleting),
 	) {
 		c.ObservedGeneration = sp.Generation
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
-	if s.reconciled && reconcileErr == nil {
+	// observedGeneration says which spec this status describes: every pass that acted on the spec
+	// stamps it, whether it converged (Ready), is on its way (Reconciling) or cannot (Stalled), so
+	// kstatus and Argo CD read a permanent failure as one. A paused platform's spec is not acted on.
+	if !s.paused {
 		st.ObservedGeneration = sp.Generation
 	}
 	st.Endpoints.Gateway = sp.GatewayURL()
@@ -465,7 +472,7 @@ func workloadsCondition(condType string, ws []workloadObservation) metav1.Condit
 	c := metav1.Condition{Type: condType, Status: metav1.ConditionFalse}
 	switch {
 	case len(stalled) > 0:
-		c.Reason = scalestackv1alpha1.ReasonUnavailable
+		c.Reason = scalestackv1alpha1.ReasonProgressDeadlineExceeded
 		c.Message = "Rollout stalled (progress deadline exceeded): " + strings.Join(stalled, ", ")
 	case len(down) > 0:
 		c.Reason = scalestackv1alpha1.ReasonUnavailable
@@ -548,7 +555,7 @@ func degradedCondition(components []metav1.Condition, reconcileErr error) metav1
 		Reason: scalestackv1alpha1.ReasonAsExpected, Message: "Nothing is degraded"}
 	var bad []string
 	for _, cc := range components {
-		if cc.Status == metav1.ConditionFalse && cc.Reason == scalestackv1alpha1.ReasonUnavailable {
+		if cc.Status == metav1.ConditionFalse && (cc.Reason == scalestackv1alpha1.ReasonUnavailable || cc.Reason == scalestackv1alpha1.ReasonProgressDeadlineExceeded) {
 			bad = append(bad, cc.Type+": "+cc.Message)
 		}
 	}
@@ -561,6 +568,103 @@ func degradedCondition(components []metav1.Condition, reconcileErr error) metav1
 		c.Status = metav1.ConditionTrue
 		c.Reason = scalestackv1alpha1.ReasonUnavailable
 		c.Message = truncate(strings.Join(bad, "; "), 1024)
+	}
+	return c
+}
+
+// progressDeadline is how long a reconcile may keep failing (Degraded) before the platform is
+// Stalled, as a Deployment's progressDeadlineSeconds: a failure that outlasts it needs a person.
+const progressDeadline = 10 * time.Minute
+
+// failingSince is when the platform last turned Degraded because a reconcile failed; zero when
+// it is not failing.
+func failingSince(degraded *metav1.Condition) time.Time {
+	if degraded == nil || degraded.Status != metav1.ConditionTrue || degraded.Reason != scalestackv1alpha1.ReasonReconcileFailed {
+		return time.Time{}
+	}
+	return degraded.LastTransitionTime.Time
+}
+
+// stalledCondition is True when the operator cannot converge the platform on its own: the API
+// server refused a child (retrying the same spec gets the same answer), the spec asks for what
+// the cluster cannot do (storage that cannot grow), a Deployment's rollout exceeded its deadline,
+// or a reconcile has kept failing since before the progress deadline.
+func stalledCondition(conds []metav1.Condition, reconcileErr error, failingSince, now time.Time) metav1.Condition {
+	c := metav1.Condition{Type: scalestackv1alpha1.ConditionStalled, Status: metav1.ConditionFalse,
+		Reason: scalestackv1alpha1.ReasonAsExpected, Message: "Nothing prevents the operator from converging the platform"}
+	var stuck []string
+	for _, cc := range conds {
+		if cc.Reason == scalestackv1alpha1.ReasonStorageResizeUnsupported || cc.Reason == scalestackv1alpha1.ReasonProgressDeadlineExceeded {
+			stuck = append(stuck, cc.Type+": "+cc.Message)
+		}
+	}
+	switch {
+	case reconcileErr != nil && rejected(reconcileErr):
+		c.Status, c.Reason = metav1.ConditionTrue, scalestackv1alpha1.ReasonChildRejected
+		c.Message = truncate("The API server refused a child; change the spec (or the namespace's policy): "+reconcileErr.Error(), 1024)
+	case reconcileErr != nil && !failingSince.IsZero() && now.Sub(failingSince) >= progressDeadline:
+		c.Status, c.Reason = metav1.ConditionTrue, scalestackv1alpha1.ReasonProgressDeadlineExceeded
+		c.Message = truncate(fmt.Sprintf("Reconciling has failed for %v: %s", now.Sub(failingSince).Round(time.Second), reconcileErr.Error()), 1024)
+	case len(stuck) > 0:
+		c.Status, c.Reason = metav1.ConditionTrue, stuckReason(conds)
+		c.Message = truncate(strings.Join(stuck, "; "), 1024)
+	}
+	return c
+}
+
+// stuckReason is the reason of the first condition that makes the platform stalled.
+func stuckReason(conds []metav1.Condition) string {
+	for _, cc := range conds {
+		if cc.Reason == scalestackv1alpha1.ReasonStorageResizeUnsupported || cc.Reason == scalestackv1alpha1.ReasonProgressDeadlineExceeded {
+			return cc.Reason
+		}
+	}
+	return scalestackv1alpha1.ReasonAsExpected
+}
+
+// rejected says whether err holds an API server answer that retrying the same request cannot
+// change: invalid, bad request, forbidden (RBAC, admission policies, ResourceQuota), too large.
+// Conflicts, timeouts, throttling and unavailability are transient.
+func rejected(err error) bool {
+	if st, ok := err.(apierrors.APIStatus); ok {
+		switch st.Status().Reason {
+		case metav1.StatusReasonInvalid, metav1.StatusReasonBadRequest, metav1.StatusReasonForbidden,
+			metav1.StatusReasonRequestEntityTooLarge, metav1.StatusReasonMethodNotAllowed,
+			metav1.StatusReasonNotAcceptable, metav1.StatusReasonUnsupportedMediaType:
+			return true
+		}
+	}
+	switch u := err.(type) { //nolint:errorlint // walking the tree by hand, to see every branch of a join
+	case interface{ Unwrap() []error }:
+		return slices.ContainsFunc(u.Unwrap(), rejected)
+	case interface{ Unwrap() error }:
+		if inner := u.Unwrap(); inner != nil {
+			return rejected(inner)
+		}
+	}
+	return false
+}
+
+// reconcilingCondition is True while the operator works towards the current spec: anything but
+// a platform that is Ready with nothing changing, paused, or Stalled (kstatus reads Reconciling
+// before Stalled, so the two are never True together).
+func reconcilingCondition(ready, progressing, stalled metav1.Condition, reconcileErr error, paused, deleting bool) metav1.Condition {
+	c := metav1.Condition{Type: scalestackv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue}
+	switch {
+	case deleting:
+		c.Reason, c.Message = scalestackv1alpha1.ReasonDeleting, "The platform is being torn down"
+	case paused:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, scalestackv1alpha1.ReasonPaused, "spec.paused is true: the operator changes nothing"
+	case stalled.Status == metav1.ConditionTrue:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, stalled.Reason, "Stalled: the operator cannot converge the platform without a change"
+	case reconcileErr != nil:
+		c.Reason, c.Message = scalestackv1alpha1.ReasonReconcileFailed, truncate("Retrying after: "+reconcileErr.Error(), 1024)
+	case progressing.Status == metav1.ConditionTrue:
+		c.Reason, c.Message = progressing.Reason, progressing.Message
+	case ready.Status != metav1.ConditionTrue:
+		c.Reason, c.Message = ready.Reason, ready.Message
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, scalestackv1alpha1.ReasonReconciled, "The platform matches its spec"
 	}
 	return c
 }

@@ -2,15 +2,19 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -31,7 +35,7 @@ func TestWorkloadsCondition(t *testing.T) {
 		{"one half ready", []workloadObservation{ok, {Name: "b", Exists: true, Current: true, Desired: 2, Updated: 2, Ready: 1}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonRollingOut},
 		{"one rolling a new template", []workloadObservation{{Name: "b", Exists: true, Current: true, Desired: 2, Updated: 1, Ready: 2}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonRollingOut},
 		{"one with no ready replica", []workloadObservation{ok, {Name: "b", Exists: true, Current: true, Desired: 2, Updated: 2, Ready: 0}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonUnavailable},
-		{"stall beats missing", []workloadObservation{{Name: "a"}, {Name: "b", Exists: true, Stalled: true}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonUnavailable},
+		{"stall beats missing", []workloadObservation{{Name: "a"}, {Name: "b", Exists: true, Stalled: true}}, metav1.ConditionFalse, scalestackv1alpha1.ReasonProgressDeadlineExceeded},
 		{"scaled to zero is available", []workloadObservation{{Name: "a", Exists: true, Current: true}}, metav1.ConditionTrue, scalestackv1alpha1.ReasonAvailable},
 	}
 	for _, tc := range cases {
@@ -109,6 +113,89 @@ func TestProgressingAndDegraded(t *testing.T) {
 	}
 	if c := degradedCondition([]metav1.Condition{up}, errors.New("apply failed")); c.Status != metav1.ConditionTrue || c.Reason != scalestackv1alpha1.ReasonReconcileFailed {
 		t.Errorf("failed reconcile not degraded: %+v", c)
+	}
+}
+
+func TestRejected(t *testing.T) {
+	gr := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	invalid := apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "demo-gateway", nil)
+	quota := apierrors.NewForbidden(schema.GroupResource{Resource: "services"}, "demo-gateway", errors.New("exceeded quota: q"))
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"invalid child", fmt.Errorf("apps: applying Deployment demo-gateway: %w", invalid), true},
+		{"over quota", fmt.Errorf("cache: %w", quota), true},
+		{"bad request", apierrors.NewBadRequest("no"), true},
+		{"a rejected branch of a join", errors.Join(errors.New("database: agent unreachable"), fmt.Errorf("apps: %w", invalid)), true},
+		{"conflict", fmt.Errorf("apps: %w", apierrors.NewConflict(gr, "x", errors.New("changed"))), false},
+		{"timeout", apierrors.NewTimeoutError("slow", 1), false},
+		{"unavailable", apierrors.NewServiceUnavailable("down"), false},
+		{"throttled", apierrors.NewTooManyRequests("slow down", 1), false},
+		{"not an API error", errors.New("dial tcp: connection refused"), false},
+	}
+	for _, tc := range cases {
+		if got := rejected(tc.err); got != tc.want {
+			t.Errorf("%s: rejected = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestStalledAndReconciling(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	up := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonAvailable}
+	rolling := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonRollingOut, Message: "Rolling out: x"}
+	deadline := metav1.Condition{Type: "AppsReady", Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonProgressDeadlineExceeded, Message: "Rollout stalled"}
+	noResize := metav1.Condition{Type: "DatabaseReady", Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonStorageResizeUnsupported, Message: "cannot grow"}
+	invalid := fmt.Errorf("apps: %w", apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "demo-gateway", nil))
+	transient := errors.New("database: agent unreachable")
+	cases := []struct {
+		name             string
+		comps            []metav1.Condition
+		err              error
+		failingSince     time.Time
+		changed          []string
+		paused, deleting bool
+		wantStalled      string // reason when Stalled is True, "" when False
+		wantReconciling  metav1.ConditionStatus
+	}{
+		{"converged", []metav1.Condition{up}, nil, time.Time{}, nil, false, false, "", metav1.ConditionFalse},
+		{"children changed", []metav1.Condition{up}, nil, time.Time{}, []string{"Deployment/x"}, false, false, "", metav1.ConditionTrue},
+		{"rolling out", []metav1.Condition{rolling}, nil, time.Time{}, nil, false, false, "", metav1.ConditionTrue},
+		{"a child refused", []metav1.Condition{up}, invalid, now, nil, false, false, scalestackv1alpha1.ReasonChildRejected, metav1.ConditionFalse},
+		{"a transient failure, just now", []metav1.Condition{up}, transient, now.Add(-time.Minute), nil, false, false, "", metav1.ConditionTrue},
+		{"a transient failure past the deadline", []metav1.Condition{up}, transient, now.Add(-progressDeadline), nil, false, false, scalestackv1alpha1.ReasonProgressDeadlineExceeded, metav1.ConditionFalse},
+		{"a failure whose start is unknown", []metav1.Condition{up}, transient, time.Time{}, nil, false, false, "", metav1.ConditionTrue},
+		{"a rollout past its deadline", []metav1.Condition{deadline}, nil, time.Time{}, nil, false, false, scalestackv1alpha1.ReasonProgressDeadlineExceeded, metav1.ConditionFalse},
+		{"storage that cannot grow", []metav1.Condition{noResize, up}, nil, time.Time{}, nil, false, false, scalestackv1alpha1.ReasonStorageResizeUnsupported, metav1.ConditionFalse},
+		{"paused", []metav1.Condition{rolling}, nil, time.Time{}, nil, true, false, "", metav1.ConditionFalse},
+		{"deleting", []metav1.Condition{up}, nil, time.Time{}, nil, false, true, "", metav1.ConditionTrue},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			stalled := stalledCondition(tc.comps, tc.err, tc.failingSince, now)
+			if got := map[bool]string{true: stalled.Reason}[stalled.Status == metav1.ConditionTrue]; got != tc.wantStalled {
+				t.Errorf("Stalled %s/%s %q, want reason %q", stalled.Status, stalled.Reason, stalled.Message, tc.wantStalled)
+			}
+			ready := readyCondition(tc.comps, tc.err, tc.paused, tc.deleting)
+			rec := reconcilingCondition(ready, progressingCondition(tc.comps, tc.changed), stalled, tc.err, tc.paused, tc.deleting)
+			if rec.Status != tc.wantReconciling || rec.Reason == "" || rec.Message == "" {
+				t.Errorf("Reconciling %s/%s %q, want %s", rec.Status, rec.Reason, rec.Message, tc.wantReconciling)
+			}
+			if rec.Status == metav1.ConditionTrue && stalled.Status == metav1.ConditionTrue {
+				t.Errorf("Reconciling and Stalled both True")
+			}
+		})
+	}
+	degraded := &metav1.Condition{Type: scalestackv1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonReconcileFailed,
+		LastTransitionTime: metav1.NewTime(now)}
+	if got := failingSince(degraded); !got.Equal(now) {
+		t.Errorf("failingSince = %v", got)
+	}
+	degraded.Reason = scalestackv1alpha1.ReasonUnavailable
+	if got := failingSince(degraded); !got.IsZero() {
+		t.Errorf("failingSince of an unavailable component = %v, want zero", got)
 	}
 }
 

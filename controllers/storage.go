@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -112,6 +113,11 @@ func (r *SocialPlatformReconciler) growStorage(ctx context.Context, s *scope) (m
 			if err != nil {
 				return nil, nil, err
 			}
+			if render.Retained(sp) {
+				if err := r.protectClaims(ctx, claims); err != nil {
+					return nil, nil, err
+				}
+			}
 			claimsPending(s, claims, want)
 			var smaller []*corev1.PersistentVolumeClaim
 			for j := range claims {
@@ -173,6 +179,33 @@ func (r *SocialPlatformReconciler) replaceForClaims(ctx context.Context, s *scop
 	s.storage.resizing = append(s.storage.resizing, "StatefulSet "+sts.Name+" is being replaced with the larger claim template")
 	s.storage.replacing = true
 	s.requeueAfter(requeueStorage)
+	return nil
+}
+
+// protectClaims puts render.RetainedAnnotations on retained claims that lack them. The claims
+// come from the StatefulSet's volumeClaimTemplates, which cannot change, so they are annotated
+// here, once each; an annotation someone else set under the same key is left as it is.
+func (r *SocialPlatformReconciler) protectClaims(ctx context.Context, claims []corev1.PersistentVolumeClaim) error {
+	for i := range claims {
+		c := &claims[i]
+		add := map[string]string{}
+		for k, v := range render.RetainedAnnotations {
+			if _, ok := c.Annotations[k]; !ok {
+				add[k] = v
+			}
+		}
+		if len(add) == 0 {
+			continue
+		}
+		patch := client.MergeFrom(c.DeepCopy())
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		maps.Copy(c.Annotations, add)
+		if err := r.Client.Patch(ctx, c, patch); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("annotating retained claim %s: %w", c.Name, err)
+		}
+	}
 	return nil
 }
 

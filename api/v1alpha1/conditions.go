@@ -10,6 +10,14 @@ const (
 	// ConditionDegraded is True when something that was working is not: a component failed, a
 	// reconcile failed, or a required child is missing and cannot be made.
 	ConditionDegraded = "Degraded"
+	// ConditionReconciling is True while the operator works towards the current spec: children
+	// being created or rolled, components not ready yet, a failed pass being retried, teardown.
+	// With Stalled it gives kstatus (kubectl wait, Flux, cli-utils) the platform's state.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the operator cannot converge the platform until a person
+	// changes something: the API server refuses a child (invalid, forbidden, over quota), the
+	// spec asks for what the cluster cannot do, or a failure outlasted the progress deadline.
+	ConditionStalled = "Stalled"
 
 	// ConditionAppsReady is True when every app Deployment is Available with all replicas updated.
 	ConditionAppsReady = "AppsReady"
@@ -65,6 +73,13 @@ const (
 	ReasonAsExpected = "AsExpected"
 	// ReasonStable: Progressing is False; nothing is changing.
 	ReasonStable = "Stable"
+	// ReasonChildRejected: the API server refused a child the operator applied (invalid,
+	// forbidden by RBAC or an admission policy, over a ResourceQuota): retrying the same spec
+	// cannot help. The message has the API server's answer.
+	ReasonChildRejected = "ChildRejected"
+	// ReasonProgressDeadlineExceeded: a failure (or a Deployment's rollout) made no progress for
+	// longer than its deadline.
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 	// ReasonStrimziNotInstalled: spec.kafka.mode is Strimzi but the cluster does not serve
 	// kafka.strimzi.io.
 	ReasonStrimziNotInstalled = "StrimziNotInstalled"

@@ -1,7 +1,3 @@
-// Package argocd holds the Argo CD resource customizations for SocialPlatform, laid out as Argo
-// CD's own resource_customizations/<group>/<kind>/ so they can be contributed upstream. The tests
-// run the health script in gopher-lua, the Lua interpreter Argo CD embeds, over the fixtures of
-// health_test.yaml, as Argo CD's own test does.
 package argocd
 
 import (
@@ -9,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	lua "github.com/yuin/gopher-lua"
 	"sigs.k8s.io/yaml"
 )
 
@@ -25,51 +20,7 @@ type healthTests struct {
 	} `json:"tests"`
 }
 
-func toLua(L *lua.LState, v any) lua.LValue {
-	switch x := v.(type) {
-	case map[string]any:
-		t := L.NewTable()
-		for k, val := range x {
-			t.RawSetString(k, toLua(L, val))
-		}
-		return t
-	case []any:
-		t := L.NewTable()
-		for _, val := range x {
-			t.Append(toLua(L, val))
-		}
-		return t
-	case string:
-		return lua.LString(x)
-	case float64:
-		return lua.LNumber(x)
-	case bool:
-		return lua.LBool(x)
-	default:
-		return lua.LNil
-	}
-}
-
-func runHealth(t *testing.T, script string, obj map[string]any) (status, message string) {
-	t.Helper()
-	L := lua.NewState(lua.Options{SkipOpenLibs: false})
-	defer L.Close()
-	L.SetGlobal("obj", toLua(L, obj))
-	if err := L.DoString(script); err != nil {
-		t.Fatalf("health.lua: %v", err)
-	}
-	ret, ok := L.Get(-1).(*lua.LTable)
-	if !ok {
-		t.Fatalf("health.lua returned %s, not a table", L.Get(-1).Type())
-	}
-	return ret.RawGetString("status").String(), ret.RawGetString("message").String()
-}
-
 func TestHealth(t *testing.T) {
-	script, err := os.ReadFile(filepath.Join(dir, "health.lua"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	raw, err := os.ReadFile(filepath.Join(dir, "health_test.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +43,10 @@ func TestHealth(t *testing.T) {
 			if err := yaml.Unmarshal(in, &obj); err != nil {
 				t.Fatal(err)
 			}
-			status, message := runHealth(t, string(script), obj)
+			status, message, err := Health(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
 			seen[status] = true
 			if status != tc.HealthStatus.Status || message != tc.HealthStatus.Message {
 				t.Errorf("got %s %q, want %s %q", status, message, tc.HealthStatus.Status, tc.HealthStatus.Message)

@@ -83,10 +83,21 @@ func DatabaseSecret(sp *scalestackv1alpha1.SocialPlatform, passwords map[string]
 		WithLabels(sp.Labels("database")).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(passwords)
-	if !Retained(sp) {
+	if Retained(sp) {
+		s.WithAnnotations(RetainedAnnotations)
+	} else {
 		s.WithOwnerReferences(OwnerReference(sp))
 	}
 	return s
+}
+
+// RetainedAnnotations go on what outlives the platform under deletionPolicy Retain (the
+// credentials Secret, the shards' claims), which carries no owner reference: Argo CD's label
+// tracking keys on app.kubernetes.io/instance, so an Application named like the platform would
+// otherwise take them for its own and prune them (docs/argocd.md).
+var RetainedAnnotations = map[string]string{
+	"argocd.argoproj.io/sync-options":    "Prune=false",
+	"argocd.argoproj.io/compare-options": "IgnoreExtraneous",
 }
 
 // ShardMap renders the shard map for the current number of shards; the primary is reached through

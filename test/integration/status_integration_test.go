@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -10,10 +11,15 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/config/argocd"
 )
 
 // A pass that fails in a late phase (the CDN Ingress refused by an admission policy) still
@@ -94,10 +100,75 @@ func TestStatusAfterAFailedPassIsObserved(t *testing.T) {
 		return nil
 	})
 
+	// A refused child is permanent: Stalled (ChildRejected), not Reconciling, and the status is
+	// stamped with the generation it describes, so kstatus reads Failed and Argo CD Degraded.
+	stalledNow := func(what string) {
+		t.Helper()
+		eventually(t, what, func() error {
+			cur := &scalestackv1alpha1.SocialPlatform{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(sp), cur); err != nil {
+				return err
+			}
+			return readsFailed(cur)
+		})
+	}
+	stalledNow("Stalled, observed at the current generation, read as Failed and Degraded")
+
 	// A refused Ingress does not keep the apps from being updated: the phases after a failing
-	// non-blocking one still run.
+	// non-blocking one still run, and the new generation is reported as stalled too.
 	updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) { cur.Spec.Apps.Post.Replicas = ptr.To[int32](4) })
 	eventually(t, "the post Deployment updated while the Ingress is still refused", replicasAre(t, ns, sp.ComponentName(scalestackv1alpha1.ComponentPost), 4))
+	stalledNow("the new generation reported stalled")
+}
+
+const fixtureHeader = "# The status of a real platform whose CDN Ingress an admission policy refused\n" +
+	"# (go test ./test/integration -run TestStatusAfterAFailedPassIsObserved with SCALESTACK_ARGOCD_FIXTURE).\n"
+
+// readsFailed checks that a platform whose child is refused says so to every GitOps reader:
+// observedGeneration is current, Stalled is True (ChildRejected) and Reconciling False, kstatus
+// (kubectl wait, Flux, cli-utils) computes Failed and Argo CD's health check Degraded.
+func readsFailed(sp *scalestackv1alpha1.SocialPlatform) error {
+	if sp.Status.ObservedGeneration != sp.Generation {
+		return fmt.Errorf("observedGeneration %d, generation %d", sp.Status.ObservedGeneration, sp.Generation)
+	}
+	st := meta.FindStatusCondition(sp.Status.Conditions, scalestackv1alpha1.ConditionStalled)
+	if st == nil || st.Status != metav1.ConditionTrue || st.Reason != scalestackv1alpha1.ReasonChildRejected || st.ObservedGeneration != sp.Generation {
+		return fmt.Errorf("Stalled is %+v", st)
+	}
+	if rc := meta.FindStatusCondition(sp.Status.Conditions, scalestackv1alpha1.ConditionReconciling); rc == nil || rc.Status != metav1.ConditionFalse {
+		return fmt.Errorf("Reconciling is %+v", rc)
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sp)
+	if err != nil {
+		return err
+	}
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
+	if err != nil {
+		return err
+	}
+	if res.Status != kstatus.FailedStatus {
+		return fmt.Errorf("kstatus computes %s (%s)", res.Status, res.Message)
+	}
+	if path := os.Getenv("SCALESTACK_ARGOCD_FIXTURE"); path != "" {
+		// Refreshes config/argocd's fixture from this live platform (its status, as the operator wrote it).
+		fixture := map[string]any{"apiVersion": scalestackv1alpha1.GroupVersion.String(), "kind": "SocialPlatform",
+			"metadata": map[string]any{"name": sp.Name, "namespace": sp.Namespace, "generation": sp.Generation}, "status": obj["status"]}
+		raw, err := yaml.Marshal(fixture)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, append([]byte(fixtureHeader), raw...), 0o644); err != nil {
+			return err
+		}
+	}
+	health, message, err := argocd.Health(obj)
+	if err != nil {
+		return err
+	}
+	if health != "Degraded" || !strings.Contains(message, "refused a child") {
+		return fmt.Errorf("Argo CD health %s %q", health, message)
+	}
+	return nil
 }
 
 func ingressProbe(ns string) *networkingv1.Ingress {

@@ -1,6 +1,8 @@
 -- Argo CD health check for scalestack.dev/SocialPlatform.
 -- Deleting -> Progressing; paused -> Suspended; status not yet for this generation -> Progressing;
--- Degraded=True -> Degraded; Ready=True -> Healthy; anything else -> Progressing.
+-- Degraded=True or Stalled=True -> Degraded; Ready=True -> Healthy; anything else -> Progressing.
+-- The operator stamps status.observedGeneration on every pass that acted on the spec, failed or
+-- not, so a platform that cannot converge reads Degraded rather than Progressing forever.
 local hs = {}
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
@@ -30,6 +32,7 @@ end
 
 local ready = nil
 local degraded = nil
+local stalled = nil
 for _, condition in ipairs(obj.status.conditions) do
   -- A condition computed for an older spec says nothing about this one.
   local current = generation == nil or condition.observedGeneration == nil or condition.observedGeneration >= generation
@@ -37,7 +40,15 @@ for _, condition in ipairs(obj.status.conditions) do
     ready = condition
   elseif current and condition.type == "Degraded" then
     degraded = condition
+  elseif current and condition.type == "Stalled" then
+    stalled = condition
   end
+end
+
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = stalled.message
+  return hs
 end
 
 if degraded ~= nil and degraded.status == "True" then
