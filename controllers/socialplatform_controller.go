@@ -87,6 +87,9 @@ func (r *SocialPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	sp := &scalestackv1alpha1.SocialPlatform{}
 	if err := r.Client.Get(ctx, req.NamespacedName, sp); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetConditions(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	s := newScope(sp)

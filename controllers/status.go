@@ -186,6 +186,9 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	if !s.paused {
 		st.ObservedGeneration = sp.Generation
 	}
+	if !deleting {
+		exportConditions(sp.Namespace, sp.Name, st.Conditions)
+	}
 	st.Endpoints.Gateway = sp.GatewayURL()
 	st.Endpoints.CDNOrigin = render.CDNOriginURL(sp)
 

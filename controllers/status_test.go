@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -390,5 +391,28 @@ func TestConnectionBudgetSaysWhichLimitBinds(t *testing.T) {
 	down := metav1.Condition{Type: ready.Type, Status: metav1.ConditionFalse, Reason: scalestackv1alpha1.ReasonUnavailable}
 	if got := connectionBudget(down, render.Sizing(sp)); got != down {
 		t.Errorf("not ready: %+v", got)
+	}
+}
+
+func TestExportConditions(t *testing.T) {
+	conds := []metav1.Condition{
+		{Type: scalestackv1alpha1.ConditionReady, Status: metav1.ConditionFalse},
+		{Type: scalestackv1alpha1.ConditionStalled, Status: metav1.ConditionTrue},
+	}
+	exportConditions("shop", "demo", conds)
+	defer forgetConditions("shop", "demo")
+	for _, tc := range []struct {
+		cond, status string
+		want         float64
+	}{
+		{"Ready", "False", 1}, {"Ready", "True", 0}, {"Stalled", "True", 1}, {"Degraded", "Unknown", 1}, {"Degraded", "True", 0},
+	} {
+		if got := testutil.ToFloat64(platformConditions.WithLabelValues("shop", "demo", tc.cond, tc.status)); got != tc.want {
+			t.Errorf("%s=%s: %v, want %v", tc.cond, tc.status, got, tc.want)
+		}
+	}
+	forgetConditions("shop", "demo")
+	if n := testutil.CollectAndCount(platformConditions); n != 0 {
+		t.Errorf("%d series left after the platform is gone", n)
 	}
 }

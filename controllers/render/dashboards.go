@@ -1,6 +1,8 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -82,7 +84,7 @@ func Dashboard(sp *scalestackv1alpha1.SocialPlatform) (string, error) {
 		q("A", fmt.Sprintf(`time() - max by (shard) (scalestack_backup_full_newest_timestamp_seconds{%s} > 0)`, db), "full backup, shard {{shard}}"),
 		q("B", fmt.Sprintf(`time() - max by (shard) (scalestack_backup_binlog_archived_timestamp_seconds{%s} > 0)`, db), "archive, shard {{shard}}"))
 	dash := map[string]any{
-		"uid":           "scalestack-" + ns + "-" + sp.Name,
+		"uid":           DashboardUID(ns, sp.Name),
 		"title":         fmt.Sprintf("scalestack / %s / %s", ns, sp.Name),
 		"tags":          []string{"scalestack"},
 		"schemaVersion": 39,
@@ -111,4 +113,15 @@ func DashboardConfigMap(sp *scalestackv1alpha1.SocialPlatform, dashboardJSON str
 		WithLabels(labels).
 		WithOwnerReferences(OwnerReference(sp)).
 		WithData(map[string]string{sp.Name + ".json": dashboardJSON})
+}
+
+// DashboardUID names a platform's dashboard in Grafana, which allows 40 characters:
+// scalestack-<namespace>-<name> when that fits, else scalestack- and a hash of both (a namespace
+// may have 63 characters and a name 30).
+func DashboardUID(namespace, name string) string {
+	if uid := "scalestack-" + namespace + "-" + name; len(uid) <= 40 {
+		return uid
+	}
+	sum := sha256.Sum256([]byte(namespace + "/" + name))
+	return "scalestack-" + hex.EncodeToString(sum[:])[:29]
 }

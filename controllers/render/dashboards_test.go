@@ -12,6 +12,17 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+func TestDashboardUIDFitsGrafana(t *testing.T) {
+	if got := DashboardUID("shop", "demo"); got != "scalestack-shop-demo" {
+		t.Errorf("short names: %q", got)
+	}
+	long := strings.Repeat("n", 63)
+	a, b := DashboardUID(long, strings.Repeat("a", 30)), DashboardUID(long, strings.Repeat("b", 30))
+	if len(a) > 40 || len(b) > 40 || a == b || !strings.HasPrefix(a, "scalestack-") {
+		t.Errorf("long names: %q and %q (Grafana allows 40 characters, and they must differ)", a, b)
+	}
+}
+
 func TestDashboardIsValidGrafanaJSON(t *testing.T) {
 	sp := sample(t)
 	raw, err := Dashboard(sp)
