@@ -124,6 +124,10 @@ build: ## Build the operator binary into bin/manager.
 images: ## Build every image without Docker (operator, apps, exporters; pause, kfake, MariaDB, Redis for the local node).
 	IMG=$(IMG) APPS_IMG=$(APPS_IMG) hack/build-images.sh $(IMAGES) >/dev/null
 
+.PHONY: release
+release: ## dist/install.yaml: CRD, RBAC, the operator Deployment and metrics Service, images by digest (REGISTRY, VERSION, RELEASE_PUSH=1).
+	REGISTRY=$(or $(REGISTRY),ghcr.io/scalestack) VERSION=$(or $(VERSION),v0.1.0) hack/release.sh
+
 .PHONY: push
 push: ## Push the operator and apps images to REGISTRY (e.g. make images push REGISTRY=registry.example.com/team).
 	@test -n "$(REGISTRY)" || { echo "make push needs REGISTRY=<registry/path>" >&2; exit 1; }

@@ -73,6 +73,7 @@ func run(m *testing.M) (code int) {
 		return strings.TrimSpace(string(out)), err
 	}
 	kubeconfig, err := cluster("up")
+	adminKubeconfig = kubeconfig
 	defer func() { _, _ = cluster("down") }()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local control plane:", err)
@@ -136,6 +137,8 @@ func run(m *testing.M) (code int) {
 
 var (
 	managerBin, opKubeconfig string
+	// adminKubeconfig is the control plane's admin credentials.
+	adminKubeconfig string
 	// leader is the operator process started first; operators lists every one started.
 	leader    *exec.Cmd
 	operators []*exec.Cmd
