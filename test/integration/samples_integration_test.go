@@ -1,0 +1,64 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/test/testenv"
+)
+
+// Every published sample is accepted by the real API server and reconciled with no child refused;
+// minimal (External Kafka, nothing else installed) becomes Ready once its workloads are.
+func TestSamplesApplyCleanly(t *testing.T) {
+	for _, name := range []string{"minimal", "dev", "production"} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", name+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp := &scalestackv1alpha1.SocialPlatform{}
+			if err := yaml.UnmarshalStrict(raw, sp); err != nil {
+				t.Fatal(err)
+			}
+			sp.Namespace = newNamespace(t)
+			if sp.Spec.Kafka.Mode == scalestackv1alpha1.KafkaModeExternal {
+				// The suite's Kafka (kfake, the real protocol) stands in for kafka.kafka.svc.
+				sp.Spec.Kafka.BootstrapServers = kafkaSeeds
+			}
+			if err := k8s.Create(context.Background(), sp); err != nil {
+				t.Fatalf("the API server refused config/samples/%s.yaml: %v", name, err)
+			}
+			eventually(t, "reconciled with no child refused", func() error {
+				cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, sp.Namespace, sp.Name)
+				if err != nil {
+					return err
+				}
+				if cur.Status.ObservedGeneration != cur.Generation {
+					return fmt.Errorf("observedGeneration %d", cur.Status.ObservedGeneration)
+				}
+				for _, c := range cur.Status.Conditions {
+					if c.Reason == scalestackv1alpha1.ReasonApplyFailed || (c.Type == scalestackv1alpha1.ConditionStalled && c.Status != metav1.ConditionFalse) ||
+						(c.Type == scalestackv1alpha1.ConditionDegraded && c.Status != metav1.ConditionFalse) {
+						return fmt.Errorf("%s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
+					}
+				}
+				if meta.FindStatusCondition(cur.Status.Conditions, scalestackv1alpha1.ConditionStalled) == nil {
+					return fmt.Errorf("no Stalled condition yet")
+				}
+				return nil
+			})
+			if name == "minimal" {
+				markDeploymentsAvailable(t, sp)
+				waitForCondition(t, sp, scalestackv1alpha1.ConditionReady, metav1.ConditionTrue)
+			}
+		})
+	}
+}
