@@ -33,6 +33,11 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from markers.
 	$(CONTROLLER_GEN) rbac:roleName=scalestack-manager crd paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The Helm chart carries the same CRD, RBAC and monitoring as config/ (copies, checked by make verify).
+	rm -rf charts/scalestack/crds charts/scalestack/files && mkdir -p charts/scalestack/crds charts/scalestack/files/rbac charts/scalestack/files/prometheus
+	cp config/crd/bases/*.yaml charts/scalestack/crds/
+	cp $(filter-out config/rbac/kustomization.yaml config/rbac/service_account.yaml,$(wildcard config/rbac/*.yaml)) charts/scalestack/files/rbac/
+	cp config/prometheus/monitor.yaml config/prometheus/rules.yaml config/prometheus/dashboard.json charts/scalestack/files/prometheus/
 
 .PHONY: fmt
 fmt: $(GOLANGCI_LINT) ## Format the Go code with what lint enforces (gofmt, goimports with local imports last).
@@ -50,8 +55,8 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 verify: generate manifests ## Regenerate code and manifests and fail if anything (or go mod tidy) drifted.
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files drifted: run 'make generate manifests' and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "untracked generated files: commit them" >&2; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files drifted: run 'make generate manifests' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { git status --porcelain -- api config charts; echo "untracked generated files: commit them" >&2; exit 1; }
 
 .PHONY: vulncheck
 vulncheck: ## Scan for known vulnerabilities with govulncheck and an offline copy of the Go vulnerability database.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -34,9 +35,9 @@ func main() {
 
 func run() error {
 	var (
-		metricsAddr, probeAddr, appsImage, logFormat, leaderNamespace string
-		leaderElect, secureMetrics                                    bool
-		concurrency, qps, burst                                       int
+		metricsAddr, probeAddr, appsImage, logFormat, leaderNamespace, watchNamespaces string
+		leaderElect, secureMetrics                                                     bool
+		concurrency, qps, burst                                                        int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for callers the API server authenticates and authorizes.")
@@ -45,6 +46,7 @@ func run() error {
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	flag.StringVar(&appsImage, "apps-image", DefaultAppsImage, "Apps image of platforms that do not set spec.apps.image.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 4, "How many SocialPlatforms are reconciled at once.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose SocialPlatforms this operator reconciles (default: every namespace).")
 	flag.IntVar(&qps, "kube-api-qps", 200, "Queries per second to the API server (client-side limit).")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Burst of queries to the API server.")
 	flag.StringVar(&logFormat, "log-format", "json", "Log format: json or text.")
@@ -92,7 +94,7 @@ func run() error {
 		LeaderElectionID:              "scalestack-operator.scalestack.dev",
 		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
+		Cache:                         controllers.CacheOptions(namespaceList(watchNamespaces)...),
 		// Strimzi's kinds are read as unstructured objects; they are cached like the typed ones.
 		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
@@ -115,6 +117,17 @@ func run() error {
 		return err
 	}
 
-	log.Info("Starting manager", "appsImage", appsImage, "maxConcurrentReconciles", concurrency)
+	log.Info("Starting manager", "appsImage", appsImage, "maxConcurrentReconciles", concurrency, "watchNamespaces", watchNamespaces)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// namespaceList splits --watch-namespaces; empty means every namespace.
+func namespaceList(s string) []string {
+	var out []string
+	for _, ns := range strings.Split(s, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
