@@ -34,6 +34,7 @@ import (
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/promquery"
 	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/pkg/platform"
 )
 
 // SocialPlatformReconciler converges a SocialPlatform's children and reports its status.
@@ -121,6 +122,9 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	if sp.Spec.Paused {
 		s.paused = true
 		return ctrl.Result{}, nil
+	}
+	if err := r.resolveTopicPrefix(ctx, s); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := r.runPhases(ctx, s); err != nil {
 		return ctrl.Result{}, err
@@ -278,3 +282,25 @@ func specOrDeletionChanged() predicate.Predicate {
 const requeueTeardown = 2 * time.Second
 
 var _ = klog.KObj
+
+// resolveTopicPrefix settles the platform's topic prefix for this pass when the manifest leaves it
+// out: a platform whose apps configuration exists without a prefix predates prefixes and keeps its
+// unprefixed topics (moving them would abandon the events in flight); a configuration that has
+// one keeps it; a new platform gets "<namespace>.<name>.". Only the pass's copy of the spec
+// changes (render reads it); the operator never writes the spec.
+func (r *SocialPlatformReconciler) resolveTopicPrefix(ctx context.Context, s *scope) error {
+	if s.sp.Spec.Kafka.TopicPrefix != nil {
+		return nil
+	}
+	cm := &corev1.ConfigMap{}
+	found, err := r.getOptional(ctx, s.sp.Namespace, s.sp.AppsConfigName(), cm)
+	if err != nil {
+		return err
+	}
+	prefix := render.DefaultTopicPrefix(s.sp)
+	if found {
+		prefix = cm.Data[platform.EnvKafkaTopicPrefix] // absent: "" (a platform from before prefixes)
+	}
+	s.sp.Spec.Kafka.TopicPrefix = &prefix
+	return nil
+}

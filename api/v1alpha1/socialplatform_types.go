@@ -495,6 +495,8 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="self.mode != 'External' || (has(self.bootstrapServers) && size(self.bootstrapServers) > 0)",message="bootstrapServers is required when mode is External"
 // +kubebuilder:validation:XValidation:rule="self.mode != 'Strimzi' || !has(self.topics) || self.topics.all(t, !has(t.replicationFactor) || t.replicationFactor <= self.brokers)",message="a topic's replicationFactor must not exceed brokers"
+// +kubebuilder:validation:XValidation:rule="!has(self.topicPrefix) || !has(self.topics) || self.topics.all(t, size(self.topicPrefix) + size(t.name) <= 245)",message="kafka.topicPrefix and a topic's name (with .dlq) must fit Kafka's 249 characters"
+// +kubebuilder:validation:XValidation:rule="has(self.topicPrefix) == has(oldSelf.topicPrefix) && (!has(self.topicPrefix) || self.topicPrefix == oldSelf.topicPrefix)",message="kafka.topicPrefix can be set only when the platform is created: changing it would abandon the events in the old topics"
 type KafkaSpec struct {
 	// mode is Strimzi (the operator creates the cluster through Strimzi) or External.
 	// +optional
@@ -519,6 +521,15 @@ type KafkaSpec struct {
 	// storage is each broker's volume in Strimzi mode.
 	// +optional
 	Storage StorageSpec `json:"storage,omitzero"`
+
+	// topicPrefix is put before every topic's name (and consumer group's) on the Kafka cluster, so
+	// that platforms sharing one cluster never share a topic. Default: "<namespace>.<name>.".
+	// Platforms created before topic prefixes existed keep their unprefixed topics. Set only at
+	// creation; "" means no prefix.
+	// +optional
+	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]*$`
+	TopicPrefix *string `json:"topicPrefix,omitempty"`
 
 	// topics tunes or adds topics. The topics the apps need (user-created, post-created,
 	// follow-created) always exist; list them here to change their settings.

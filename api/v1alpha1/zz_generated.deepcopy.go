@@ -343,6 +343,11 @@ func (in *KafkaSpec) DeepCopyInto(out *KafkaSpec) {
 		copy(*out, *in)
 	}
 	in.Storage.DeepCopyInto(&out.Storage)
+	if in.TopicPrefix != nil {
+		in, out := &in.TopicPrefix, &out.TopicPrefix
+		*out = new(string)
+		**out = **in
+	}
 	if in.Topics != nil {
 		in, out := &in.Topics, &out.Topics
 		*out = make([]TopicSpec, len(*in))

@@ -208,9 +208,17 @@ const ReplayGroup = "scalestack-dlq-replay"
 // inspection and is not replayed. Every consumer group of topic sees a replayed message again;
 // their sinks dedupe. It stops at the DLQ's end as of the start.
 func Replay(ctx context.Context, brokers []string, topic string, opts ...kgo.Opt) (moved, skipped int, err error) {
+	return ReplayPrefixed(ctx, brokers, "", topic, opts...)
+}
+
+// ReplayPrefixed is Replay on a cluster where the platform's topics carry prefix: topic is the
+// logical name (user-created). The replay group keeps one name on a shared cluster: its commits
+// are per topic, and every platform's DLQs have their own.
+func ReplayPrefixed(ctx context.Context, brokers []string, prefix, topic string, opts ...kgo.Opt) (moved, skipped int, err error) {
+	topic, group := prefix+topic, ReplayGroup
 	dlq := topic + DLQSuffix
 	client, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(ReplayGroup), kgo.ConsumeTopics(dlq),
+		kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(dlq),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	}, opts...)...)
 	if err != nil {

@@ -18,6 +18,10 @@ import (
 // Relay moves outbox rows to Kafka. One relay per shard works at a time (a named lock on the
 // shard), so running it in every replica of a service is safe.
 type Relay struct {
+	// TopicPrefix goes before the outbox's topic names (the logical ones: user-created, ...) on
+	// the Kafka cluster: the platform's prefix.
+	TopicPrefix string
+
 	shards   *store.Shards
 	client   *kgo.Client
 	batch    int
@@ -144,6 +148,7 @@ func (r *Relay) relayBatch(ctx context.Context, conn *sql.Conn) (int, error) {
 			return 0, err
 		}
 		rec.Key = []byte(key)
+		rec.Topic = r.TopicPrefix + rec.Topic
 		seqs = append(seqs, seq)
 		recs = append(recs, rec)
 	}

@@ -40,6 +40,9 @@ type Options struct {
 	Services []string
 	// Configure adjusts the services' configuration.
 	Configure func(*service.Config)
+	// TopicPrefix goes before every topic and consumer group name, as spec.kafka.topicPrefix
+	// makes the operator configure it; the broker is seeded with the prefixed topics.
+	TopicPrefix string
 	// RedisMaxMemory (default 64mb), InnoDBBufferPool (default 16M).
 	RedisMaxMemory   string
 	InnoDBBufferPool string
@@ -47,14 +50,15 @@ type Options struct {
 
 // Stack is a running local stack.
 type Stack struct {
-	t         localservers.Lifetime
-	DBs       []*localservers.MariaDB
-	Replica   *localservers.MariaDB
-	Redis     *localservers.Redis
-	SMTP      *localservers.SMTP
-	Kafka     *kfake.Cluster
-	KafkaPort int
-	kafkaDir  string
+	t           localservers.Lifetime
+	DBs         []*localservers.MariaDB
+	Replica     *localservers.MariaDB
+	Redis       *localservers.Redis
+	SMTP        *localservers.SMTP
+	Kafka       *kfake.Cluster
+	KafkaPort   int
+	kafkaDir    string
+	topicPrefix string
 	// kafkaListener holds the Kafka port from the start until the broker takes it over, so no
 	// other process can take the port while the broker is "down".
 	kafkaListener net.Listener
@@ -86,7 +90,7 @@ func Start(t localservers.Lifetime, opts Options) *Stack {
 	if len(opts.Services) == 0 {
 		opts.Services = []string{service.User, service.Post, service.Feed, service.Gateway, service.Worker}
 	}
-	s := &Stack{t: t, Apps: map[string]*service.App{}, URLs: map[string]string{}, AppPass: randomSecret(),
+	s := &Stack{t: t, Apps: map[string]*service.App{}, URLs: map[string]string{}, AppPass: randomSecret(), topicPrefix: opts.TopicPrefix,
 		ports: map[string]int{}, cancel: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -146,6 +150,7 @@ func Start(t localservers.Lifetime, opts Options) *Stack {
 	cfg.DBUser, cfg.DBPassword = "app", s.AppPass
 	cfg.RedisAddr = s.Redis.Addr()
 	cfg.KafkaBrokers = []string{fmt.Sprintf("127.0.0.1:%d", s.KafkaPort)}
+	cfg.TopicPrefix = opts.TopicPrefix
 	cfg.TokenKey = []byte(randomSecret())
 	cfg.SMTPAddr = s.SMTP.Addr()
 	cfg.Hash = auth.DefaultHashParams
@@ -225,7 +230,11 @@ func (s *Stack) StartKafka() {
 		}
 		return net.Listen(network, addr)
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(s.KafkaPort), kfake.ListenFn(listen), kfake.DataDir(s.kafkaDir), kfake.SeedTopics(3, Topics...))
+	topics := make([]string, 0, len(Topics))
+	for _, t := range Topics {
+		topics = append(topics, s.topicPrefix+t)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(s.KafkaPort), kfake.ListenFn(listen), kfake.DataDir(s.kafkaDir), kfake.SeedTopics(3, topics...))
 	if err != nil {
 		s.t.Fatalf("kfake: %v", err)
 	}

@@ -27,9 +27,12 @@ type Config struct {
 	RedisAddr    string
 	CacheTTL     time.Duration
 	KafkaBrokers []string
-	UserURL      string
-	PostURL      string
-	FeedURL      string
+	// TopicPrefix goes before every topic and consumer group name on the Kafka cluster
+	// (spec.kafka.topicPrefix), so that platforms sharing a cluster never share a topic.
+	TopicPrefix string
+	UserURL     string
+	PostURL     string
+	FeedURL     string
 	// TokenKey signs and verifies bearer tokens; the user service and the gateway share it.
 	TokenKey    []byte
 	AssetMaxAge time.Duration
@@ -118,6 +121,7 @@ func FromEnv() (Config, error) {
 	if v := os.Getenv(platform.EnvKafkaBrokers); v != "" {
 		c.KafkaBrokers = strings.Split(v, ",")
 	}
+	str(platform.EnvKafkaTopicPrefix, &c.TopicPrefix)
 	str(platform.EnvUserURL, &c.UserURL)
 	str(platform.EnvPostURL, &c.PostURL)
 	str(platform.EnvFeedURL, &c.FeedURL)

@@ -211,6 +211,7 @@ func (a *App) relay(s *store.Shards) (*events.Relay, error) {
 	}
 	a.closers = append(a.closers, p.Close)
 	r := events.NewRelay(s, p, a.Metrics.Registry)
+	r.TopicPrefix = a.cfg.TopicPrefix
 	a.Relay = r
 	a.afterSchema = append(a.afterSchema, r.Run)
 	return r, nil
@@ -376,9 +377,11 @@ func (a *App) buildWorker(ctx context.Context) error {
 	a.Consumers = events.NewConsumerMetrics(a.Metrics.Registry)
 	groups := map[string]string{}
 	for group, c := range w.Consumers() {
-		groups[group] = c.Topic
+		// On the cluster, topics and groups carry the platform's prefix.
+		group, topic := a.cfg.TopicPrefix+group, a.cfg.TopicPrefix+c.Topic
+		groups[group] = topic
 		a.afterSchema = append(a.afterSchema, func(ctx context.Context) {
-			RunConsumer(ctx, events.ConsumerOptions{Brokers: a.cfg.KafkaBrokers, Group: group, Topic: c.Topic}, c.Handler, a.Consumers)
+			RunConsumer(ctx, events.ConsumerOptions{Brokers: a.cfg.KafkaBrokers, Group: group, Topic: topic}, c.Handler, a.Consumers)
 		})
 	}
 	a.loops = append(a.loops, func(ctx context.Context) {

@@ -25,20 +25,21 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		return fmt.Sprintf("http://%s:%d", sp.ComponentName(c), ServicePort)
 	}
 	data := map[string]string{
-		platform.EnvPlatform:     sp.Name,
-		platform.EnvHTTPAddr:     fmt.Sprintf(":%d", HTTPPort),
-		platform.EnvUserURL:      svc(scalestackv1alpha1.ComponentUser),
-		platform.EnvPostURL:      svc(scalestackv1alpha1.ComponentPost),
-		platform.EnvFeedURL:      svc(scalestackv1alpha1.ComponentFeed),
-		platform.EnvRedisAddr:    fmt.Sprintf("%s:%d", sp.CacheName(), RedisPort),
-		platform.EnvCacheTTL:     CacheTTL(sp).String(),
-		platform.EnvKafkaBrokers: KafkaBootstrap(sp),
-		platform.EnvShardMapFile: ShardMapMountPath + "/" + ShardMapKey,
-		platform.EnvDBEngine:     string(Engine(sp)),
-		platform.EnvLogFormat:    "json",
-		platform.EnvDBUser:       platform.DBUser,
-		platform.EnvDBPoolSize:   fmt.Sprint(Sizing(sp).PoolPerPod),
-		platform.EnvAssetMaxAge:  AssetMaxAge(sp).String(),
+		platform.EnvPlatform:         sp.Name,
+		platform.EnvHTTPAddr:         fmt.Sprintf(":%d", HTTPPort),
+		platform.EnvUserURL:          svc(scalestackv1alpha1.ComponentUser),
+		platform.EnvPostURL:          svc(scalestackv1alpha1.ComponentPost),
+		platform.EnvFeedURL:          svc(scalestackv1alpha1.ComponentFeed),
+		platform.EnvRedisAddr:        fmt.Sprintf("%s:%d", sp.CacheName(), RedisPort),
+		platform.EnvCacheTTL:         CacheTTL(sp).String(),
+		platform.EnvKafkaBrokers:     KafkaBootstrap(sp),
+		platform.EnvKafkaTopicPrefix: TopicPrefix(sp),
+		platform.EnvShardMapFile:     ShardMapMountPath + "/" + ShardMapKey,
+		platform.EnvDBEngine:         string(Engine(sp)),
+		platform.EnvLogFormat:        "json",
+		platform.EnvDBUser:           platform.DBUser,
+		platform.EnvDBPoolSize:       fmt.Sprint(Sizing(sp).PoolPerPod),
+		platform.EnvAssetMaxAge:      AssetMaxAge(sp).String(),
 	}
 	if e := sp.Spec.Apps.Email; e != nil {
 		data[platform.EnvSMTPAddr] = e.SMTPAddress

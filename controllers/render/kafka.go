@@ -30,7 +30,10 @@ const (
 
 // Topic is a topic with every default applied.
 type Topic struct {
-	Name       string
+	// Name is the topic's name on the Kafka cluster: the platform's prefix and Logical.
+	Name string
+	// Logical is the name the apps and the manifest use (user-created, post-created.dlq, ...).
+	Logical    string
 	Partitions int32
 	// ReplicationFactor is -1 for the broker's default (External mode without a value).
 	ReplicationFactor int32
@@ -52,6 +55,7 @@ func KafkaBrokers(sp *scalestackv1alpha1.SocialPlatform) int32 {
 // twins, sorted by name.
 func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 	k := sp.Spec.Kafka
+	prefix := TopicPrefix(sp)
 	specs := map[string]scalestackv1alpha1.TopicSpec{}
 	for _, n := range RequiredTopics {
 		specs[n] = scalestackv1alpha1.TopicSpec{Name: n}
@@ -65,7 +69,7 @@ func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 	}
 	var out []Topic
 	for name, s := range specs {
-		t := Topic{Name: name, Partitions: scalestackv1alpha1.DefaultTopicPartitions, ReplicationFactor: defaultRF}
+		t := Topic{Name: prefix + name, Logical: name, Partitions: scalestackv1alpha1.DefaultTopicPartitions, ReplicationFactor: defaultRF}
 		if s.Partitions > 0 {
 			t.Partitions = s.Partitions
 		}
@@ -78,7 +82,7 @@ func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 		out = append(out, t)
 		if ptr.Deref(s.DeadLetter, scalestackv1alpha1.DefaultDeadLetter) {
 			dlq := t
-			dlq.Name, dlq.DeadLetterOf = name+DLQSuffix, name
+			dlq.Name, dlq.Logical, dlq.DeadLetterOf = prefix+name+DLQSuffix, name+DLQSuffix, prefix+name
 			// Dead letters wait for a person: keep them a week at least.
 			dlq.RetentionMs = max(t.RetentionMs, (7 * 24 * time.Hour).Milliseconds())
 			out = append(out, dlq)
@@ -86,6 +90,22 @@ func Topics(sp *scalestackv1alpha1.SocialPlatform) []Topic {
 	}
 	slices.SortFunc(out, func(a, b Topic) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// TopicPrefix goes before every topic and consumer group name on the Kafka cluster:
+// spec.kafka.topicPrefix, else "<namespace>.<name>." (the operator resolves it for platforms that
+// predate prefixes to "" before rendering: it keeps their topics).
+func TopicPrefix(sp *scalestackv1alpha1.SocialPlatform) string {
+	if p := sp.Spec.Kafka.TopicPrefix; p != nil {
+		return *p
+	}
+	return DefaultTopicPrefix(sp)
+}
+
+// DefaultTopicPrefix is a new platform's topic prefix: its namespace and name, so that two
+// platforms never share a topic on one cluster.
+func DefaultTopicPrefix(sp *scalestackv1alpha1.SocialPlatform) string {
+	return sp.Namespace + "." + sp.Name + "."
 }
 
 // KafkaTopicName is the Kubernetes name of a topic's KafkaTopic: the platform's name and the topic
@@ -179,7 +199,7 @@ func StrimziObjects(sp *scalestackv1alpha1.SocialPlatform, version string) []*un
 
 	objs := []*unstructured.Unstructured{kafka, pool}
 	for _, t := range Topics(sp) {
-		kt := newObj("KafkaTopic", KafkaTopicName(sp, t.Name), "kafka")
+		kt := newObj("KafkaTopic", KafkaTopicName(sp, t.Logical), "kafka")
 		spec := map[string]any{"topicName": t.Name, "partitions": int64(t.Partitions), "replicas": int64(t.ReplicationFactor)}
 		if t.RetentionMs > 0 {
 			spec["config"] = map[string]any{"retention.ms": strconv.FormatInt(t.RetentionMs, 10)}

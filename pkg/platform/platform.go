@@ -15,10 +15,12 @@ const (
 	EnvRedisAddr    = "SCALESTACK_REDIS_ADDR"
 	EnvCacheTTL     = "SCALESTACK_CACHE_TTL"
 	EnvKafkaBrokers = "SCALESTACK_KAFKA_BROKERS"
-	EnvShardMapFile = "SCALESTACK_SHARD_MAP_FILE"
-	EnvDBEngine     = "SCALESTACK_DB_ENGINE"
-	EnvDBUser       = "SCALESTACK_DB_USER"
-	EnvDBPassword   = "SCALESTACK_DB_PASSWORD"
+	// EnvKafkaTopicPrefix goes before every topic and consumer group name (spec.kafka.topicPrefix).
+	EnvKafkaTopicPrefix = "SCALESTACK_KAFKA_TOPIC_PREFIX"
+	EnvShardMapFile     = "SCALESTACK_SHARD_MAP_FILE"
+	EnvDBEngine         = "SCALESTACK_DB_ENGINE"
+	EnvDBUser           = "SCALESTACK_DB_USER"
+	EnvDBPassword       = "SCALESTACK_DB_PASSWORD"
 	// EnvDBPoolSize is how many connections a pod opens to each database server.
 	EnvDBPoolSize    = "SCALESTACK_DB_POOL_SIZE"
 	EnvTokenKey      = "SCALESTACK_TOKEN_KEY"

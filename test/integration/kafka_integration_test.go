@@ -3,15 +3,18 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -55,15 +58,17 @@ func TestKafkaThroughStrimzi(t *testing.T) {
 			t.Errorf("KafkaTopic %s not owned by the platform", kt.GetName())
 		}
 	}
+	// Every topic carries the platform's default prefix, "<namespace>.<name>.".
+	prefix := ns + "." + sp.Name + "."
 	for _, want := range []string{"user-created", "user-created.dlq", "post-created", "post-created.dlq", "follow-created", "follow-created.dlq"} {
-		if _, ok := byTopic[want]; !ok {
-			t.Errorf("topic %s missing (have %d topics)", want, len(byTopic))
+		if _, ok := byTopic[prefix+want]; !ok {
+			t.Errorf("topic %s missing (have %d topics)", prefix+want, len(byTopic))
 		}
 	}
-	if p, _, _ := unstructured.NestedInt64(byTopic["post-created"].Object, "spec", "partitions"); p != 12 {
+	if p, _, _ := unstructured.NestedInt64(byTopic[prefix+"post-created"].Object, "spec", "partitions"); p != 12 {
 		t.Errorf("post-created partitions %d, want the manifest's 12", p)
 	}
-	if r, _, _ := unstructured.NestedString(byTopic["post-created"].Object, "spec", "config", "retention.ms"); r != "604800000" {
+	if r, _, _ := unstructured.NestedString(byTopic[prefix+"post-created"].Object, "spec", "config", "retention.ms"); r != "604800000" {
 		t.Errorf("post-created retention.ms %q", r)
 	}
 
@@ -78,7 +83,7 @@ func TestKafkaThroughStrimzi(t *testing.T) {
 	updateSP(t, sp, func(cur *scalestackv1alpha1.SocialPlatform) { cur.Spec.Kafka.Topics[0].Partitions = 24 })
 	eventually(t, "partitions grown", func() error {
 		for _, kt := range strimziList(t, ns, "KafkaTopic") {
-			if n, _, _ := unstructured.NestedString(kt.Object, "spec", "topicName"); n == "post-created" {
+			if n, _, _ := unstructured.NestedString(kt.Object, "spec", "topicName"); n == prefix+"post-created" {
 				if p, _, _ := unstructured.NestedInt64(kt.Object, "spec", "partitions"); p != 24 {
 					return fmt.Errorf("partitions %d", p)
 				}
@@ -113,14 +118,94 @@ func TestKafkaExternalTopicsThroughAdminAPI(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	details, err := kadm.NewClient(cl).ListTopics(ctx, "likes-"+sp.Namespace, "likes-"+sp.Namespace+".dlq", "user-created")
+	prefix := sp.Namespace + "." + sp.Name + "."
+	details, err := kadm.NewClient(cl).ListTopics(ctx, prefix+"likes-"+sp.Namespace, prefix+"likes-"+sp.Namespace+".dlq", prefix+"user-created")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := details["likes-"+sp.Namespace]; d.Err != nil || len(d.Partitions) != 4 {
+	if d := details[prefix+"likes-"+sp.Namespace]; d.Err != nil || len(d.Partitions) != 4 {
 		t.Errorf("declared topic in Kafka: %d partitions, %v", len(d.Partitions), d.Err)
 	}
-	if d := details["likes-"+sp.Namespace+".dlq"]; d.Err != nil {
+	if d := details[prefix+"likes-"+sp.Namespace+".dlq"]; d.Err != nil {
 		t.Errorf("DLQ twin missing in Kafka: %v", d.Err)
+	}
+}
+
+// Two platforms on one External Kafka never share a topic: each gets its own prefix (its
+// namespace and name by default, or the manifest's), and a legacy platform, whose apps
+// configuration predates prefixes, keeps its unprefixed topics.
+func TestPlatformsSharingAKafkaHaveDisjointTopics(t *testing.T) {
+	ctx := context.Background()
+	external := func(sp *scalestackv1alpha1.SocialPlatform) {
+		sp.Spec.Kafka = scalestackv1alpha1.KafkaSpec{Mode: scalestackv1alpha1.KafkaModeExternal, BootstrapServers: kafkaSeeds}
+	}
+	a := loadSample(t, newNamespace(t))
+	external(a)
+	b := loadSample(t, newNamespace(t))
+	external(b)
+	b.Spec.Kafka.TopicPrefix = ptr.To("team-b.")
+	for _, sp := range []*scalestackv1alpha1.SocialPlatform{a, b} {
+		if err := k8s.Create(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(sp *scalestackv1alpha1.SocialPlatform) map[string]bool {
+		got := waitForCondition(t, sp, scalestackv1alpha1.ConditionKafkaReady, metav1.ConditionTrue)
+		out := map[string]bool{}
+		for _, tp := range got.Status.Kafka.Topics {
+			out[tp.Name] = true
+		}
+		return out
+	}
+	ta, tb := names(a), names(b)
+	if !ta[a.Namespace+".demo.user-created"] || !tb["team-b.user-created.dlq"] || len(ta) != 6 || len(tb) != 6 {
+		t.Errorf("topics: %v and %v", ta, tb)
+	}
+	for n := range ta {
+		if tb[n] {
+			t.Errorf("both platforms use %s", n)
+		}
+	}
+	// The apps read the prefix from their configuration.
+	cm := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.AppsConfigName()}, cm); err != nil {
+		t.Fatal(err)
+	}
+	if got := cm.Data["SCALESTACK_KAFKA_TOPIC_PREFIX"]; got != "team-b." {
+		t.Errorf("apps configuration prefix %q", got)
+	}
+
+	// A platform from before prefixes: its apps configuration has no prefix key. It keeps "".
+	legacy := loadSample(t, newNamespace(t))
+	external(legacy)
+	old := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: legacy.AppsConfigName(), Namespace: legacy.Namespace,
+		Labels: legacy.Labels("apps")}, Data: map[string]string{"SCALESTACK_PLATFORM": legacy.Name}}
+	if err := k8s.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if tl := names(legacy); !tl["user-created"] || !tl["post-created.dlq"] {
+		t.Errorf("a legacy platform's topics: %v", tl)
+	}
+	eventually(t, "the legacy platform's apps configured with an empty prefix", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(old), cm); err != nil {
+			return err
+		}
+		if v, ok := cm.Data["SCALESTACK_KAFKA_TOPIC_PREFIX"]; !ok || v != "" {
+			return fmt.Errorf("prefix %q (present %v)", v, ok)
+		}
+		return nil
+	})
+
+	// The prefix is fixed at creation.
+	cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, b.Namespace, b.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Kafka.TopicPrefix = ptr.To("team-c.")
+	if err := k8s.Update(ctx, cur); err == nil || !strings.Contains(err.Error(), "kafka.topicPrefix can be set only when the platform is created") {
+		t.Errorf("changing topicPrefix: %v", err)
 	}
 }

@@ -36,11 +36,11 @@ func replay(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	n, skipped, err := events.Replay(ctx, cfg.KafkaBrokers, *topic)
+	n, skipped, err := events.ReplayPrefixed(ctx, cfg.KafkaBrokers, cfg.TopicPrefix, *topic)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "replay: moved %d messages, then: %v\n", n, err)
 		return 1
 	}
-	fmt.Printf("moved %d messages from %s%s back to %s; left %d poison messages (undecodable) in place\n", n, *topic, events.DLQSuffix, *topic, skipped)
+	fmt.Printf("moved %d messages from %s%s%s back to %s%s; left %d poison messages (undecodable) in place\n", n, cfg.TopicPrefix, *topic, events.DLQSuffix, cfg.TopicPrefix, *topic, skipped)
 	return 0
 }
