@@ -191,6 +191,7 @@ func (r *SocialPlatformReconciler) writeStatus(ctx context.Context, s *scope, re
 	}
 	st.Endpoints.Gateway = sp.GatewayURL()
 	st.Endpoints.CDNOrigin = render.CDNOriginURL(sp)
+	st.Endpoints.Site = render.SiteURL(sp)
 
 	if n := len(s.changed); n > 0 {
 		reason := scalestackv1alpha1.EventUpdated

@@ -116,6 +116,9 @@ func (sp *SocialPlatform) CacheConfigName() string { return sp.Name + "-cache-co
 // CDNOriginName is the Ingress that serves the gateway's static assets to the CDN.
 func (sp *SocialPlatform) CDNOriginName() string { return sp.Name + "-cdn-origin" }
 
+// SiteIngressName is the Ingress that publishes the gateway on spec.ingress.host.
+func (sp *SocialPlatform) SiteIngressName() string { return sp.Name + "-site" }
+
 // ArchiverName is the archiver CronJob.
 func (sp *SocialPlatform) ArchiverName() string { return sp.Name + "-archiver" }
 

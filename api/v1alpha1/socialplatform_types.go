@@ -70,6 +70,10 @@ type SocialPlatformSpec struct {
 	// +optional
 	CDN CDNSpec `json:"cdn,omitzero"`
 
+	// ingress publishes the site itself (the gateway: its pages and API) on a host name.
+	// +optional
+	Ingress IngressSpec `json:"ingress,omitzero"`
+
 	// slo declares the service level objectives and the autoscaler that defends them.
 	// +optional
 	SLO SLOSpec `json:"slo,omitzero"`
@@ -578,6 +582,38 @@ type TopicSpec struct {
 	DeadLetter *bool `json:"deadLetter,omitempty"`
 }
 
+// IngressSpec publishes the gateway through an Ingress.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.host)",message="ingress.tlsSecretName requires ingress.host"
+// +kubebuilder:validation:XValidation:rule="!has(self.ingressClassName) || has(self.host)",message="ingress.ingressClassName requires ingress.host"
+type IngressSpec struct {
+	// host is the site's DNS name; an Ingress routes it to the gateway. Empty: no Ingress.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="ingress.host must be a lowercase DNS name, without a scheme or a path"
+	Host string `json:"host,omitempty"`
+
+	// ingressClassName of the site's Ingress.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="ingressClassName must be a lowercase DNS subdomain name (RFC 1123): letters, digits, - and ., starting and ending with a letter or digit"
+	IngressClassName *string `json:"ingressClassName,omitempty"`
+
+	// tlsSecretName is a Secret holding the site's certificate. With it the session cookie is
+	// marked Secure.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="tlsSecretName must be a lowercase DNS subdomain name (RFC 1123): letters, digits, - and ., starting and ending with a letter or digit"
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// trustForwarded makes the gateway key its per-client rate limits on the last address in
+	// X-Forwarded-For (the one the ingress controller or CDN appended) instead of the
+	// connection's peer, which behind a proxy is the proxy. Default: true when host is set.
+	// Leave it false when clients reach the gateway directly: they could forge the header.
+	// +optional
+	TrustForwarded *bool `json:"trustForwarded,omitempty"`
+}
+
 // CDNSpec configures the origin a CDN pulls static assets from.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.originHost)",message="tlsSecretName requires originHost"
@@ -978,6 +1014,10 @@ type ScalingDecision struct {
 
 // Endpoints are the addresses the platform serves.
 type Endpoints struct {
+	// site is the public URL of the site, when spec.ingress.host is set.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Site string `json:"site,omitempty"`
 	// gateway is the in-cluster URL of the public API.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512

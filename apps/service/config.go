@@ -136,8 +136,8 @@ func FromEnv() (Config, error) {
 	integer("SCALESTACK_RATE_BURST", &c.RateBurst)
 	num("SCALESTACK_AUTH_RATE_LIMIT", &c.AuthRateLimit)
 	integer("SCALESTACK_AUTH_RATE_BURST", &c.AuthRateBurst)
-	boolean("SCALESTACK_TRUST_FORWARDED", &c.TrustForwarded)
-	boolean("SCALESTACK_SECURE_COOKIES", &c.SecureCookies)
+	boolean(platform.EnvTrustForwarded, &c.TrustForwarded)
+	boolean(platform.EnvSecureCookies, &c.SecureCookies)
 	str(platform.EnvLogFormat, &c.LogFormat)
 	if len(errs) > 0 {
 		return c, fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))

@@ -41,6 +41,12 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 		platform.EnvDBPoolSize:       fmt.Sprint(Sizing(sp).PoolPerPod),
 		platform.EnvAssetMaxAge:      AssetMaxAge(sp).String(),
 	}
+	if TrustForwarded(sp) {
+		data[platform.EnvTrustForwarded] = "true"
+	}
+	if sp.Spec.Ingress.Host != "" && sp.Spec.Ingress.TLSSecretName != "" {
+		data[platform.EnvSecureCookies] = "true"
+	}
 	if e := sp.Spec.Apps.Email; e != nil {
 		data[platform.EnvSMTPAddr] = e.SMTPAddress
 		data[platform.EnvSMTPFrom] = cmp.Or(e.From, scalestackv1alpha1.DefaultEmailFrom)

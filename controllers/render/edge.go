@@ -50,6 +50,57 @@ func CDNOriginIngress(sp *scalestackv1alpha1.SocialPlatform) *networkingv1ac.Ing
 		WithSpec(spec)
 }
 
+// SiteIngress publishes the gateway (pages and API, every path) on spec.ingress.host. nil when no
+// host is declared.
+func SiteIngress(sp *scalestackv1alpha1.SocialPlatform) *networkingv1ac.IngressApplyConfiguration {
+	in := sp.Spec.Ingress
+	if in.Host == "" {
+		return nil
+	}
+	spec := networkingv1ac.IngressSpec().
+		WithRules(networkingv1ac.IngressRule().
+			WithHost(in.Host).
+			WithHTTP(networkingv1ac.HTTPIngressRuleValue().WithPaths(
+				networkingv1ac.HTTPIngressPath().
+					WithPath("/").
+					WithPathType(networkingv1.PathTypePrefix).
+					WithBackend(networkingv1ac.IngressBackend().WithService(
+						networkingv1ac.IngressServiceBackend().
+							WithName(sp.ComponentName(scalestackv1alpha1.ComponentGateway)).
+							WithPort(networkingv1ac.ServiceBackendPort().WithName("http")))))))
+	if in.IngressClassName != nil {
+		spec.WithIngressClassName(*in.IngressClassName)
+	}
+	if in.TLSSecretName != "" {
+		spec.WithTLS(networkingv1ac.IngressTLS().WithHosts(in.Host).WithSecretName(in.TLSSecretName))
+	}
+	return networkingv1ac.Ingress(sp.SiteIngressName(), sp.Namespace).
+		WithLabels(sp.Labels("gateway")).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithSpec(spec)
+}
+
+// SiteURL is the site's public URL, for status; "" without spec.ingress.host.
+func SiteURL(sp *scalestackv1alpha1.SocialPlatform) string {
+	in := sp.Spec.Ingress
+	if in.Host == "" {
+		return ""
+	}
+	if in.TLSSecretName != "" {
+		return "https://" + in.Host + "/"
+	}
+	return "http://" + in.Host + "/"
+}
+
+// TrustForwarded says whether the gateway keys rate limits on X-Forwarded-For: the manifest's
+// choice, else true when the site is published through an Ingress.
+func TrustForwarded(sp *scalestackv1alpha1.SocialPlatform) bool {
+	if t := sp.Spec.Ingress.TrustForwarded; t != nil {
+		return *t
+	}
+	return sp.Spec.Ingress.Host != ""
+}
+
 // CDNOriginURL is the URL the CDN pulls from, for status.
 func CDNOriginURL(sp *scalestackv1alpha1.SocialPlatform) string {
 	if sp.Spec.CDN.OriginHost == "" {

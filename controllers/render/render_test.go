@@ -473,3 +473,38 @@ func TestRestoreReachesTheBootstrap(t *testing.T) {
 		t.Errorf("a restore from where the backup writes: %v", err)
 	}
 }
+
+func TestSiteIngressPublishesTheGateway(t *testing.T) {
+	sp := sample(t)
+	if SiteIngress(sp) != nil || SiteURL(sp) != "" || TrustForwarded(sp) {
+		t.Fatalf("no ingress.host, yet a site Ingress, URL or trusted forwarding")
+	}
+	if d := AppsConfig(sp).Data; d["SCALESTACK_TRUST_FORWARDED"] != "" || d["SCALESTACK_SECURE_COOKIES"] != "" {
+		t.Errorf("apps config without an ingress: %v", d)
+	}
+	sp.Spec.Ingress = scalestackv1alpha1.IngressSpec{Host: "social.example.com", IngressClassName: ptr.To("nginx"), TLSSecretName: "social-tls"}
+	ing := SiteIngress(sp)
+	r := ing.Spec.Rules[0]
+	if *ing.Name != "demo-site" || *r.Host != "social.example.com" || *r.HTTP.Paths[0].Path != "/" ||
+		*r.HTTP.Paths[0].Backend.Service.Name != "demo-gateway" || *ing.Spec.IngressClassName != "nginx" || *ing.Spec.TLS[0].SecretName != "social-tls" {
+		t.Errorf("site Ingress %+v", ing.Spec)
+	}
+	if SiteURL(sp) != "https://social.example.com/" {
+		t.Errorf("site URL %q", SiteURL(sp))
+	}
+	if d := AppsConfig(sp).Data; d["SCALESTACK_TRUST_FORWARDED"] != "true" || d["SCALESTACK_SECURE_COOKIES"] != "true" {
+		t.Errorf("behind a TLS ingress the gateway must trust X-Forwarded-For and set Secure cookies: %v", d)
+	}
+	sp.Spec.Ingress.TrustForwarded = ptr.To(false)
+	if _, ok := AppsConfig(sp).Data["SCALESTACK_TRUST_FORWARDED"]; ok {
+		t.Errorf("trustForwarded: false is not honoured")
+	}
+	tier := EdgeTier(sp)
+	if n := len(tier.Objects()); n != 2 || len(tier.Absent) != 0 {
+		t.Errorf("edge tier with an origin and a site: %d objects, %d absent", n, len(tier.Absent))
+	}
+	sp.Spec.Ingress = scalestackv1alpha1.IngressSpec{}
+	if tier := EdgeTier(sp); len(tier.Absent) != 1 || tier.Absent[0].GetName() != "demo-site" {
+		t.Errorf("a removed ingress.host must delete the site Ingress: %+v", tier.Absent)
+	}
+}

@@ -3,6 +3,7 @@ package render
 import (
 	"encoding/json"
 	"fmt"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -274,10 +275,22 @@ func ArchiveTier(sp *scalestackv1alpha1.SocialPlatform, defaultImage string) Tie
 
 // EdgeTier is the CDN origin Ingress, or its absence when spec.cdn.originHost is empty.
 func EdgeTier(sp *scalestackv1alpha1.SocialPlatform) Tier {
-	if ing := CDNOriginIngress(sp); ing != nil {
-		return Tier{Steps: [][]Object{{ing}}}
+	var t Tier
+	var step []Object
+	for _, e := range []struct {
+		name string
+		ing  *networkingv1ac.IngressApplyConfiguration
+	}{{sp.CDNOriginName(), CDNOriginIngress(sp)}, {sp.SiteIngressName(), SiteIngress(sp)}} {
+		if e.ing != nil {
+			step = append(step, e.ing)
+			continue
+		}
+		t.Absent = append(t.Absent, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: sp.Namespace}})
 	}
-	return Tier{Absent: []Absent{&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: sp.CDNOriginName(), Namespace: sp.Namespace}}}}
+	if len(step) > 0 {
+		t.Steps = [][]Object{step}
+	}
+	return t
 }
 
 // ToUnstructured converts a typed object and drops what the conversion adds but nobody sets (a

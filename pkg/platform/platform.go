@@ -17,10 +17,14 @@ const (
 	EnvKafkaBrokers = "SCALESTACK_KAFKA_BROKERS"
 	// EnvKafkaTopicPrefix goes before every topic and consumer group name (spec.kafka.topicPrefix).
 	EnvKafkaTopicPrefix = "SCALESTACK_KAFKA_TOPIC_PREFIX"
-	EnvShardMapFile     = "SCALESTACK_SHARD_MAP_FILE"
-	EnvDBEngine         = "SCALESTACK_DB_ENGINE"
-	EnvDBUser           = "SCALESTACK_DB_USER"
-	EnvDBPassword       = "SCALESTACK_DB_PASSWORD"
+	// EnvTrustForwarded: the gateway keys rate limits on X-Forwarded-For (behind an ingress).
+	EnvTrustForwarded = "SCALESTACK_TRUST_FORWARDED"
+	// EnvSecureCookies: the gateway marks its session cookie Secure (served over TLS).
+	EnvSecureCookies = "SCALESTACK_SECURE_COOKIES"
+	EnvShardMapFile  = "SCALESTACK_SHARD_MAP_FILE"
+	EnvDBEngine      = "SCALESTACK_DB_ENGINE"
+	EnvDBUser        = "SCALESTACK_DB_USER"
+	EnvDBPassword    = "SCALESTACK_DB_PASSWORD"
 	// EnvDBPoolSize is how many connections a pod opens to each database server.
 	EnvDBPoolSize    = "SCALESTACK_DB_POOL_SIZE"
 	EnvTokenKey      = "SCALESTACK_TOKEN_KEY"

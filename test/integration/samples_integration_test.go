@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -55,6 +57,20 @@ func TestSamplesApplyCleanly(t *testing.T) {
 				}
 				return nil
 			})
+			if name == "production" {
+				// The site is published through its own Ingress, every path to the gateway.
+				ing := &networkingv1.Ingress{}
+				eventually(t, "the site Ingress", func() error {
+					return k8s.Get(context.Background(), client.ObjectKey{Namespace: sp.Namespace, Name: sp.SiteIngressName()}, ing)
+				})
+				if r := ing.Spec.Rules[0]; r.Host != "social.example.com" || r.HTTP.Paths[0].Path != "/" || len(ing.Spec.TLS) != 1 {
+					t.Errorf("site Ingress %+v", ing.Spec)
+				}
+				cur, err := get(t, &scalestackv1alpha1.SocialPlatform{}, sp.Namespace, sp.Name)
+				if err != nil || cur.Status.Endpoints.Site != "https://social.example.com/" {
+					t.Errorf("status.endpoints.site %q (%v)", cur.Status.Endpoints.Site, err)
+				}
+			}
 			if name == "minimal" {
 				markDeploymentsAvailable(t, sp)
 				waitForCondition(t, sp, scalestackv1alpha1.ConditionReady, metav1.ConditionTrue)

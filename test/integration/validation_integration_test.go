@@ -193,6 +193,21 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 		}, []string{"spec.kafka.topics[0].retention", "at least 1m"}},
 		{"zero asset max-age", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.CDN.AssetMaxAge = &metav1.Duration{} },
 			[]string{"spec.cdn.assetMaxAge", "at least 1s"}},
+		{"site host with a scheme", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Ingress = scalestackv1alpha1.IngressSpec{Host: "https://social.example.com"}
+		}, []string{"spec.ingress.host", "ingress.host must be a lowercase DNS name"}},
+		{"site TLS without a host", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Ingress = scalestackv1alpha1.IngressSpec{TLSSecretName: "social-tls"}
+		}, []string{"spec.ingress", "ingress.tlsSecretName requires ingress.host"}},
+		{"site ingress class with capitals", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Ingress = scalestackv1alpha1.IngressSpec{Host: "social.example.com", IngressClassName: ptr.To("Public")}
+		}, []string{"spec.ingress.ingressClassName", "lowercase DNS subdomain"}},
+		{"topic prefix with a slash", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Kafka.TopicPrefix = ptr.To("team/a.") },
+			[]string{"spec.kafka.topicPrefix", "should match"}},
+		{"topic prefix and name beyond Kafka's limit", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Kafka.TopicPrefix = ptr.To(strings.Repeat("p", 100))
+			sp.Spec.Kafka.Topics = []scalestackv1alpha1.TopicSpec{{Name: strings.Repeat("t", 150)}}
+		}, []string{"spec.kafka", "must fit Kafka's 249 characters"}},
 		{"object store port above 65535", func(sp *scalestackv1alpha1.SocialPlatform) {
 			sp.Spec.Database.Backup = validBackup()
 			sp.Spec.Database.Backup.ObjectStore.Endpoint = "http://store.example.com:70000"
