@@ -3,7 +3,6 @@ package render
 import (
 	"encoding/json"
 	"fmt"
-	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/pkg/shard"
