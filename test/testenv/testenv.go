@@ -126,6 +126,9 @@ func Start(extraCRDs ...string) (*Env, error) {
 		paths = append(paths, filepath.Join(RepoRoot(), p))
 	}
 	e.env = &envtest.Environment{CRDDirectoryPaths: paths, ErrorIfCRDPathMissing: true}
+	// envtest's default service range is a /24: about 15 platforms' worth of Services. The suite
+	// creates more, and nothing frees their addresses (there is no namespace controller).
+	e.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := e.env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting envtest: %w", err)
