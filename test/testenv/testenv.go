@@ -131,6 +131,9 @@ func Start(extraCRDs ...string) (*Env, error) {
 	e.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := e.env.Start()
 	if err != nil {
+		// A start that fails after the control plane came up (a CRD the API server refuses, say)
+		// would leave etcd and kube-apiserver running.
+		_ = e.env.Stop()
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	e.Config = cfg
