@@ -3,18 +3,14 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
-	"github.com/scalestack/scalestack/test/testenv"
 )
 
 // Every published sample is accepted by the real API server and reconciled with no child refused;
@@ -22,15 +18,7 @@ import (
 func TestSamplesApplyCleanly(t *testing.T) {
 	for _, name := range []string{"minimal", "dev", "production"} {
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", name+".yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sp := &scalestackv1alpha1.SocialPlatform{}
-			if err := yaml.UnmarshalStrict(raw, sp); err != nil {
-				t.Fatal(err)
-			}
-			sp.Namespace = newNamespace(t)
+			sp := loadSampleFile(t, newNamespace(t), name+".yaml")
 			if sp.Spec.Kafka.Mode == scalestackv1alpha1.KafkaModeExternal {
 				// The suite's Kafka (kfake, the real protocol) stands in for kafka.kafka.svc.
 				sp.Spec.Kafka.BootstrapServers = kafkaSeeds

@@ -30,13 +30,19 @@ import (
 // loadSample reads config/samples, the manifest README tells people to apply.
 func loadSample(t *testing.T, ns string) *scalestackv1alpha1.SocialPlatform {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", "scalestack_v1alpha1_socialplatform.yaml"))
+	return loadSampleFile(t, ns, "scalestack_v1alpha1_socialplatform.yaml")
+}
+
+// loadSampleFile reads one of config/samples into namespace ns.
+func loadSampleFile(t *testing.T, ns, file string) *scalestackv1alpha1.SocialPlatform {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sp := &scalestackv1alpha1.SocialPlatform{}
 	if err := yaml.UnmarshalStrict(raw, sp); err != nil {
-		t.Fatalf("the sample does not decode strictly: %v", err)
+		t.Fatalf("config/samples/%s does not decode strictly: %v", file, err)
 	}
 	sp.Namespace = ns
 	return sp
