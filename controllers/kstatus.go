@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -37,9 +38,11 @@ func stalledCondition(conds []metav1.Condition, reconcileErr error, failingSince
 	c := metav1.Condition{Type: scalestackv1alpha1.ConditionStalled, Status: metav1.ConditionFalse,
 		Reason: scalestackv1alpha1.ReasonAsExpected, Message: "Nothing prevents the operator from converging the platform"}
 	var stuck []string
+	stuckReason := ""
 	for _, cc := range conds {
 		if cc.Reason == scalestackv1alpha1.ReasonStorageResizeUnsupported || cc.Reason == scalestackv1alpha1.ReasonProgressDeadlineExceeded {
 			stuck = append(stuck, cc.Type+": "+cc.Message)
+			stuckReason = cmp.Or(stuckReason, cc.Reason)
 		}
 	}
 	switch {
@@ -50,20 +53,10 @@ func stalledCondition(conds []metav1.Condition, reconcileErr error, failingSince
 		c.Status, c.Reason = metav1.ConditionTrue, scalestackv1alpha1.ReasonProgressDeadlineExceeded
 		c.Message = truncate(fmt.Sprintf("Reconciling has failed for %v: %s", now.Sub(failingSince).Round(time.Second), reconcileErr.Error()), 1024)
 	case len(stuck) > 0:
-		c.Status, c.Reason = metav1.ConditionTrue, stuckReason(conds)
+		c.Status, c.Reason = metav1.ConditionTrue, stuckReason
 		c.Message = truncate(strings.Join(stuck, "; "), 1024)
 	}
 	return c
-}
-
-// stuckReason is the reason of the first condition that makes the platform stalled.
-func stuckReason(conds []metav1.Condition) string {
-	for _, cc := range conds {
-		if cc.Reason == scalestackv1alpha1.ReasonStorageResizeUnsupported || cc.Reason == scalestackv1alpha1.ReasonProgressDeadlineExceeded {
-			return cc.Reason
-		}
-	}
-	return scalestackv1alpha1.ReasonAsExpected
 }
 
 // rejected says whether err holds an API server answer that retrying the same request cannot
