@@ -85,7 +85,7 @@ if [ -n "$local_cluster" ]; then
   # control plane only, and never over a CRD that is not one of our stubs.
   for f in hack/crds/*.yaml; do
     crd=$(basename "$f" .yaml)
-    if "$kubectl" get crd "$crd" >/dev/null 2>&1 && [ "$("$kubectl" get crd "$crd" -o jsonpath='{.metadata.labels.scalestack\.dev/stub}')" != true ]; then
+    if stub=$("$kubectl" get crd "$crd" -o jsonpath='{.metadata.labels.scalestack\.dev/stub}' 2>/dev/null) && [ "$stub" != true ]; then
       echo "customresourcedefinition.apiextensions.k8s.io/$crd exists and is not our stub: left as it is"
       continue
     fi
