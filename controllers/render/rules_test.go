@@ -4,11 +4,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/scalestack/scalestack/internal/testutil"
 )
 
 func rulesFile(t *testing.T) []byte {
@@ -43,41 +44,24 @@ func TestBurnFactorsFor30Days(t *testing.T) {
 	}
 }
 
-// promtool returns Debian's promtool, installed by hack/test-deps.sh.
-func promtool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatal("promtool not found: install Debian's prometheus package (hack/test-deps.sh does)")
-	}
-	return p
-}
-
 func TestRulesPassPromtool(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(path, rulesFile(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(promtool(t), "check", "rules", path).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testutil.Promtool(t), "check", "rules", path).CombinedOutput(); err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
 	// The unit tests of testdata/rules_test.yaml run against the golden file.
-	if out, err := exec.Command(promtool(t), "test", "rules", filepath.Join("testdata", "rules_test.yaml")).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testutil.Promtool(t), "test", "rules", filepath.Join("testdata", "rules_test.yaml")).CombinedOutput(); err != nil {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
 }
 
 // Every alert has a runbook section in docs/runbooks.md, and its runbook_url points at it.
 func TestEveryAlertHasARunbook(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "runbooks.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	headings := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^## (\w+)$`).FindAllStringSubmatch(string(raw), -1) {
-		headings[strings.ToLower(m[1])] = true
-	}
+	headings := testutil.RunbookSections(t, filepath.Join("..", "..", "docs", "runbooks.md"))
 	groups := SLORuleGroups(sample(t))
 	for _, name := range AlertNames(groups) {
 		if !headings[strings.ToLower(name)] {
