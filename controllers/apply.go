@@ -26,6 +26,30 @@ type applyConfiguration interface {
 	GetNamespace() *string
 }
 
+// applyMode says whether an apply writes, or asks the API server what it would say (server-side
+// dry-run: admission, validation and policies run, nothing is stored).
+type applyMode int
+
+const (
+	// applyWrite converges the child.
+	applyWrite applyMode = iota
+	// dryRunChanged dry-runs the child when it is missing or differs from the live object.
+	dryRunChanged
+	// dryRunMissing dry-runs the child only when it does not exist yet: for the children whose
+	// rendering depends on what the phase observes (the shards, the credentials), which a
+	// preflight cannot render exactly as the phase will for a live object.
+	dryRunMissing
+)
+
+// options are the apply options of the mode.
+func (m applyMode) options() []client.ApplyOption {
+	opts := []client.ApplyOption{client.FieldOwner(FieldManager), client.ForceOwnership}
+	if m != applyWrite {
+		opts = append(opts, client.DryRunAll)
+	}
+	return opts
+}
+
 // applyResult says what an apply did.
 type applyResult string
 
@@ -44,7 +68,7 @@ const (
 // live is an empty object of the child's kind, filled from the cache; extract is the kind's
 // generated Extract<Kind> function.
 func apply[AC applyConfiguration, O client.Object](ctx context.Context, c client.Client, desired AC, live O,
-	extract func(O, string) (AC, error),
+	extract func(O, string) (AC, error), mode applyMode,
 ) (applyResult, error) {
 	key := types.NamespacedName{Namespace: deref(desired.GetNamespace()), Name: deref(desired.GetName())}
 	result := resultUpdated
@@ -53,6 +77,8 @@ func apply[AC applyConfiguration, O client.Object](ctx context.Context, c client
 		result = resultCreated
 	case err != nil:
 		return "", fmt.Errorf("getting %T %s: %w", live, key, err)
+	case mode == dryRunMissing:
+		return resultUnchanged, nil
 	default:
 		current, err := extract(live, FieldManager)
 		if err != nil {
@@ -66,7 +92,7 @@ func apply[AC applyConfiguration, O client.Object](ctx context.Context, c client
 			return resultUnchanged, nil
 		}
 	}
-	if err := c.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := c.Apply(ctx, desired, mode.options()...); err != nil {
 		return "", fmt.Errorf("applying %T %s: %w", live, key, err)
 	}
 	return result, nil
@@ -94,7 +120,7 @@ func sameApplied(a, b any) (bool, error) {
 // applyUnstructured converges a custom resource with server-side apply. The no-op check: the
 // live object carries the hash of the last applied configuration, and every field we set still
 // has our value. It returns the live object (nil right after a write) and what the apply did.
-func (r *SocialPlatformReconciler) applyUnstructured(ctx context.Context, s *scope, desired *unstructured.Unstructured) (*unstructured.Unstructured, applyResult, error) {
+func (r *SocialPlatformReconciler) applyUnstructured(ctx context.Context, s *scope, desired *unstructured.Unstructured, mode applyMode) (*unstructured.Unstructured, applyResult, error) {
 	raw, err := json.Marshal(desired.Object)
 	if err != nil {
 		return nil, "", fmt.Errorf("encoding %s: %w", desired.GetKind(), err)
@@ -116,13 +142,18 @@ func (r *SocialPlatformReconciler) applyUnstructured(ctx context.Context, s *sco
 		result = resultCreated
 	case err != nil:
 		return nil, "", fmt.Errorf("getting %s %s: %w", desired.GetKind(), desired.GetName(), err)
+	case mode == dryRunMissing:
+		return live, resultUnchanged, nil
 	default:
 		if live.GetAnnotations()[AnnotationAppliedHash] == hash && subset(desired.Object, live.Object) {
 			return live, resultUnchanged, nil
 		}
 	}
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), mode.options()...); err != nil {
 		return nil, "", fmt.Errorf("applying %s %s: %w", desired.GetKind(), desired.GetName(), err)
+	}
+	if mode != applyWrite {
+		return nil, result, nil
 	}
 	s.record(desired.GetKind(), desired.GetName(), result)
 	return nil, result, nil

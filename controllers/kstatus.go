@@ -46,6 +46,9 @@ func stalledCondition(conds []metav1.Condition, reconcileErr error, failingSince
 		}
 	}
 	switch {
+	case reconcileErr != nil && isInvalidSpec(reconcileErr):
+		c.Status, c.Reason = metav1.ConditionTrue, scalestackv1alpha1.ReasonInvalidSpec
+		c.Message = truncate("Nothing of this spec was applied; change it (or the namespace's policy): "+reconcileErr.Error(), 1024)
 	case reconcileErr != nil && rejected(reconcileErr):
 		c.Status, c.Reason = metav1.ConditionTrue, scalestackv1alpha1.ReasonChildRejected
 		c.Message = truncate("The API server refused a child; change the spec (or the namespace's policy): "+reconcileErr.Error(), 1024)

@@ -22,6 +22,14 @@ var platformConditions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Help: "A SocialPlatform's Ready, Degraded, Reconciling and Stalled conditions: 1 for the condition's current status.",
 }, []string{"namespace", "platform", "condition", "status"})
 
+// preflightDryRuns counts the preflight's server-side dry-run requests (preflight.go). They are
+// not writes (nothing is stored); the operator benchmark subtracts them from the client's
+// non-GET requests to count writes.
+var preflightDryRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "scalestack_preflight_dry_runs_total",
+	Help: "Server-side dry-run requests the preflight sent, by whether the API server accepted the child.",
+}, []string{"result"})
+
 // exportedConditions are the conditions platformConditions carries.
 var exportedConditions = []string{"Ready", "Degraded", "Reconciling", "Stalled"}
 
@@ -48,5 +56,5 @@ func forgetConditions(namespace, name string) {
 }
 
 func init() {
-	metrics.Registry.MustRegister(autoscalerDecisions, platformConditions)
+	metrics.Registry.MustRegister(autoscalerDecisions, platformConditions, preflightDryRuns)
 }

@@ -53,6 +53,9 @@ type SocialPlatformReconciler struct {
 	prom   promquery.Clients
 	// readySince remembers when each shard primary's pod became ready (failover.go).
 	readySince sync.Map
+	// preflighted remembers, by platform UID, the last generation whose children passed the
+	// preflight's dry-run (preflight.go).
+	preflighted sync.Map
 }
 
 // +kubebuilder:rbac:groups=scalestack.dev,resources=socialplatforms,verbs=get;list;watch;update;patch
@@ -126,8 +129,13 @@ func (r *SocialPlatformReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.resolveTopicPrefix(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.runPhases(ctx, s); err != nil {
-		return ctrl.Result{}, err
+	// Nothing of a new spec is written before the API server accepted all of it (preflight.go).
+	refused, stop := r.admitSpec(ctx, s)
+	if stop {
+		return ctrl.Result{}, refused
+	}
+	if err := r.runPhases(ctx, s); err != nil || refused != nil {
+		return ctrl.Result{}, errors.Join(refused, err)
 	}
 	s.reconciled = true
 	return s.result, nil

@@ -515,7 +515,7 @@ func readyCondition(components []metav1.Condition, reconcileErr error, paused, d
 		c.Reason = scalestackv1alpha1.ReasonPaused
 		c.Message = "spec.paused is true: the operator changes nothing until it is false"
 	case reconcileErr != nil:
-		c.Reason = scalestackv1alpha1.ReasonReconcileFailed
+		c.Reason = failureReason(reconcileErr)
 		c.Message = truncate(reconcileErr.Error(), 1024)
 	case len(notReady) > 0:
 		c.Reason = scalestackv1alpha1.ReasonComponentsNotReady
@@ -566,7 +566,7 @@ func degradedCondition(components []metav1.Condition, reconcileErr error) metav1
 	switch {
 	case reconcileErr != nil:
 		c.Status = metav1.ConditionTrue
-		c.Reason = scalestackv1alpha1.ReasonReconcileFailed
+		c.Reason = failureReason(reconcileErr)
 		c.Message = truncate(reconcileErr.Error(), 1024)
 	case len(bad) > 0:
 		c.Status = metav1.ConditionTrue
@@ -574,6 +574,15 @@ func degradedCondition(components []metav1.Condition, reconcileErr error) metav1
 		c.Message = truncate(strings.Join(bad, "; "), 1024)
 	}
 	return c
+}
+
+// failureReason is the reason a failed pass gives Ready and Degraded: InvalidSpec when the
+// preflight refused the spec (nothing of it was written), ReconcileFailed otherwise.
+func failureReason(err error) string {
+	if isInvalidSpec(err) {
+		return scalestackv1alpha1.ReasonInvalidSpec
+	}
+	return scalestackv1alpha1.ReasonReconcileFailed
 }
 
 func truncate(s string, n int) string {

@@ -151,6 +151,8 @@ func TestStalledAndReconciling(t *testing.T) {
 	noResize := metav1.Condition{Type: "DatabaseReady", Status: metav1.ConditionTrue, Reason: scalestackv1alpha1.ReasonStorageResizeUnsupported, Message: "cannot grow"}
 	invalid := fmt.Errorf("apps: %w", apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "demo-gateway", nil))
 	transient := errors.New("database: agent unreachable")
+	refusedSpec := fmt.Errorf("preflight: %w", &invalidSpecError{field: "spec.apps.gateway.resources", child: "Deployment demo-gateway",
+		err: apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "demo-gateway", nil)})
 	cases := []struct {
 		name             string
 		comps            []metav1.Condition
@@ -165,6 +167,7 @@ func TestStalledAndReconciling(t *testing.T) {
 		{"children changed", []metav1.Condition{up}, nil, time.Time{}, []string{"Deployment/x"}, false, false, "", metav1.ConditionTrue},
 		{"rolling out", []metav1.Condition{rolling}, nil, time.Time{}, nil, false, false, "", metav1.ConditionTrue},
 		{"a child refused", []metav1.Condition{up}, invalid, now, nil, false, false, scalestackv1alpha1.ReasonChildRejected, metav1.ConditionFalse},
+		{"a spec refused in the preflight", []metav1.Condition{up}, refusedSpec, now, nil, false, false, scalestackv1alpha1.ReasonInvalidSpec, metav1.ConditionFalse},
 		{"a transient failure, just now", []metav1.Condition{up}, transient, now.Add(-time.Minute), nil, false, false, "", metav1.ConditionTrue},
 		{"a transient failure past the deadline", []metav1.Condition{up}, transient, now.Add(-progressDeadline), nil, false, false, scalestackv1alpha1.ReasonProgressDeadlineExceeded, metav1.ConditionFalse},
 		{"a failure whose start is unknown", []metav1.Condition{up}, transient, time.Time{}, nil, false, false, "", metav1.ConditionTrue},

@@ -62,6 +62,7 @@ func (r *SocialPlatformReconciler) teardown(ctx context.Context, s *scope) (ctrl
 		return ctrl.Result{}, fmt.Errorf("removing finalizer: %w", err)
 	}
 	s.gone = true
+	r.forgetPreflight(sp.UID)
 	r.Recorder.Eventf(sp, nil, corev1.EventTypeNormal, scalestackv1alpha1.EventTeardownComplete, "Delete", "Children deleted in order; the rest follows by garbage collection")
 	log.Info("Teardown complete")
 	return ctrl.Result{}, nil

@@ -43,7 +43,7 @@ func (r *SocialPlatformReconciler) applyTier(ctx context.Context, s *scope, t re
 		g.SetLimit(applyConcurrency)
 		for i, obj := range step {
 			g.Go(func() error {
-				a, err := r.applyObject(gctx, s, obj)
+				a, err := r.applyObject(gctx, s, obj, applyWrite)
 				results[i] = a
 				return err
 			})
@@ -61,33 +61,33 @@ func (r *SocialPlatformReconciler) applyTier(ctx context.Context, s *scope, t re
 	return out, nil
 }
 
-// applyObject applies one object of a tier with the no-op check of its kind.
-func (r *SocialPlatformReconciler) applyObject(ctx context.Context, s *scope, obj render.Object) (applied, error) {
+// applyObject applies one object of a tier with the no-op check of its kind, or dry-runs it.
+func (r *SocialPlatformReconciler) applyObject(ctx context.Context, s *scope, obj render.Object, mode applyMode) (applied, error) {
 	a := applied{obj: obj}
 	var err error
 	switch o := obj.(type) {
 	case *corev1ac.ConfigMapApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "ConfigMap", o, &corev1.ConfigMap{}, corev1ac.ExtractConfigMap)
+		a.result, err = applyRecord(ctx, r.Client, s, "ConfigMap", o, &corev1.ConfigMap{}, corev1ac.ExtractConfigMap, mode)
 	case *corev1ac.SecretApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "Secret", o, &corev1.Secret{}, corev1ac.ExtractSecret)
+		a.result, err = applyRecord(ctx, r.Client, s, "Secret", o, &corev1.Secret{}, corev1ac.ExtractSecret, mode)
 	case *corev1ac.ServiceApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "Service", o, &corev1.Service{}, corev1ac.ExtractService)
+		a.result, err = applyRecord(ctx, r.Client, s, "Service", o, &corev1.Service{}, corev1ac.ExtractService, mode)
 	case *corev1ac.ServiceAccountApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "ServiceAccount", o, &corev1.ServiceAccount{}, corev1ac.ExtractServiceAccount)
+		a.result, err = applyRecord(ctx, r.Client, s, "ServiceAccount", o, &corev1.ServiceAccount{}, corev1ac.ExtractServiceAccount, mode)
 	case *policyv1ac.PodDisruptionBudgetApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "PodDisruptionBudget", o, &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget)
+		a.result, err = applyRecord(ctx, r.Client, s, "PodDisruptionBudget", o, &policyv1.PodDisruptionBudget{}, policyv1ac.ExtractPodDisruptionBudget, mode)
 	case *appsv1ac.DeploymentApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "Deployment", o, &appsv1.Deployment{}, appsv1ac.ExtractDeployment)
+		a.result, err = applyRecord(ctx, r.Client, s, "Deployment", o, &appsv1.Deployment{}, appsv1ac.ExtractDeployment, mode)
 	case *appsv1ac.StatefulSetApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "StatefulSet", o, &appsv1.StatefulSet{}, appsv1ac.ExtractStatefulSet)
+		a.result, err = applyRecord(ctx, r.Client, s, "StatefulSet", o, &appsv1.StatefulSet{}, appsv1ac.ExtractStatefulSet, mode)
 	case *networkingv1ac.NetworkPolicyApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "NetworkPolicy", o, &networkingv1.NetworkPolicy{}, networkingv1ac.ExtractNetworkPolicy)
+		a.result, err = applyRecord(ctx, r.Client, s, "NetworkPolicy", o, &networkingv1.NetworkPolicy{}, networkingv1ac.ExtractNetworkPolicy, mode)
 	case *networkingv1ac.IngressApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "Ingress", o, &networkingv1.Ingress{}, networkingv1ac.ExtractIngress)
+		a.result, err = applyRecord(ctx, r.Client, s, "Ingress", o, &networkingv1.Ingress{}, networkingv1ac.ExtractIngress, mode)
 	case *batchv1ac.CronJobApplyConfiguration:
-		a.result, err = applyRecord(ctx, r.Client, s, "CronJob", o, &batchv1.CronJob{}, batchv1ac.ExtractCronJob)
+		a.result, err = applyRecord(ctx, r.Client, s, "CronJob", o, &batchv1.CronJob{}, batchv1ac.ExtractCronJob, mode)
 	case *unstructured.Unstructured:
-		a.live, a.result, err = r.applyUnstructured(ctx, s, o)
+		a.live, a.result, err = r.applyUnstructured(ctx, s, o, mode)
 	default:
 		err = fmt.Errorf("render produced a %T, which the operator has no apply path for", obj)
 	}
@@ -96,11 +96,14 @@ func (r *SocialPlatformReconciler) applyObject(ctx context.Context, s *scope, ob
 
 // applyRecord applies one child and records what changed.
 func applyRecord[AC applyConfiguration, O client.Object](ctx context.Context, c client.Client, s *scope, kind string, desired AC, live O,
-	extract func(O, string) (AC, error),
+	extract func(O, string) (AC, error), mode applyMode,
 ) (applyResult, error) {
-	res, err := apply(ctx, c, desired, live, extract)
+	res, err := apply(ctx, c, desired, live, extract, mode)
 	if err != nil {
 		return "", err
+	}
+	if mode != applyWrite {
+		return res, nil
 	}
 	s.record(kind, deref(desired.GetName()), res)
 	return res, nil

@@ -77,6 +77,10 @@ const (
 	// forbidden by RBAC or an admission policy, over a ResourceQuota): retrying the same spec
 	// cannot help. The message has the API server's answer.
 	ReasonChildRejected = "ChildRejected"
+	// ReasonInvalidSpec: the preflight's server-side dry-run of the children of a new spec was
+	// refused, so nothing of that spec was written. The message names the SocialPlatform field
+	// the refused child field comes from, and has the API server's answer.
+	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonProgressDeadlineExceeded: a failure (or a Deployment's rollout) made no progress for
 	// longer than its deadline.
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"

@@ -82,6 +82,10 @@ func (sp *SocialPlatform) ComponentName(c Component) string {
 // AppsConfigName is the ConfigMap holding the apps' shared configuration.
 func (sp *SocialPlatform) AppsConfigName() string { return sp.Name + "-apps-config" }
 
+// AcceptedSpecName is the ConfigMap holding the last spec whose children the API server accepted
+// (the preflight's dry-run): what the operator keeps converging while a newer spec is refused.
+func (sp *SocialPlatform) AcceptedSpecName() string { return sp.Name + "-accepted-spec" }
+
 // ShardMapName is the ConfigMap holding the shard map.
 func (sp *SocialPlatform) ShardMapName() string { return sp.Name + "-shard-map" }
 

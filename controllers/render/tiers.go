@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -328,4 +329,20 @@ func prune(v any) any {
 	default:
 		return v
 	}
+}
+
+// AcceptedSpecKey is the key of the accepted spec's ConfigMap that holds the spec, as JSON.
+const AcceptedSpecKey = "spec.json"
+
+// AcceptedSpecConfigMap records sp's spec as the last one whose children the API server accepted.
+// The spec holds no secret (passwords live in Secrets), so a ConfigMap is the right home.
+func AcceptedSpecConfigMap(sp *scalestackv1alpha1.SocialPlatform) (*corev1ac.ConfigMapApplyConfiguration, error) {
+	raw, err := json.Marshal(sp.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the accepted spec: %w", err)
+	}
+	return corev1ac.ConfigMap(sp.AcceptedSpecName(), sp.Namespace).
+		WithLabels(sp.Labels("accepted-spec")).
+		WithOwnerReferences(OwnerReference(sp)).
+		WithData(map[string]string{AcceptedSpecKey: string(raw), "generation": fmt.Sprint(sp.Generation)}), nil
 }

@@ -2,12 +2,17 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -355,18 +360,32 @@ func TestForbiddenTransitionsAreRejectedOnUpdate(t *testing.T) {
 
 func assertNoChildren(t *testing.T, ns string) {
 	t.Helper()
-	var deps appsv1.DeploymentList
-	var cms corev1.ConfigMapList
+	if n, kinds := childrenIn(t, ns); n > 0 {
+		t.Errorf("rejected manifests left %d children behind: %s", n, kinds)
+	}
+}
+
+// childrenIn counts the objects the operator manages in ns, of every kind it writes, and names them.
+func childrenIn(t *testing.T, ns string) (int, string) {
+	t.Helper()
 	sel := client.MatchingLabels{scalestackv1alpha1.LabelManagedBy: scalestackv1alpha1.ManagedByValue}
-	if err := k8s.List(context.Background(), &deps, client.InNamespace(ns), sel); err != nil {
-		t.Fatal(err)
+	var names []string
+	for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.StatefulSetList{}, &corev1.ConfigMapList{},
+		&corev1.SecretList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}, &networkingv1.NetworkPolicyList{},
+		&networkingv1.IngressList{}, &batchv1.CronJobList{}, &policyv1.PodDisruptionBudgetList{}} {
+		if err := k8s.List(context.Background(), list, client.InNamespace(ns), sel); err != nil {
+			t.Fatal(err)
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			o := it.(client.Object)
+			names = append(names, fmt.Sprintf("%T/%s", list, o.GetName()))
+		}
 	}
-	if err := k8s.List(context.Background(), &cms, client.InNamespace(ns), sel); err != nil {
-		t.Fatal(err)
-	}
-	if len(deps.Items)+len(cms.Items) > 0 {
-		t.Errorf("rejected manifests left %d Deployments and %d ConfigMaps behind", len(deps.Items), len(cms.Items))
-	}
+	return len(names), strings.Join(names, ", ")
 }
 
 // validBackup is a backup section the API server accepts.
