@@ -35,7 +35,7 @@ type Gateway struct {
 	Tokens             *auth.Tokens
 	Assets             *web.Assets
 	// Limit applies to every client; AuthLimit to signup and login per address.
-	Limit, AuthLimit *RateLimiter
+	Limit, AuthLimit Limiter
 	TrustForwarded   bool
 	// SecureCookies marks the session cookie Secure (behind TLS).
 	SecureCookies bool
@@ -66,8 +66,8 @@ func (g *Gateway) Routes(mux *http.ServeMux) {
 
 type authedFunc func(w http.ResponseWriter, r *http.Request, me shard.ID) error
 
-func (g *Gateway) limited(w http.ResponseWriter, r *http.Request, key string, lim *RateLimiter) bool {
-	if lim == nil || lim.Allow(key) {
+func (g *Gateway) limited(w http.ResponseWriter, r *http.Request, key string, lim Limiter) bool {
+	if lim == nil || lim.Allow(r.Context(), key) {
 		return false
 	}
 	w.Header().Set("Retry-After", "1")

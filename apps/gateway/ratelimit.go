@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -10,7 +11,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// RateLimiter is a token bucket per client (x/time/rate), forgotten after idle minutes.
+// RateLimiter is a token bucket per client (x/time/rate) in this process, forgotten after idle
+// minutes: the limit of a single replica, and SharedLimiter's fallback.
 type RateLimiter struct {
 	limit rate.Limit
 	burst int
@@ -30,7 +32,7 @@ func NewRateLimiter(perSecond float64, burst int) *RateLimiter {
 }
 
 // Allow takes one token from key's bucket.
-func (l *RateLimiter) Allow(key string) bool {
+func (l *RateLimiter) Allow(_ context.Context, key string) bool {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -23,10 +23,12 @@ type Config struct {
 	DBPassword   string
 	// DBPoolSize is the connections per database server (the operator sizes it so that every
 	// pod at maxReplicas fits the servers' max_connections); 0 is the store's default.
-	DBPoolSize   int
-	RedisAddr    string
-	CacheTTL     time.Duration
-	KafkaBrokers []string
+	DBPoolSize int
+	RedisAddr  string
+	// RedisPassword authenticates to Redis (its default user); empty sends no AUTH.
+	RedisPassword string
+	CacheTTL      time.Duration
+	KafkaBrokers  []string
 	// TopicPrefix goes before every topic and consumer group name on the Kafka cluster
 	// (spec.kafka.topicPrefix), so that platforms sharing a cluster never share a topic.
 	TopicPrefix string
@@ -117,6 +119,7 @@ func FromEnv() (Config, error) {
 	str(platform.EnvDBPassword, &c.DBPassword)
 	integer(platform.EnvDBPoolSize, &c.DBPoolSize)
 	str(platform.EnvRedisAddr, &c.RedisAddr)
+	str(platform.EnvRedisPassword, &c.RedisPassword)
 	dur(platform.EnvCacheTTL, &c.CacheTTL)
 	if v := os.Getenv(platform.EnvKafkaBrokers); v != "" {
 		c.KafkaBrokers = strings.Split(v, ",")

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
 	"github.com/scalestack/scalestack/apps/auth"
@@ -127,7 +128,7 @@ func (a *App) redis() (rueidis.Client, error) {
 		return nil, errors.New("SCALESTACK_REDIS_ADDR is required")
 	}
 	c, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress: []string{a.cfg.RedisAddr}, ConnWriteTimeout: 5 * time.Second,
+		InitAddress: []string{a.cfg.RedisAddr}, Password: a.cfg.RedisPassword, ConnWriteTimeout: 5 * time.Second,
 		CacheSizeEachConn: 32 << 20,
 	})
 	if err != nil {
@@ -350,6 +351,24 @@ func (a *App) buildGateway(mux *http.ServeMux) error {
 			return err
 		}
 		g.ProfileCache, g.PostCache = cs[0], cs[1]
+		// The limits are shared by every gateway replica through Redis, so they do not grow
+		// with the replicas; a replica whose Redis fails limits on its own.
+		rc, err := a.redis()
+		if err != nil {
+			return err
+		}
+		fallbacks := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scalestack_gateway_ratelimit_fallbacks_total",
+			Help: "Rate-limit decisions this replica took alone because Redis did not answer.",
+		}, []string{"limit"})
+		if err := a.Metrics.Registry.Register(fallbacks); err != nil {
+			return err
+		}
+		perClient := gateway.NewSharedLimiter(rc, "client", a.cfg.RateLimit, a.cfg.RateBurst)
+		perClient.Fallbacks = fallbacks.WithLabelValues("client")
+		auth := gateway.NewSharedLimiter(rc, "auth", a.cfg.AuthRateLimit, a.cfg.AuthRateBurst)
+		auth.Fallbacks = fallbacks.WithLabelValues("auth")
+		g.Limit, g.AuthLimit = perClient, auth
 	}
 	g.Routes(mux)
 	a.Gateway = g

@@ -154,6 +154,8 @@ func AppDeployment(sp *scalestackv1alpha1.SocialPlatform, c scalestackv1alpha1.C
 				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyApp))),
 			corev1ac.EnvVar().WithName(platform.EnvTokenKey).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyToken))),
+			corev1ac.EnvVar().WithName(platform.EnvRedisPassword).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+				corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyCache))),
 			// The Go runtime collects harder as it nears the container's memory limit instead of
 			// being OOM-killed.
 			corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValueFrom(corev1ac.EnvVarSource().WithResourceFieldRef(

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -35,8 +37,19 @@ func CacheMemory(sp *scalestackv1alpha1.SocialPlatform) (maxmemory int64, limit 
 	return maxmemory, *resource.NewQuantity(maxmemory+overhead, resource.BinarySI)
 }
 
+// CacheACLMountPath is where the cache pod mounts its ACL file (one key of the credentials Secret).
+const CacheACLMountPath = "/etc/redis-users"
+
+// CacheACL is Redis' ACL file: the default user needs the generated password (given as its
+// SHA-256, so the file never holds the password itself). Nothing connects without it.
+func CacheACL(password []byte) []byte {
+	sum := sha256.Sum256(password)
+	return []byte("user default on #" + hex.EncodeToString(sum[:]) + " ~* &* +@all\n")
+}
+
 // CacheConfig is redis.conf: memory bound and eviction policy from the manifest, no persistence
-// (the cache is rebuilt from the database), and the client-side-caching friendly defaults.
+// (the cache is rebuilt from the database), the client-side-caching friendly defaults, and the
+// users from the ACL file (the generated password).
 func CacheConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyConfiguration {
 	maxmemory, _ := CacheMemory(sp)
 	policy := CacheEvictionPolicy(sp)
@@ -52,7 +65,8 @@ tcp-keepalive 60
 timeout 0
 lazyfree-lazy-eviction yes
 lazyfree-lazy-expire yes
-`, RedisPort, maxmemory, policy)
+aclfile %s/users.acl
+`, RedisPort, maxmemory, policy, CacheACLMountPath)
 	return corev1ac.ConfigMap(sp.CacheConfigName(), sp.Namespace).
 		WithLabels(sp.Labels("cache")).
 		WithOwnerReferences(OwnerReference(sp)).
@@ -80,6 +94,10 @@ func CacheStatefulSet(sp *scalestackv1alpha1.SocialPlatform, configHash string) 
 	if image == "" {
 		image = RedisImage
 	}
+	password := func(name string) *corev1ac.EnvVarApplyConfiguration {
+		return corev1ac.EnvVar().WithName(name).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.SecretKeySelector().WithName(sp.DatabaseSecretName()).WithKey(SecretKeyCache)))
+	}
 	redisProbe := func(period, failures int32) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().WithExec(corev1ac.ExecAction().WithCommand("redis-cli", "ping")).
 			WithPeriodSeconds(period).WithTimeoutSeconds(2).WithFailureThreshold(failures)
@@ -88,6 +106,8 @@ func CacheStatefulSet(sp *scalestackv1alpha1.SocialPlatform, configHash string) 
 		WithName("redis").
 		WithImage(image).
 		WithCommand("redis-server", "/etc/redis/redis.conf").
+		// redis-cli (the probes) reads the password from REDISCLI_AUTH, never from its arguments.
+		WithEnv(password("REDISCLI_AUTH")).
 		WithPorts(corev1ac.ContainerPort().WithName("redis").WithContainerPort(RedisPort).WithProtocol(corev1.ProtocolTCP)).
 		WithResources(resources(corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: limit},
@@ -97,13 +117,14 @@ func CacheStatefulSet(sp *scalestackv1alpha1.SocialPlatform, configHash string) 
 		WithLivenessProbe(redisProbe(10, 3)).
 		WithVolumeMounts(
 			corev1ac.VolumeMount().WithName("config").WithMountPath("/etc/redis").WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("users").WithMountPath(CacheACLMountPath).WithReadOnly(true),
 			corev1ac.VolumeMount().WithName("data").WithMountPath("/data"),
 		).
 		WithSecurityContext(restrictedContainerSecurityContext().WithRunAsUser(RedisUID).WithRunAsGroup(RedisUID))
 	exporter := corev1ac.Container().
 		WithName("exporter").
 		WithImage(RedisExporterImage).
-		WithEnv(corev1ac.EnvVar().WithName("REDIS_ADDR").WithValue(fmt.Sprintf("redis://127.0.0.1:%d", RedisPort))).
+		WithEnv(corev1ac.EnvVar().WithName("REDIS_ADDR").WithValue(fmt.Sprintf("redis://127.0.0.1:%d", RedisPort)), password("REDIS_PASSWORD")).
 		WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(RedisExporterPort).WithProtocol(corev1.ProtocolTCP)).
 		WithResources(resources(corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
@@ -129,6 +150,10 @@ func CacheStatefulSet(sp *scalestackv1alpha1.SocialPlatform, configHash string) 
 					WithContainers(redis, exporter).
 					WithVolumes(
 						corev1ac.Volume().WithName("config").WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(sp.CacheConfigName())),
+						// Only the ACL file of the credentials Secret, readable by the redis group.
+						corev1ac.Volume().WithName("users").WithSecret(corev1ac.SecretVolumeSource().
+							WithSecretName(sp.DatabaseSecretName()).WithDefaultMode(0o440).
+							WithItems(corev1ac.KeyToPath().WithKey(SecretKeyCacheACL).WithPath("users.acl"))),
 						// No persistence: the working directory only holds what Redis writes on the way.
 						corev1ac.Volume().WithName("data").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resourceTmp)),
 					))))

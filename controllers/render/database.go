@@ -52,10 +52,15 @@ const (
 	SecretKeyExporter    = "exporter-password"
 	// SecretKeyToken signs the apps' bearer tokens (the user service issues, the gateway verifies).
 	SecretKeyToken = "token-key"
+	// SecretKeyCache is the cache's password: the apps and the Redis exporter authenticate with it.
+	SecretKeyCache = "cache-password"
+	// SecretKeyCacheACL is Redis' ACL file, derived from SecretKeyCache (it holds the password's
+	// SHA-256, never the password); Redis reads it from the Secret mounted into its pod.
+	SecretKeyCacheACL = "cache-users.acl"
 )
 
 // SecretKeys lists the generated passwords.
-var SecretKeys = []string{SecretKeyRoot, SecretKeyApp, SecretKeyReplication, SecretKeyExporter, SecretKeyToken}
+var SecretKeys = []string{SecretKeyRoot, SecretKeyApp, SecretKeyReplication, SecretKeyExporter, SecretKeyToken, SecretKeyCache}
 
 // Retained says whether data outlives the platform (deletionPolicy Retain, the default).
 func Retained(sp *scalestackv1alpha1.SocialPlatform) bool {
@@ -79,10 +84,14 @@ func ReplicasPerShard(sp *scalestackv1alpha1.SocialPlatform) int32 {
 // when it exists (never regenerated) or from crypto/rand on first creation. Under Retain it has no
 // owner reference, so deleting the platform never deletes it.
 func DatabaseSecret(sp *scalestackv1alpha1.SocialPlatform, passwords map[string][]byte) *corev1ac.SecretApplyConfiguration {
+	data := maps.Clone(passwords)
+	if p := passwords[SecretKeyCache]; len(p) > 0 {
+		data[SecretKeyCacheACL] = CacheACL(p)
+	}
 	s := corev1ac.Secret(sp.DatabaseSecretName(), sp.Namespace).
 		WithLabels(sp.Labels("database")).
 		WithType(corev1.SecretTypeOpaque).
-		WithData(passwords)
+		WithData(data)
 	if Retained(sp) {
 		s.WithAnnotations(RetainedAnnotations)
 	} else {

@@ -15,6 +15,9 @@ type Redis struct {
 	cmd  *exec.Cmd
 }
 
+// Stop kills the server (before the test ends, to see what its clients do without it).
+func (r *Redis) Stop() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() }
+
 // Addr is host:port.
 func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
 
@@ -28,15 +31,29 @@ func StartRedisWith(t Lifetime, maxMemory string) *Redis {
 	if maxMemory == "" {
 		maxMemory = "64mb"
 	}
+	return startRedis(t, "--save", "", "--appendonly", "no", "--protected-mode", "no",
+		"--maxmemory", maxMemory, "--maxmemory-policy", "allkeys-lru")
+}
+
+// StartRedisConf starts redis-server with a configuration file (as the operator renders it), on
+// a free loopback port in a temporary directory; overrides are more directives, as
+// command-line arguments ("--aclfile", path).
+func StartRedisConf(t Lifetime, confFile string, overrides ...string) *Redis {
+	t.Helper()
+	return startRedis(t, append([]string{confFile}, overrides...)...)
+}
+
+func startRedis(t Lifetime, args ...string) *Redis {
+	t.Helper()
 	bin := find(t, "redis-server")
 	r := &Redis{Port: FreePort(t)}
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--protected-mode", "no", "--maxmemory", maxMemory, "--maxmemory-policy", "allkeys-lru")
+	args = append(args, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", t.TempDir())
+	r.cmd = exec.Command(bin, args...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("starting redis-server: %v", err)
 	}
-	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
+	t.Cleanup(r.Stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", r.Addr()); err == nil {

@@ -7,14 +7,17 @@ package platform
 // Environment of the app services (gateway, user, post, feed, worker, archiver). The operator
 // puts every one of them in the apps ConfigMap or, for secrets, in a secretKeyRef.
 const (
-	EnvPlatform     = "SCALESTACK_PLATFORM"
-	EnvHTTPAddr     = "SCALESTACK_HTTP_ADDR"
-	EnvUserURL      = "SCALESTACK_USER_URL"
-	EnvPostURL      = "SCALESTACK_POST_URL"
-	EnvFeedURL      = "SCALESTACK_FEED_URL"
-	EnvRedisAddr    = "SCALESTACK_REDIS_ADDR"
-	EnvCacheTTL     = "SCALESTACK_CACHE_TTL"
-	EnvKafkaBrokers = "SCALESTACK_KAFKA_BROKERS"
+	EnvPlatform  = "SCALESTACK_PLATFORM"
+	EnvHTTPAddr  = "SCALESTACK_HTTP_ADDR"
+	EnvUserURL   = "SCALESTACK_USER_URL"
+	EnvPostURL   = "SCALESTACK_POST_URL"
+	EnvFeedURL   = "SCALESTACK_FEED_URL"
+	EnvRedisAddr = "SCALESTACK_REDIS_ADDR"
+	// EnvRedisPassword is the cache's password (the default user's, from the credentials Secret);
+	// empty connects without AUTH.
+	EnvRedisPassword = "SCALESTACK_REDIS_PASSWORD"
+	EnvCacheTTL      = "SCALESTACK_CACHE_TTL"
+	EnvKafkaBrokers  = "SCALESTACK_KAFKA_BROKERS"
 	// EnvKafkaTopicPrefix goes before every topic and consumer group name (spec.kafka.topicPrefix).
 	EnvKafkaTopicPrefix = "SCALESTACK_KAFKA_TOPIC_PREFIX"
 	// EnvTrustForwarded: the gateway keys rate limits on X-Forwarded-For (behind an ingress).

@@ -939,6 +939,13 @@ func TestStackRunsInRealPods(t *testing.T) {
 	if !strings.HasSuffix(maxmem, fmt.Sprint(want.Value())) {
 		t.Errorf("redis maxmemory: %q, want %d", maxmem, want.Value())
 	}
+	// Nothing gets in without the generated password (the container's redis-cli has it in
+	// REDISCLI_AUTH; without it, Redis answers NOAUTH), while the apps above got their answers.
+	noauth, _ := exec.Command(kubectl, "--kubeconfig", kubeconfig, "exec", "-n", ns, redisPod, "-c", "redis", "--",
+		"env", "-u", "REDISCLI_AUTH", "redis-cli", "get", "anything").CombinedOutput()
+	if !strings.Contains(string(noauth), "NOAUTH") {
+		t.Errorf("redis without the password answered %q, want NOAUTH", noauth)
+	}
 	hits := func() int {
 		out := kubectlOut(t, "exec", "-n", ns, redisPod, "-c", "redis", "--", "redis-cli", "info", "stats")
 		for _, l := range strings.Split(out, "\n") {
