@@ -16,7 +16,8 @@ import (
 
 // charts/scalestack installs on the local control plane, is upgraded once, and grants exactly the
 // RBAC of config/rbac (generated from the code's markers). The operator's pods are kwok's
-// simulated ones: this proves the chart's objects, not the process.
+// simulated ones: this proves the chart's objects; test/realnode runs the chart's operator in a
+// real pod and has it bring a platform to Ready.
 func TestHelmChartInstallsAndUpgrades(t *testing.T) {
 	out, err := exec.Command(filepath.Join(repo, "hack", "build-helm.sh")).Output()
 	if err != nil {

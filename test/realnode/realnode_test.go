@@ -57,6 +57,9 @@ var (
 	k8s                 client.Client
 	repo, workDir       string
 	kubectl, kubeconfig string
+	// stopHostOperator stops the operator run as a host process (once; the installed-operator
+	// test stops it to hand over to the operator in a pod).
+	stopHostOperator func()
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -149,7 +152,9 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "starting the operator:", err)
 		return 1
 	}
-	defer func() { _ = op.Process.Signal(os.Interrupt); _ = op.Wait() }()
+	var stopOnce sync.Once
+	stopHostOperator = func() { stopOnce.Do(func() { _ = op.Process.Signal(os.Interrupt); _ = op.Wait() }) }
+	defer stopHostOperator()
 	if code = m.Run(); code != 0 {
 		keepPodLogs(filepath.Join(workDir, "pods"))
 	}
@@ -1036,6 +1041,7 @@ func TestStackRunsInRealPods(t *testing.T) {
 	if code := (&api{t: t, base: base}).do("POST", "/api/login", map[string]string{"handle": "bob", "password": "correct horse battery"}, &tokenResponse{}); code != http.StatusOK {
 		t.Fatalf("bob's login after the platform was created again: %d", code)
 	}
+	t.Run("installedOperatorBringsTheMinimalSampleToReady", installedOperatorBringsTheMinimalSampleToReady)
 }
 
 // postsAroundAPointInTime writes, on the author's shard, a post after the newest full backup
