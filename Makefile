@@ -88,7 +88,7 @@ bench: bench-operator bench-apps bench-backup ## Run every benchmark.
 .PHONY: bench-operator bench-apps bench-backup run-apps
 bench-apps: ## The apps under loadgen's Zipf workload over 1M users vs a bare net/http+Redis ceiling and a phase-1 floor; writes docs/bench/.
 	@hack/test-deps.sh
-	$(GO) run ./test/bench/apps $(BENCH_APPS_ARGS)
+	$(GO) run ./test/bench/apps $(if $(PROFILE),-profile docs/bench/profiles) $(BENCH_APPS_ARGS)
 
 bench-operator: ## Operator convergence for 1, 50 and 200 platforms vs a plain-client baseline, writes per reconcile, memory.
 	K8S_BIN=$$(hack/build-k8s-binaries.sh) $(GO) run ./test/bench/operator $(BENCH_ARGS)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -26,7 +27,12 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"error"`
 	Message string `json:"message"`
+	// RetryAfter, when set, is sent as the Retry-After header (whole seconds, at least one).
+	RetryAfter time.Duration `json:"-"`
 }
+
+// WithRetryAfter sets the Retry-After the error is answered with.
+func (e *Error) WithRetryAfter(d time.Duration) *Error { e.RetryAfter = d; return e }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
@@ -146,6 +152,9 @@ func WriteRaw(w http.ResponseWriter, status int, body []byte) {
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *Error
 	if errors.As(err, &he) {
+		if he.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(he.RetryAfter.Round(time.Second).Seconds()))))
+		}
 		WriteJSON(w, he.Status, he)
 		return
 	}

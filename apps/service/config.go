@@ -43,6 +43,10 @@ type Config struct {
 	// CelebrityFollowers: authors with this many followers are merged at read time.
 	CelebrityFollowers int
 	Hash               auth.HashParams
+	// HashSlots is how many password hashes run at once (0: one core fewer than the process has).
+	HashSlots int
+	// Pprof serves net/http/pprof under /debug/pprof/ (SCALESTACK_PPROF=true).
+	Pprof bool
 	// Per-client request rate at the gateway, and for signup and login per address.
 	RateLimit     float64
 	RateBurst     int
@@ -137,6 +141,8 @@ func FromEnv() (Config, error) {
 	integer("SCALESTACK_CELEBRITY_FOLLOWERS", &c.CelebrityFollowers)
 	num("SCALESTACK_RATE_LIMIT", &c.RateLimit)
 	integer("SCALESTACK_RATE_BURST", &c.RateBurst)
+	integer("SCALESTACK_HASH_SLOTS", &c.HashSlots)
+	boolean("SCALESTACK_PPROF", &c.Pprof)
 	num("SCALESTACK_AUTH_RATE_LIMIT", &c.AuthRateLimit)
 	integer("SCALESTACK_AUTH_RATE_BURST", &c.AuthRateBurst)
 	boolean(platform.EnvTrustForwarded, &c.TrustForwarded)

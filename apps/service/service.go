@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,16 @@ func New(ctx context.Context, name string, cfg Config) (*App, error) {
 		metrics = gateway.MetricsGuard(metrics)
 	}
 	mux.Handle("GET /metrics", metrics)
+	if a.cfg.Pprof {
+		// CPU, heap, allocation, goroutine, mutex and block profiles, for finding a tail
+		// (docs/benchmarks.md). Off unless SCALESTACK_PPROF=true; never through a proxy.
+		guard := gateway.MetricsGuard
+		mux.Handle("GET /debug/pprof/", guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", guard(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", guard(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", guard(http.HandlerFunc(pprof.Trace)))
+	}
 	a.Handler = a.Metrics.Middleware(name, mux)
 	return a, nil
 }
@@ -243,7 +254,11 @@ func (a *App) buildUser(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	svc := &user.Service{Shards: s, IDs: store.NewIDs(), Tokens: tok, Hash: a.cfg.Hash, Profiles: cs[0], Following: cs[1], Notify: r.Notify}
+	hasher, err := auth.NewHasher(a.cfg.Hash, a.cfg.HashSlots, 0, a.Metrics.Registry)
+	if err != nil {
+		return err
+	}
+	svc := &user.Service{Shards: s, IDs: store.NewIDs(), Tokens: tok, Hasher: hasher, Profiles: cs[0], Following: cs[1], Notify: r.Notify}
 	svc.Routes(mux)
 	return nil
 }

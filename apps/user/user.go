@@ -48,10 +48,11 @@ type Profile struct {
 
 // Service is the user service.
 type Service struct {
-	Shards    *store.Shards
-	IDs       *store.IDs
-	Tokens    *auth.Tokens
-	Hash      auth.HashParams
+	Shards *store.Shards
+	IDs    *store.IDs
+	Tokens *auth.Tokens
+	// Hasher hashes and checks passwords in a bounded pool (signup and login).
+	Hasher    *auth.Hasher
 	Profiles  *cache.Cache // profile:{id}
 	Following *cache.Cache // following:{id}
 	// Notify wakes the outbox relay after a commit (may be nil).
@@ -131,6 +132,15 @@ func (s *Service) notify() {
 	}
 }
 
+// hashError answers a full argon2id line with 503 and Retry-After (the client may retry in a
+// moment; the other endpoints are unaffected).
+func hashError(err error) error {
+	if errors.Is(err, auth.ErrHasherBusy) {
+		return httpx.Unavailable("too many sign-ups and logins at once; retry in a moment").WithRetryAfter(time.Second)
+	}
+	return err
+}
+
 func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 	var req SignupRequest
 	if err := httpx.DecodeJSON(w, r, 0, &req); err != nil {
@@ -141,9 +151,9 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	hash, err := auth.HashPassword(req.Password, s.Hash)
+	hash, err := s.Hasher.Hash(ctx, req.Password)
 	if err != nil {
-		return err
+		return hashError(err)
 	}
 	handleDB, err := s.Shards.Shard(store.HandleShard(req.Handle))
 	if err != nil {
@@ -233,12 +243,14 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if id == 0 {
-		_, _ = auth.CheckPassword(req.Password, dummyHash)
+		if _, err := s.Hasher.Check(ctx, req.Password, dummyHash); err != nil {
+			return hashError(err)
+		}
 		return httpx.Unauthorized("invalid handle or password")
 	}
-	ok, err := auth.CheckPassword(req.Password, hash)
+	ok, err := s.Hasher.Check(ctx, req.Password, hash)
 	if err != nil {
-		return err
+		return hashError(err)
 	}
 	if !ok {
 		return httpx.Unauthorized("invalid handle or password")

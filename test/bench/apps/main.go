@@ -14,11 +14,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"os/exec"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
@@ -40,7 +45,7 @@ func main() {
 	run := flag.Duration("run", 15*time.Second, "duration of each measured run")
 	concurrency := flag.Int("concurrency", 64, "closed-loop workers")
 	out := flag.String("out", "docs/bench", "where to write the results and the plot")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured runs here")
+	profileDir := flag.String("profile", "", "write CPU, allocation, mutex and block profiles of the measured runs, their top functions and the GC pauses into this directory (make bench-apps PROFILE=1)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	session := localservers.NewSession("bench-apps")
@@ -100,15 +105,9 @@ func main() {
 	warm.Duration = 10 * time.Second
 	loadgen.Run(ctx, warm)
 
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			panic(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			panic(err)
-		}
-		defer pprof.StopCPUProfile()
+	var stopProfiles func()
+	if *profileDir != "" {
+		stopProfiles = startProfiles(*profileDir, say)
 	}
 	results := map[string]any{}
 	record := func(name string, r loadgen.Result) loadgen.Result {
@@ -149,6 +148,9 @@ func main() {
 			s.points = append(s.points, [2]float64{r.All.Throughput, float64(v.Microseconds()) / 1000})
 		}
 	}
+	if stopProfiles != nil {
+		stopProfiles()
+	}
 	hits := hitsAfter[0] - hitsBefore[0]
 	misses := hitsAfter[1] - hitsBefore[1]
 	ratio := hits / (hits + misses)
@@ -188,6 +190,104 @@ func main() {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// startProfiles profiles the whole process (every service runs in it) from now until the returned
+// function is called: CPU, allocations, mutex and block contention, then the 25 heaviest functions
+// of each (go tool pprof -top) and the GC's stop-the-world pauses over the same span.
+func startProfiles(dir string, say func(string, ...any)) func() {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		panic(err)
+	}
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		panic(err)
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		panic(err)
+	}
+	runtime.SetMutexProfileFraction(100)
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	pausesBefore := gcPauses()
+	return func() {
+		pprof.StopCPUProfile()
+		_ = cpu.Close()
+		for _, name := range []string{"allocs", "mutex", "block"} {
+			f, err := os.Create(filepath.Join(dir, name+".pprof"))
+			if err != nil {
+				panic(err)
+			}
+			if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+				panic(err)
+			}
+			_ = f.Close()
+		}
+		runtime.SetMutexProfileFraction(0)
+		runtime.SetBlockProfileRate(0)
+		for _, name := range []string{"cpu", "allocs", "mutex", "block"} {
+			args := []string{"tool", "pprof", "-top", "-nodecount=25"}
+			if name == "allocs" {
+				args = append(args, "-sample_index=alloc_space")
+			}
+			out, err := exec.Command("go", append(args, filepath.Join(dir, name+".pprof"))...).CombinedOutput()
+			if err != nil {
+				say("go tool pprof %s: %v", name, err)
+			}
+			_ = os.WriteFile(filepath.Join(dir, name+".top.txt"), out, 0o644)
+		}
+		p := gcPauses().since(pausesBefore)
+		summary := fmt.Sprintf("GC stop-the-world pauses during the measured runs: %d, p50 %v, p99 %v, max %v\n",
+			p.count, p.quantile(0.5), p.quantile(0.99), p.quantile(1))
+		_ = os.WriteFile(filepath.Join(dir, "gc.txt"), []byte(summary), 0o644)
+		say("profiles in %s; %s", dir, strings.TrimSpace(summary))
+	}
+}
+
+// pauses is the runtime's histogram of GC stop-the-world pauses.
+type pauses struct {
+	counts  []uint64
+	buckets []float64
+	count   uint64
+}
+
+func gcPauses() pauses {
+	s := []metrics.Sample{{Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(s)
+	h := s[0].Value.Float64Histogram()
+	p := pauses{counts: append([]uint64(nil), h.Counts...), buckets: h.Buckets}
+	for _, c := range p.counts {
+		p.count += c
+	}
+	return p
+}
+
+func (p pauses) since(before pauses) pauses {
+	out := pauses{buckets: p.buckets, counts: make([]uint64, len(p.counts))}
+	for i := range p.counts {
+		out.counts[i] = p.counts[i] - before.counts[i]
+		out.count += out.counts[i]
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket holding quantile q.
+func (p pauses) quantile(q float64) time.Duration {
+	if p.count == 0 {
+		return 0
+	}
+	target := uint64(q * float64(p.count))
+	var seen uint64
+	for i, c := range p.counts {
+		seen += c
+		if c > 0 && seen >= target {
+			upper := p.buckets[i+1]
+			if math.IsInf(upper, 1) {
+				upper = p.buckets[i]
+			}
+			return time.Duration(upper * float64(time.Second)).Round(time.Microsecond)
+		}
+	}
+	return 0
+}
 
 func serve(h http.Handler) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
