@@ -210,7 +210,9 @@ func TestStatusAfterAFailedPassIsObserved(t *testing.T) {
 		_, err := get(t, &appsv1.Deployment{}, ns, user)
 		return err
 	})
-	replicasAre(t, ns, post, *before.Spec.Replicas)()
+	if err := replicasAre(t, ns, post, *before.Spec.Replicas)(); err != nil {
+		t.Error(err)
+	}
 }
 
 const fixtureHeader = "# The status of a real platform whose CDN Ingress an admission policy refused\n" +
