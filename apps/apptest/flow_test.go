@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,61 @@ func TestUserPostsPaginate(t *testing.T) {
 		if got[i] != ids[6-i] {
 			t.Fatalf("page order: got %v, want newest first %v", got, ids)
 		}
+	}
+}
+
+// A like is one per user: liking twice counts once, unliking takes back only a like that exists,
+// two users' likes count two; a post that does not exist is a 404 with its reason.
+func TestLikesCountOncePerUser(t *testing.T) {
+	author, _ := signup(t, shared.Gateway(), "liked")
+	fan, _ := signup(t, shared.Gateway(), "fan")
+	other, _ := signup(t, shared.Gateway(), "other")
+	var p post.Post
+	author.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "like me"}, &p)
+	likes := func() int {
+		var got post.Post
+		author.must(http.StatusOK, "GET", "/api/posts/"+p.ID.String(), nil, &got)
+		return got.Likes
+	}
+	var after post.Post
+	fan.must(http.StatusOK, "PUT", "/api/posts/"+p.ID.String()+"/like", nil, &after)
+	fan.must(http.StatusOK, "POST", "/api/posts/"+p.ID.String()+"/like", nil, &after) // again: no change
+	if after.Likes != 1 || likes() != 1 {
+		t.Fatalf("one user liking twice: %d likes (read back %d), want 1", after.Likes, likes())
+	}
+	other.must(http.StatusOK, "PUT", "/api/posts/"+p.ID.String()+"/like", nil, nil)
+	if n := likes(); n != 2 {
+		t.Fatalf("two users' likes: %d, want 2", n)
+	}
+	fan.must(http.StatusOK, "DELETE", "/api/posts/"+p.ID.String()+"/like", nil, &after)
+	fan.must(http.StatusOK, "DELETE", "/api/posts/"+p.ID.String()+"/like", nil, &after) // again: no change
+	author.must(http.StatusOK, "DELETE", "/api/posts/"+p.ID.String()+"/like", nil, nil) // never liked it
+	if after.Likes != 1 || likes() != 1 {
+		t.Fatalf("after one unlike (made twice) and an unlike of a post never liked: %d likes, want 1", likes())
+	}
+	missing := shard.ID(uint64(p.ID) + 1)
+	if r := fan.do("PUT", "/api/posts/"+missing.String()+"/like", nil); r.Status != http.StatusNotFound || !strings.Contains(string(r.Body), "does not exist") {
+		t.Errorf("liking a post that does not exist: %d %s", r.Status, r.Body)
+	}
+	if r := fan.do("DELETE", "/api/posts/not-an-id/like", nil); r.Status != http.StatusBadRequest {
+		t.Errorf("unliking a malformed ID: %d %s", r.Status, r.Body)
+	}
+}
+
+// A profile is found by its handle (in any case); an unknown handle is a 404, a malformed one a 400.
+func TestProfileByHandle(t *testing.T) {
+	a, id := signup(t, shared.Gateway(), "byhandle")
+	handle := handleOf(t, id)
+	var prof user.Profile
+	a.must(http.StatusOK, "GET", "/api/handles/"+strings.ToUpper(handle), nil, &prof)
+	if prof.ID != id || prof.Handle != handle {
+		t.Fatalf("profile by handle %s: %+v, want user %s", handle, prof, id)
+	}
+	anon := &api{t: t, base: shared.Gateway()}
+	if r := anon.do("GET", "/api/handles/nobody_has_this_1", nil); r.Status != http.StatusNotFound || !strings.Contains(string(r.Body), "nobody has the handle") {
+		t.Errorf("an unknown handle: %d %s", r.Status, r.Body)
+	}
+	if r := anon.do("GET", "/api/handles/x!", nil); r.Status != http.StatusBadRequest {
+		t.Errorf("a malformed handle: %d %s", r.Status, r.Body)
 	}
 }

@@ -60,6 +60,9 @@ func (g *Gateway) Routes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/users/{id}/follow", g.authed(g.unfollow))
 	mux.Handle("POST /api/posts", g.authed(g.createPost))
 	mux.Handle("POST /api/posts/{id}/like", g.authed(g.like))
+	mux.Handle("PUT /api/posts/{id}/like", g.authed(g.like))
+	mux.Handle("DELETE /api/posts/{id}/like", g.authed(g.unlike))
+	mux.Handle("GET /api/handles/{handle}", g.public(g.byHandle, false))
 	mux.Handle("GET /api/feed", g.authed(g.feed))
 	mux.Handle("GET /api/suggestions", g.authed(g.suggestions))
 }
@@ -247,6 +250,15 @@ func (g *Gateway) profile(w http.ResponseWriter, r *http.Request) error {
 	return g.passProfile(w, r, id)
 }
 
+// byHandle is GET /api/handles/{handle}: the profile of whoever has the handle.
+func (g *Gateway) byHandle(w http.ResponseWriter, r *http.Request) error {
+	var who user.HandleResponse
+	if err := g.Users.Get(r.Context(), "/v1/handles/"+url.PathEscape(r.PathValue("handle")), &who); err != nil {
+		return err
+	}
+	return g.passProfile(w, r, who.ID)
+}
+
 func (g *Gateway) me(w http.ResponseWriter, r *http.Request, me shard.ID) error {
 	return g.passProfile(w, r, me)
 }
@@ -312,13 +324,28 @@ func (g *Gateway) createPost(w http.ResponseWriter, r *http.Request, me shard.ID
 	return nil
 }
 
-func (g *Gateway) like(w http.ResponseWriter, r *http.Request, _ shard.ID) error {
+// like and unlike are the caller's like of a post: idempotent (liking twice counts once).
+func (g *Gateway) like(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	return g.setLike(w, r, me, true)
+}
+
+func (g *Gateway) unlike(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	return g.setLike(w, r, me, false)
+}
+
+func (g *Gateway) setLike(w http.ResponseWriter, r *http.Request, me shard.ID, like bool) error {
 	id, err := httpx.PathID(r, "id")
 	if err != nil {
 		return err
 	}
 	var p post.Post
-	if err := g.Posts.Post(r.Context(), "/v1/posts/"+id.String()+"/likes", nil, &p); err != nil {
+	path := "/v1/posts/" + id.String() + "/likes/" + me.String()
+	if like {
+		err = g.Posts.Put(r.Context(), path, nil, &p)
+	} else {
+		err = g.Posts.Delete(r.Context(), path, &p)
+	}
+	if err != nil {
 		return err
 	}
 	g.relayed(post.Key(id))

@@ -45,7 +45,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/posts", httpx.Handle(s.create))
 	mux.Handle("GET /v1/posts", httpx.Handle(s.batch))
 	mux.Handle("GET /v1/posts/{id}", httpx.Handle(s.get))
-	mux.Handle("POST /v1/posts/{id}/likes", httpx.Handle(s.like))
+	mux.Handle("PUT /v1/posts/{id}/likes/{user}", httpx.Handle(s.like))
+	mux.Handle("DELETE /v1/posts/{id}/likes/{user}", httpx.Handle(s.unlike))
 	mux.Handle("GET /v1/users/{id}/posts", httpx.Handle(s.byAuthor))
 }
 
@@ -440,8 +441,22 @@ func (s *Service) byAuthor(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// like records that a user likes a post (once: liking again changes nothing) and answers the post.
 func (s *Service) like(w http.ResponseWriter, r *http.Request) error {
+	return s.setLike(w, r, true)
+}
+
+// unlike takes a user's like of a post back (a post they did not like is left as it is).
+func (s *Service) unlike(w http.ResponseWriter, r *http.Request) error {
+	return s.setLike(w, r, false)
+}
+
+func (s *Service) setLike(w http.ResponseWriter, r *http.Request, like bool) error {
 	id, err := httpx.PathID(r, "id")
+	if err != nil {
+		return err
+	}
+	by, err := httpx.PathID(r, "user")
 	if err != nil {
 		return err
 	}
@@ -450,12 +465,32 @@ func (s *Service) like(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpx.NotFound("post %s does not exist", id)
 	}
-	res, err := db.Primary.ExecContext(ctx, "UPDATE posts SET likes = likes + 1 WHERE id = ?", int64(id))
+	tx, err := db.Primary.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	defer func() { _ = tx.Rollback() }()
+	var exists int
+	if err := tx.QueryRowContext(ctx, "SELECT 1 FROM posts WHERE id = ? FOR UPDATE", int64(id)).Scan(&exists); errors.Is(err, sql.ErrNoRows) {
 		return httpx.NotFound("post %s does not exist (or is archived)", id)
+	} else if err != nil {
+		return err
+	}
+	stmt, delta := "INSERT IGNORE INTO post_likes (post_id, user_id) VALUES (?, ?)", "likes + 1"
+	if !like {
+		stmt, delta = "DELETE FROM post_likes WHERE post_id = ? AND user_id = ?", "GREATEST(likes, 1) - 1"
+	}
+	res, err := tx.ExecContext(ctx, stmt, int64(id), int64(by))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		if _, err := tx.ExecContext(ctx, "UPDATE posts SET likes = "+delta+" WHERE id = ?", int64(id)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
 	}
 	s.Shards.MarkWrite(ctx, id)
 	_ = s.Posts.Invalidate(ctx, Key(id))

@@ -65,6 +65,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/login", httpx.Handle(s.login))
 	mux.Handle("GET /v1/users", httpx.Handle(s.batch))
 	mux.Handle("GET /v1/users/{id}", httpx.Handle(s.get))
+	mux.Handle("GET /v1/handles/{handle}", httpx.Handle(s.byHandle))
 	mux.Handle("PATCH /v1/users/{id}", httpx.Handle(s.update))
 	mux.Handle("PUT /v1/users/{id}/following/{target}", httpx.Handle(s.follow))
 	mux.Handle("DELETE /v1/users/{id}/following/{target}", httpx.Handle(s.unfollow))
@@ -286,6 +287,28 @@ func (s *Service) lookupCredentials(ctx context.Context, handle string) (shard.I
 		return 0, "", err
 	}
 	return id, hash, nil
+}
+
+// HandleResponse is GET /v1/handles/{handle}: whose handle it is.
+type HandleResponse struct {
+	ID shard.ID `json:"id"`
+}
+
+// byHandle resolves a handle to its user (404 when nobody has it).
+func (s *Service) byHandle(w http.ResponseWriter, r *http.Request) error {
+	handle := strings.ToLower(r.PathValue("handle"))
+	if !handleRE.MatchString(handle) {
+		return httpx.BadRequest("handle must be 3-32 characters of a-z, 0-9 and _")
+	}
+	id, _, err := s.lookupCredentials(r.Context(), handle)
+	if err != nil {
+		return err
+	}
+	if id == 0 {
+		return httpx.NotFound("nobody has the handle %q", handle)
+	}
+	httpx.WriteJSON(w, http.StatusOK, HandleResponse{ID: id})
+	return nil
 }
 
 // ProfileKey is a profile's cache key.
