@@ -85,6 +85,12 @@ update-golden: ## Rewrite the render golden files from the current code.
 .PHONY: bench
 bench: bench-operator bench-apps bench-backup ## Run every benchmark.
 
+.PHONY: screenshots
+screenshots: ## The web page in headless Chromium at desktop and phone widths, into docs/screenshots (shown in docs/apps.md).
+	@hack/test-deps.sh
+	mkdir -p docs/screenshots
+	SCALESTACK_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestWebPageInChromium ./apps/apptest
+
 .PHONY: bench-operator bench-apps bench-backup run-apps
 bench-apps: ## The apps under loadgen's Zipf workload over 1M users vs a bare net/http+Redis ceiling and a phase-1 floor; writes docs/bench/.
 	@hack/test-deps.sh

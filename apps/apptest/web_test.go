@@ -3,13 +3,18 @@ package apptest
 import (
 	"context"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/scalestack/scalestack/apps/gateway"
+	"github.com/scalestack/scalestack/apps/post"
 )
 
 func chromium(t *testing.T) string {
@@ -23,8 +28,9 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// TestWebPageInChromium signs up, posts and sees the post in the feed, in headless Chromium.
-func TestWebPageInChromium(t *testing.T) {
+// browser starts headless Chromium (a fresh profile) and returns a context for it.
+func browser(t *testing.T) context.Context {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
 		chromedp.NoSandbox, chromedp.DisableGPU,
@@ -35,46 +41,184 @@ func TestWebPageInChromium(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
+	t.Cleanup(cancel)
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	handle := "webuser_" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestWebPageInChromium is a person using the site: they sign up, open another user's profile by
+// its handle, follow them from it, see their post in the feed, like it, post, follow a third user
+// by handle from the home page, unfollow from the profile page; every control is reachable with
+// the keyboard alone. With SCALESTACK_SCREENSHOTS=dir it saves the pages at desktop and phone
+// widths there (make screenshots: docs/screenshots, shown in docs/apps.md).
+func TestWebPageInChromium(t *testing.T) {
+	ctx := browser(t)
+	stamp := strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	handle := "webuser_" + stamp
+	// The people to find: bob has a post; carol is followed by handle.
+	bob, bobID := signup(t, shared.Gateway(), "bob_web")
+	bobHandle := handleOf(t, bobID)
+	bob.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "bob's first post"}, nil)
+	_, carolID := signup(t, shared.Gateway(), "carol_web")
+	carolHandle := handleOf(t, carolID)
+
+	fail := func(what string, err error) {
+		t.Helper()
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML("body"))
+		t.Fatalf("in the browser, %s: %v\n%s", what, err, html)
+	}
 	step := func(what string, a chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, a); err != nil {
-			html, _ := chromedp.Run(ctx, chromedp.OuterHTML("body"))
-			t.Fatalf("in the browser, %s: %v\n%s", what, err, html)
+			fail(what, err)
 		}
 	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			fail("reading "+sel, err)
+		}
+		return s
+	}
+	until := func(what, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			fail("waiting for "+what, err)
+		}
+	}
+	shots := os.Getenv("SCALESTACK_SCREENSHOTS")
+	screenshot := func(name string) {
+		t.Helper()
+		if shots == "" {
+			return
+		}
+		for _, size := range []struct {
+			suffix string
+			w, h   int64
+			mobile bool
+		}{{"desktop", 1280, 900, false}, {"phone", 390, 844, true}} {
+			var opts []chromedp.EmulateViewportOption
+			if size.mobile {
+				opts = append(opts, chromedp.EmulateMobile)
+			}
+			step("sizing the window", chromedp.EmulateViewport(size.w, size.h, opts...))
+			time.Sleep(300 * time.Millisecond) // the layout settles
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				fail("a screenshot", err)
+			}
+			if err := os.WriteFile(filepath.Join(shots, name+"-"+size.suffix+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step("sizing the window back", chromedp.EmulateViewport(1280, 900))
+	}
+
 	step("opening the page", chromedp.Navigate(shared.Gateway()+"/"))
 	step("the signup form", chromedp.WaitVisible("#signup"))
-	step("typing", chromedp.SendKeys("#signup input[name=handle]", handle))
-	step("typing", chromedp.SendKeys("#signup input[name=display_name]", "Web User"))
-	step("typing", chromedp.SendKeys("#signup input[name=email]", handle+"@example.com"))
-	step("typing", chromedp.SendKeys("#signup input[name=password]", "a good long password"))
+	screenshot("signup")
+	step("typing", chromedp.SendKeys("#su-handle", handle))
+	step("typing", chromedp.SendKeys("#su-name", "Web User"))
+	step("typing", chromedp.SendKeys("#su-email", handle+"@example.com"))
+	step("typing", chromedp.SendKeys("#su-password", "a good long password"))
 	step("signing up", chromedp.Click("#signup button"))
-	step("the app after signup", chromedp.WaitVisible("#compose"))
-	who, err := chromedp.Run(ctx, chromedp.Text("#who"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	step("typing a post", chromedp.SendKeys("#compose textarea", "my first post from a browser"))
-	step("posting", chromedp.Click("#compose button"))
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#feed li.post") !== null`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-		t.Fatalf("the post never showed in the feed: %v", err)
-	}
-	feed, err := chromedp.Run(ctx, chromedp.Text("#feed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(who, "@"+handle) {
+	step("the home page after signup", chromedp.WaitVisible("#compose"))
+	if who := text("#my-profile"); who != "@"+handle {
 		t.Fatalf("the page shows %q, not the new user", who)
 	}
-	if !strings.Contains(feed, "my first post from a browser") || !strings.Contains(feed, "Web User") {
-		t.Fatalf("the feed shows %q", feed)
+
+	// Bob's profile, by its path, and the follow button on it.
+	step("opening bob's profile", chromedp.Navigate(shared.Gateway()+"/@"+bobHandle))
+	step("bob's profile", chromedp.WaitVisible("#p-follow"))
+	until("bob's post on his profile", `document.querySelector("#p-posts").textContent.includes("bob's first post")`)
+	if f := text("#p-follow"); f != "Follow" {
+		t.Fatalf("the follow button says %q", f)
 	}
+	step("following bob", chromedp.Click("#p-follow"))
+	until("the button turning to Unfollow and the count", `document.querySelector("#p-follow").textContent === "Unfollow" && document.querySelector("#p-followers").textContent === "1 follower"`)
+
+	// Home: bob's next post arrives through the fan-out; like it.
+	var bobPost post.Post
+	bob.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "bob says hello to the web"}, &bobPost)
+	step("going home by the nav", chromedp.Click(`nav a[href="/"]`))
+	step("the home page", chromedp.WaitVisible("#feed"))
+	until("bob's post in the feed", `document.querySelector("#feed").textContent.includes("bob says hello")`)
+	step("liking it", chromedp.Click(`#feed li[data-id="`+bobPost.ID.String()+`"] button.like`))
+	until("the like counted", `document.querySelector('#feed li[data-id="`+bobPost.ID.String()+`"] button.like').textContent === "Unlike · 1"`)
+	var liked post.Post
+	bob.must(http.StatusOK, "GET", "/api/posts/"+bobPost.ID.String(), nil, &liked)
+	if liked.Likes != 1 {
+		t.Fatalf("the post has %d likes after one like in the browser", liked.Likes)
+	}
+
+	// Posting, with the character count.
+	step("typing a post", chromedp.SendKeys("#compose-body", "my first post from a browser"))
+	if c := text("#compose-count"); c != "28 / 500" {
+		t.Errorf("the character count says %q", c)
+	}
+	step("posting", chromedp.Click("#compose button"))
+	until("my post in the feed", `document.querySelector("#feed").textContent.includes("my first post from a browser")`)
+
+	// Following carol by handle; a handle nobody has is a clear error.
+	step("typing a handle nobody has", chromedp.SendKeys("#follow-handle", "nobody_"+stamp))
+	step("following nobody", chromedp.Click("#follow button"))
+	until("the error", `document.querySelector("#error").textContent.includes("nobody has the handle")`)
+	step("clearing", chromedp.Evaluate[chromedp.Void](`document.querySelector("#follow-handle").value = ""`))
+	step("typing carol's handle", chromedp.SendKeys("#follow-handle", "@"+carolHandle))
+	step("following carol", chromedp.Click("#follow button"))
+	until("following carol", `document.querySelector("#status").textContent.includes("@`+carolHandle+`")`)
+	screenshot("home")
+
+	// Keyboard only: Tab visits every visible control of the home page.
+	reached, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+	  window.__seen = new Set();
+	  document.addEventListener("focusin", (e) => window.__seen.add(e.target.id || e.target.textContent.trim() || e.target.getAttribute("href")));
+	  return [];
+	})()`))
+	_ = reached
+	if err != nil {
+		fail("watching focus", err)
+	}
+	controls, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll("a, button, input, textarea")].filter((e) => e.offsetParent !== null).length`))
+	if err != nil {
+		fail("counting the controls", err)
+	}
+	step("starting from the top", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+	for range controls + 3 {
+		step("pressing Tab", chromedp.KeyEvent("\t"))
+	}
+	missed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("a, button, input, textarea")]
+	  .filter((e) => e.offsetParent !== null)
+	  .map((e) => e.id || e.textContent.trim() || e.getAttribute("href"))
+	  .filter((k) => !window.__seen.has(k))`))
+	if err != nil {
+		fail("checking focus", err)
+	}
+	if len(missed) > 0 {
+		t.Errorf("Tab never reached %v of the %d controls", missed, controls)
+	}
+
+	// Unfollowing from bob's profile, reached by the link on his post.
+	step("opening bob's profile from his post", chromedp.Click(`#feed li[data-id="`+bobPost.ID.String()+`"] .author a`))
+	step("bob's profile", chromedp.WaitVisible("#p-follow"))
+	until("the Unfollow button", `document.querySelector("#p-follow").textContent === "Unfollow"`)
+	screenshot("profile")
+	step("unfollowing bob", chromedp.Click("#p-follow"))
+	until("the button turning back to Follow", `document.querySelector("#p-follow").textContent === "Follow" && document.querySelector("#p-followers").textContent === "0 followers"`)
+	step("going home", chromedp.Click(`nav a[href="/"]`))
+	until("bob's post gone from the feed", `!document.querySelector("#feed").textContent.includes("bob says hello")`)
+
+	// Logging out returns to the forms; logging in again brings the feed back.
+	step("logging out", chromedp.Click("#logout"))
+	step("the login form", chromedp.WaitVisible("#login"))
+	step("typing", chromedp.SendKeys("#li-handle", handle))
+	step("typing", chromedp.SendKeys("#li-password", "a good long password"))
+	step("logging in", chromedp.Click("#login button"))
+	until("my post in the feed again", `document.querySelector("#feed") && document.querySelector("#feed").textContent.includes("my first post from a browser")`)
 }
 
 // TestAssetsAreHashedAndCachedForever checks the CDN origin's headers.

@@ -47,6 +47,14 @@ type Gateway struct {
 // Routes registers the public API and the UI on mux.
 func (g *Gateway) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", g.Assets.Page)
+	// A profile page, /@handle: the same page, which routes on its path.
+	mux.HandleFunc("GET /{page}", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.PathValue("page"), "@") {
+			httpx.WriteError(w, r, httpx.NotFound("no page %s", r.URL.Path))
+			return
+		}
+		g.Assets.Page(w, r)
+	})
 	mux.HandleFunc("GET /static/{name}", g.Assets.Static)
 	mux.Handle("POST /api/signup", g.public(g.signup, true))
 	mux.Handle("POST /api/login", g.public(g.login, true))
@@ -55,6 +63,7 @@ func (g *Gateway) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/users/{id}/posts", g.public(g.userPosts, false))
 	mux.Handle("GET /api/posts/{id}", g.public(g.getPost, false))
 	mux.Handle("GET /api/me", g.authed(g.me))
+	mux.Handle("GET /api/me/following", g.authed(g.myFollowing))
 	mux.Handle("PATCH /api/me", g.authed(g.updateMe))
 	mux.Handle("PUT /api/users/{id}/follow", g.authed(g.follow))
 	mux.Handle("DELETE /api/users/{id}/follow", g.authed(g.unfollow))
@@ -248,6 +257,21 @@ func (g *Gateway) profile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return g.passProfile(w, r, id)
+}
+
+// myFollowing is GET /api/me/following: the IDs of the users the caller follows.
+func (g *Gateway) myFollowing(w http.ResponseWriter, r *http.Request, me shard.ID) error {
+	var res struct {
+		IDs []shard.ID `json:"ids"`
+	}
+	if err := g.Users.Get(r.Context(), "/v1/users/"+me.String()+"/following", &res); err != nil {
+		return err
+	}
+	if res.IDs == nil {
+		res.IDs = []shard.ID{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // byHandle is GET /api/handles/{handle}: the profile of whoever has the handle.
