@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/internal/localservers"
 )
 
 // The operator as a platform team installs it: charts/scalestack with the operator image built
@@ -80,8 +80,8 @@ func installedOperatorBringsTheMinimalSampleToReady(t *testing.T) {
 	patch, _ := json.Marshal([]map[string]any{
 		{"op": "add", "path": "/spec/template/spec/hostNetwork", "value": true},
 		{"op": "add", "path": "/spec/template/spec/dnsPolicy", "value": "ClusterFirstWithHostNet"},
-		{"op": "replace", "path": "/spec/template/spec/containers/0/args/1", "value": fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", freePort(t))},
-		{"op": "replace", "path": "/spec/template/spec/containers/0/args/2", "value": fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", freePort(t))},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/args/1", "value": fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", localservers.FreePort(t))},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/args/2", "value": fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", localservers.FreePort(t))},
 		{"op": "remove", "path": "/spec/template/spec/containers/0/livenessProbe"},
 		{"op": "remove", "path": "/spec/template/spec/containers/0/readinessProbe"},
 		{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": map[string]string{"name": "KUBERNETES_SERVICE_HOST", "value": host}},
@@ -139,16 +139,6 @@ func installedOperatorBringsTheMinimalSampleToReady(t *testing.T) {
 	if !strings.Contains(logs, ns) {
 		t.Errorf("the operator pod's log does not mention %s:\n%s", ns, logs[max(0, len(logs)-4000):])
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // kfakeAddress is the kfake broker of config/local-sample (its Service's fixed ClusterIP).
