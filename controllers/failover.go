@@ -396,6 +396,14 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 					m.reason = fmt.Sprintf("replicasPerShard %d leaves no room for %s", render.ReplicasPerShard(sp), rec.Pod)
 					moves = append(moves, m)
 				}
+				continue
+			}
+			m, err := r.rollShard(ctx, s, client, i, rec, pods)
+			if err != nil {
+				return nil, err
+			}
+			if m != nil {
+				moves = append(moves, *m)
 			}
 			continue
 		}

@@ -160,6 +160,9 @@ const (
 	// EventFailoverRefused and EventSwitchoverFailed: a move of a primary that did not happen.
 	EventFailoverRefused  = "FailoverRefused"
 	EventSwitchoverFailed = "SwitchoverFailed"
+	// EventDatabasePodUpdated: a database pod was restarted to run its StatefulSet's new pod
+	// template (the operator's rollout: replicas first, the primary after a switchover).
+	EventDatabasePodUpdated = "DatabasePodUpdated"
 	// EventReplicaRebuilding: a replica diverged from its primary and is rebuilt from a copy of it.
 	EventReplicaRebuilding = "ReplicaRebuilding"
 	// EventBackupStarted: the operator asked a shard's pod for a full backup (first, scheduled,

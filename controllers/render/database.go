@@ -480,7 +480,9 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(sel)).
 			WithPodManagementPolicy(appsv1.ParallelPodManagement).
 			WithRevisionHistoryLimit(5).
-			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.RollingUpdateStatefulSetStrategyType)).
+			// The operator rolls a shard's pods itself, replicas first and the primary after a
+			// switchover (controllers/rollout.go).
+			WithUpdateStrategy(appsv1ac.StatefulSetUpdateStrategy().WithType(appsv1.OnDeleteStatefulSetStrategyType)).
 			WithPersistentVolumeClaimRetentionPolicy(appsv1ac.StatefulSetPersistentVolumeClaimRetentionPolicy().
 				WithWhenDeleted(retention).
 				// Scaling replicas down never drops a volume: scaling back up resumes from it.

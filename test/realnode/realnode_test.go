@@ -472,7 +472,18 @@ func backsUpToTheStore(t *testing.T, ns string, author *api) {
 		t.Logf("real pods: shard %d has %d binary logs (%d bytes) in the store", i, n, size)
 	}
 
-	// On demand.
+	// On demand, once every shard's replicas replicate again (the switchover back just before may
+	// still be rebuilding or reconnecting one; a backup asked for meanwhile rightly runs on the
+	// primary).
+	poll(t, "every shard's primary and replicas ready before the on-demand backup", 5*time.Minute, func() error {
+		for i, sh := range platform(t, ns).Status.Shards {
+			if !sh.PrimaryReady || sh.ReadyReplicas < sh.Replicas {
+				return fmt.Errorf("shard %d: primary ready %v, %d/%d replicas ready", i, sh.PrimaryReady, sh.ReadyReplicas, sh.Replicas)
+			}
+		}
+		return nil
+	})
+	sp = platform(t, ns)
 	asked := time.Now().UTC().Truncate(time.Second)
 	patch := client.MergeFrom(sp.DeepCopy())
 	metav1.SetMetaDataAnnotation(&sp.ObjectMeta, scalestackv1alpha1.AnnotationBackupRequested, asked.Format(time.RFC3339))
@@ -1041,6 +1052,12 @@ func TestStackRunsInRealPods(t *testing.T) {
 	if code := (&api{t: t, base: base}).do("POST", "/api/login", map[string]string{"handle": "bob", "password": "correct horse battery"}, &tokenResponse{}); code != http.StatusOK {
 		t.Fatalf("bob's login after the platform was created again: %d", code)
 	}
+
+	// Day-2 changes under load: a third shard, then the database pods' template rolled out.
+	carol, _ := signup(t, base, "carol")
+	growsUnderLoad(t, ns, carol)
+	rollsTheDatabaseUnderLoad(t, ns, carol, appPW)
+
 	t.Run("installedOperatorBringsTheMinimalSampleToReady", installedOperatorBringsTheMinimalSampleToReady)
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,7 +134,11 @@ func main() {
 	p50 = series{name: "p50", color: "#2b7bb9"}
 	p95 = series{name: "p95", color: "#e08a1e"}
 	p99 = series{name: "p99", color: "#c0392b"}
+	var steadyBefore, steadyAfter map[string]loadgen.Counts
 	for _, f := range []float64{0.2, 0.4, 0.6, 0.8, 0.9} {
+		if f == 0.9 {
+			steadyBefore = cacheCounts(st)
+		}
 		r := record(fmt.Sprintf("scalestack mixed workload at %.0f%% of peak, open loop", 100*f),
 			loadgen.Run(ctx, cfg(st.Gateway(), loadgen.DefaultMix, f*mixed.All.Throughput)))
 		for _, s := range []*series{&p50, &p95, &p99} {
@@ -148,19 +154,31 @@ func main() {
 			s.points = append(s.points, [2]float64{r.All.Throughput, float64(v.Microseconds()) / 1000})
 		}
 	}
+	steadyAfter = cacheCounts(st)
 	if stopProfiles != nil {
 		stopProfiles()
 	}
-	hits := hitsAfter[0] - hitsBefore[0]
-	misses := hitsAfter[1] - hitsBefore[1]
-	ratio := hits / (hits + misses)
+	ratio := total(hitsAfter).Ratio(total(hitsBefore))
+	steady := total(steadyAfter).Ratio(total(steadyBefore))
+	byCache := map[string]map[string]float64{}
+	for name, c := range steadyAfter {
+		byCache[name] = map[string]float64{
+			"after_warmup": 0,
+			"steady":       c.Ratio(steadyBefore[name]),
+			"steady_reads": c.Hits + c.Misses - steadyBefore[name].Hits - steadyBefore[name].Misses,
+		}
+		if a, ok := hitsAfter[name]; ok {
+			byCache[name]["after_warmup"] = a.Ratio(hitsBefore[name])
+		}
+	}
 	ceil := results["ceiling: net/http + one Redis GET, closed loop"].(loadgen.Result)
 	flo := results["floor: phase-1 path, one database, no cache, closed loop"].(loadgen.Result)
 	summary := map[string]any{
 		"users": *users, "active": *active, "concurrency": *concurrency, "run": run.String(),
 		"profile_peak_rps": prof.All.Throughput, "ceiling_rps": ceil.All.Throughput, "floor_rps": flo.All.Throughput,
 		"ratio_to_ceiling": prof.All.Throughput / ceil.All.Throughput, "ratio_to_floor": prof.All.Throughput / flo.All.Throughput,
-		"mixed_peak_rps": mixed.All.Throughput, "cache_hit_ratio": ratio,
+		"mixed_peak_rps": mixed.All.Throughput, "cache_hit_ratio": ratio, "cache_hit_ratio_steady": steady,
+		"cache_hit_ratio_by_cache":    byCache,
 		"profile_p99_at_half_peak_ms": ms(half.All.P99), "signup_p99_ms": ms(mixed.ByOp[loadgen.Signup].P99),
 		"feed_p95_at_1k_ms": ms(at1k.ByOp[loadgen.Feed].P95), "error_rate_mixed": mixed.All.ErrorRate(),
 		"error_rate_1k": at1k.All.ErrorRate(),
@@ -172,7 +190,12 @@ func main() {
 		prof.All.Throughput, ceil.All.Throughput, prof.All.Throughput/ceil.All.Throughput, flo.All.Throughput, prof.All.Throughput/flo.All.Throughput)
 	fmt.Printf("  profile read p99 at half peak %s\n", half.All.P99.Round(10*time.Microsecond))
 	fmt.Printf("  mixed workload peak        %8.0f req/s, error rate %.4f%%\n", mixed.All.Throughput, 100*mixed.All.ErrorRate())
-	fmt.Printf("  cache hit ratio            %.2f%%\n", 100*ratio)
+	fmt.Printf("  cache hit ratio            %.2f%% (profile and mixed closed-loop runs, right after a 10 s warm-up)\n", 100*ratio)
+	fmt.Printf("  cache hit ratio, steady    %.2f%% (the last open-loop run, after every run above)\n", 100*steady)
+	for _, name := range slices.Sorted(maps.Keys(byCache)) {
+		c := byCache[name]
+		fmt.Printf("    %-10s after warm-up %6.2f%%   steady %6.2f%% of %.0f reads\n", name, 100*c["after_warmup"], 100*c["steady"], c["steady_reads"])
+	}
 	fmt.Printf("  signup p99 (in the mix)    %s\n", mixed.ByOp[loadgen.Signup].P99.Round(10*time.Microsecond))
 	fmt.Printf("  feed p95 at 1000 req/s     %s (error rate %.4f%%)\n", at1k.ByOp[loadgen.Feed].P95.Round(10*time.Microsecond), 100*at1k.All.ErrorRate())
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -342,12 +365,21 @@ func floorHandler(m *localservers.MariaDB, password string) http.Handler {
 	return mux
 }
 
-// cacheCounts sums the cache hit and miss counters of every service that reads the cache.
-func cacheCounts(st *localstack.Stack) [2]float64 {
+// cacheCounts reads the cache hit and miss counters of every service that reads the cache, by
+// cache.
+func cacheCounts(st *localstack.Stack) map[string]loadgen.Counts {
 	var urls []string
 	for _, svc := range []string{service.Gateway, service.User, service.Post, service.Feed} {
 		urls = append(urls, st.URLs[svc]+"/metrics")
 	}
-	h, m := loadgen.CacheCounts(urls)
-	return [2]float64{h, m}
+	return loadgen.CacheCountsByCache(urls)
+}
+
+// total sums the counts of every cache.
+func total(by map[string]loadgen.Counts) loadgen.Counts {
+	var t loadgen.Counts
+	for _, c := range by {
+		t.Hits, t.Misses = t.Hits+c.Hits, t.Misses+c.Misses
+	}
+	return t
 }
