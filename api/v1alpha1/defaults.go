@@ -18,6 +18,8 @@ const (
 	// CRD defaults (an unset duration reads as the default, so old objects need no migration).
 	DefaultFailoverAfter  = 30 * time.Second
 	DefaultFailoverMaxLag = 10 * time.Second
+	// DefaultSemiSyncTimeout is spec.database.failover.semiSyncTimeout's.
+	DefaultSemiSyncTimeout = time.Second
 
 	DefaultImagePullPolicy  = corev1.PullIfNotPresent
 	DefaultEmailFrom        = "welcome@scalestack.local"

@@ -401,6 +401,16 @@ type FailoverSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="failover.maxLag must not be negative"
 	MaxLag *metav1.Duration `json:"maxLag,omitempty"`
 
+	// semiSyncTimeout is how long a primary's commit waits for a replica to acknowledge it before
+	// the primary falls back to asynchronous replication (and keeps taking writes without one; a
+	// failover may then lose what no replica received). Longer trades write availability, while
+	// every replica is slow or gone, for fewer lossy windows. Default 1s; between 100ms and 1h.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('1h')",message="failover.semiSyncTimeout must be between 100ms and 1h"
+	SemiSyncTimeout *metav1.Duration `json:"semiSyncTimeout,omitempty"`
+
 	// allowLossy promotes the most advanced replica even when it lagged beyond maxLag (accepting
 	// the loss of what it had not received) instead of refusing the failover.
 	// +optional

@@ -301,6 +301,11 @@ func (in *FailoverSpec) DeepCopyInto(out *FailoverSpec) {
 		*out = new(metav1.Duration)
 		**out = **in
 	}
+	if in.SemiSyncTimeout != nil {
+		in, out := &in.SemiSyncTimeout, &out.SemiSyncTimeout
+		*out = new(metav1.Duration)
+		**out = **in
+	}
 	if in.RebuildDiverged != nil {
 		in, out := &in.RebuildDiverged, &out.RebuildDiverged
 		*out = new(bool)

@@ -254,8 +254,14 @@ type ShardInputs struct {
 }
 
 // SemiSyncTimeout is how long a primary's commit waits for a replica's acknowledgement before
-// replication falls back to asynchronous (docs/data-tier.md, "Failure model").
-const SemiSyncTimeout = time.Second
+// replication falls back to asynchronous (spec.database.failover.semiSyncTimeout;
+// docs/data-tier.md, "Failure model").
+func SemiSyncTimeout(sp *scalestackv1alpha1.SocialPlatform) time.Duration {
+	if d := sp.Spec.Database.Failover.SemiSyncTimeout; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return scalestackv1alpha1.DefaultSemiSyncTimeout
+}
 
 // DataVolume is the name of a shard pod's data volume and of its StatefulSet's claim template
 // (claims are named data-<statefulset>-<ordinal>).
@@ -388,7 +394,7 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.EnvVar().WithName(platform.EnvAgentPeerDomain).WithValue(fmt.Sprintf("%s.%s.svc", sp.ShardName(i), sp.Namespace)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShardMap).WithValue(ShardMapMountPath+"/"+ShardMapKey),
 			corev1ac.EnvVar().WithName(platform.EnvAgentFenceAfter).WithValue((FailoverAfter(sp) / 2).String()),
-			corev1ac.EnvVar().WithName(platform.EnvAgentSemiSyncTimeout).WithValue(SemiSyncTimeout.String()),
+			corev1ac.EnvVar().WithName(platform.EnvAgentSemiSyncTimeout).WithValue(SemiSyncTimeout(sp).String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),
 			secretEnv(platform.EnvAgentRootPassword, SecretKeyRoot),

@@ -508,3 +508,28 @@ func TestSiteIngressPublishesTheGateway(t *testing.T) {
 		t.Errorf("a removed ingress.host must delete the site Ingress: %+v", tier.Absent)
 	}
 }
+
+// failover.semiSyncTimeout reaches every shard pod's agent; unset, the default (1s).
+func TestSemiSyncTimeoutReachesTheAgents(t *testing.T) {
+	sp := sample(t)
+	env := func(role string) string {
+		for _, c := range ShardStatefulSet(sp, 0, role, ShardInputs{}).Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if *e.Name == platform.EnvAgentSemiSyncTimeout {
+					return *e.Value
+				}
+			}
+		}
+		t.Fatalf("no %s in the %s StatefulSet", platform.EnvAgentSemiSyncTimeout, role)
+		return ""
+	}
+	if got := env("primary"); got != "1s" {
+		t.Errorf("default semi-sync timeout %q, want 1s", got)
+	}
+	sp.Spec.Database.Failover.SemiSyncTimeout = &metav1.Duration{Duration: 5 * time.Second}
+	for _, role := range []string{"primary", "replica"} {
+		if got := env(role); got != "5s" {
+			t.Errorf("%s: semi-sync timeout %q, want 5s", role, got)
+		}
+	}
+}

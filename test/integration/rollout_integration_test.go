@@ -13,9 +13,8 @@ import (
 	"github.com/scalestack/scalestack/controllers/render"
 )
 
-// A shard StatefulSet applied by an earlier release (RollingUpdate, to which the API server adds
-// a default partition) is turned to OnDelete by the next pass: the operator rolls the shard's
-// pods itself from then on (controllers/rollout.go).
+// A shard StatefulSet applied by an earlier release (RollingUpdate) is turned to OnDelete by the
+// next pass: the operator rolls the shard's pods itself from then on (controllers/rollout.go).
 func TestShardStatefulSetsOfAnEarlierReleaseTurnOnDelete(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
@@ -44,7 +43,7 @@ func TestShardStatefulSetsOfAnEarlierReleaseTurnOnDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	live, err := get(t, &appsv1.StatefulSet{}, ns, sp.ShardPrimaryName(0))
-	if err != nil || live.Spec.UpdateStrategy.RollingUpdate == nil {
+	if err != nil || live.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
 		t.Fatalf("the earlier release's StatefulSet: %+v, %v", live.Spec.UpdateStrategy, err)
 	}
 

@@ -116,6 +116,9 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			[]string{"spec.observability.tracing.samplingRatio", "should match"}},
 		{"oversized image", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Apps.Image = strings.Repeat("x", 600) },
 			[]string{"spec.apps.image", "may not be more than 512"}},
+		{"semi-sync timeout under 100ms", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Database.Failover.SemiSyncTimeout = &metav1.Duration{Duration: 10 * time.Millisecond}
+		}, []string{"spec.database.failover.semiSyncTimeout", "between 100ms and 1h"}},
 		{"backup schedule with seconds", func(sp *scalestackv1alpha1.SocialPlatform) {
 			sp.Spec.Database.Backup = validBackup()
 			sp.Spec.Database.Backup.Schedule = "0 0 3 * * *"
