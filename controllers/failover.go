@@ -345,7 +345,15 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			continue
 		}
 		ready, since := podReady(primary)
-		s.serving[i] = ready
+		// A shard takes new users once its primary and every replica asked for are ready (a new
+		// shard enters placement only then; render.placeNewUsers).
+		readyReplicas := int32(0)
+		for name, p := range pods {
+			if r, _ := podReady(p); r && name != rec.Pod {
+				readyReplicas++
+			}
+		}
+		s.serving[i] = ready && readyReplicas >= render.ReplicasPerShard(sp)
 		readySince := r.primaryReadySince(primary, ready)
 		doomed := false
 		if ord, ok := replicaOrdinal(sp, i, rec.Pod); ok && ord >= render.ReplicasPerShard(sp) {
