@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
+	"github.com/scalestack/scalestack/controllers/render"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -174,10 +176,29 @@ func TestDataTierChildrenAndStatus(t *testing.T) {
 		}
 		return nil
 	})
-	// Its primary's pod ready (the test plays the kubelet): shard 2 takes new users.
+	// Its primary's pod ready (the test plays the kubelet): shard 2 still waits for its replicas.
 	createDBPod(t, sp, 2, "primary", sp.ShardDefaultPrimaryPod(2))
 	setPodReady(t, ns, sp.ShardDefaultPrimaryPod(2), true)
-	eventually(t, "shard 2 takes new users once its primary is ready", func() error {
+	replicas := render.ReplicasPerShard(sp)
+	if replicas == 0 {
+		t.Fatal("the sample has no replicas per shard")
+	}
+	consistently(t, "shard 2 takes no user while its replicas start", 3*time.Second, func() error {
+		grown, err := shardMapOf(t, sp)
+		if err != nil {
+			return err
+		}
+		if grown.Shards[2].Weight != 0 {
+			return fmt.Errorf("weights %+v", grown.Shards)
+		}
+		return nil
+	})
+	for r := range replicas {
+		pod := fmt.Sprintf("%s-%d", sp.ShardReplicasName(2), r)
+		createDBPod(t, sp, 2, "replica", pod)
+		setPodReady(t, ns, pod, true)
+	}
+	eventually(t, "shard 2 takes new users once its primary and replicas are ready", func() error {
 		grown, err := shardMapOf(t, sp)
 		if err != nil {
 			return err
