@@ -126,9 +126,17 @@ func (r *SocialPlatformReconciler) rollShard(ctx context.Context, s *scope, agen
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			sets[name] = sts
+		if !found {
+			continue
 		}
+		if sts.Status.ObservedGeneration < sts.Generation {
+			// Its controller has not seen its newest template yet: which pods are outdated is not
+			// known, and judging the shard's other StatefulSet alone could switch the primary over
+			// to a replica about to be restarted. Its status update wakes the platform again.
+			log.FromContext(ctx).V(1).Info("The database rollout waits for a StatefulSet's status", "statefulSet", name)
+			return nil, nil
+		}
+		sets[name] = sts
 	}
 	var in []rollPod
 	for _, name := range slices.Sorted(maps.Keys(pods)) {

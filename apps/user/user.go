@@ -168,8 +168,12 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 			return herr
 		}
 		// Minted on the new user's own shard (unique across processes) before the handle is
-		// claimed with it on the handle's shard.
+		// claimed with it on the handle's shard. A home shard whose primary does not answer (down,
+		// or fenced for a switchover) is a 503 naming it; the user is placed on another shard.
 		if id, err = s.IDs.Next(ctx, home.Primary, logical); err != nil {
+			if err = store.Unavailable(ctx, home, err); unavailable(err) && attempt < 2 {
+				continue
+			}
 			return err
 		}
 		// Claim the handle first: it is unique across shards, the user row is not.
@@ -178,7 +182,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 			return httpx.Conflict("handle %q is taken", req.Handle)
 		}
 		if err != nil {
-			return err
+			return store.Unavailable(ctx, handleDB, err)
 		}
 		err = s.createUser(ctx, id, &req, hash)
 		if err == nil {
@@ -186,10 +190,11 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		}
 		// Undo the claim (only ours) so that the handle is free again.
 		_, _ = handleDB.Primary.ExecContext(context.WithoutCancel(ctx), "DELETE FROM handles WHERE handle = ? AND user_id = ?", req.Handle, int64(id))
-		if !store.IsDuplicate(err) || attempt == 2 {
+		if attempt == 2 || !store.IsDuplicate(err) && !unavailable(err) {
 			return err
 		}
-		// A duplicate user row (only after a lossy failover forgot minted IDs): take another.
+		// A duplicate user row (only after a lossy failover forgot minted IDs), or a home shard
+		// that stopped answering: take another ID, on another placement.
 	}
 	telemetry.Annotate(ctx, telemetry.UserID(int64(id)))
 	s.Shards.MarkWrite(ctx, id)
@@ -211,13 +216,19 @@ func (s *Service) createUser(ctx context.Context, id shard.ID, req *SignupReques
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, handle, email, password_hash, display_name, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, NOW(3), NOW(3))`, int64(id), req.Handle, req.Email, hash, req.DisplayName); err != nil {
-		return err
+		return store.Unavailable(ctx, db, err)
 	}
 	if _, err := events.Enqueue(ctx, tx, s.IDs, events.TopicUserCreated, id, "UserCreated",
 		events.UserCreated{Handle: req.Handle, Email: req.Email, DisplayName: req.DisplayName}); err != nil {
-		return err
+		return store.Unavailable(ctx, db, err)
 	}
-	return tx.Commit()
+	return store.Unavailable(ctx, db, tx.Commit())
+}
+
+// unavailable reports a 503 made by store.Unavailable: a shard whose primary does not answer.
+func unavailable(err error) bool {
+	var he *httpx.Error
+	return errors.As(err, &he) && he.Status == http.StatusServiceUnavailable
 }
 
 // LoginRequest is POST /v1/login.
