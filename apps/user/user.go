@@ -161,8 +161,9 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var id shard.ID
+	down := map[int]bool{} // physical shards that did not answer this signup
 	for attempt := 0; ; attempt++ {
-		logical := s.Shards.Router().Place(nil)
+		logical := s.place(down)
 		home, herr := s.Shards.Shard(logical)
 		if herr != nil {
 			return herr
@@ -172,6 +173,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		// or fenced for a switchover) is a 503 naming it; the user is placed on another shard.
 		if id, err = s.IDs.Next(ctx, home.Primary, logical); err != nil {
 			if err = store.Unavailable(ctx, home, err); unavailable(err) && attempt < 2 {
+				down[home.Index] = true
 				continue
 			}
 			return err
@@ -192,6 +194,9 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) error {
 		_, _ = handleDB.Primary.ExecContext(context.WithoutCancel(ctx), "DELETE FROM handles WHERE handle = ? AND user_id = ?", req.Handle, int64(id))
 		if attempt == 2 || !store.IsDuplicate(err) && !unavailable(err) {
 			return err
+		}
+		if unavailable(err) {
+			down[home.Index] = true
 		}
 		// A duplicate user row (only after a lossy failover forgot minted IDs), or a home shard
 		// that stopped answering: take another ID, on another placement.
@@ -223,6 +228,20 @@ func (s *Service) createUser(ctx context.Context, id shard.ID, req *SignupReques
 		return store.Unavailable(ctx, db, err)
 	}
 	return store.Unavailable(ctx, db, tx.Commit())
+}
+
+// place picks a new user's logical shard by the map's weights, away from the physical shards in
+// down when it can (a bounded number of draws: with every shard down, it places anyway).
+func (s *Service) place(down map[int]bool) int {
+	r := s.Shards.Router()
+	logical := r.Place(nil)
+	for range 32 {
+		if p, err := r.Route(logical); err != nil || !down[p.Index] {
+			return logical
+		}
+		logical = r.Place(nil)
+	}
+	return logical
 }
 
 // unavailable reports a 503 made by store.Unavailable: a shard whose primary does not answer.
