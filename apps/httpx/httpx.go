@@ -29,7 +29,17 @@ type Error struct {
 	Message string `json:"message"`
 	// RetryAfter, when set, is sent as the Retry-After header (whole seconds, at least one).
 	RetryAfter time.Duration `json:"-"`
+	// Partial marks a failure of part of what the service serves (one shard's users), not of the
+	// service: it is answered with the HeaderPartial header, and callers' circuit breakers do not
+	// count it against the service.
+	Partial bool `json:"-"`
 }
+
+// HeaderPartial is set on an error answer that concerns part of a service's data only.
+const HeaderPartial = "Scalestack-Partial-Outage"
+
+// AsPartial marks the error as a failure of part of the service's data (Partial).
+func (e *Error) AsPartial() *Error { e.Partial = true; return e }
 
 // WithRetryAfter sets the Retry-After the error is answered with.
 func (e *Error) WithRetryAfter(d time.Duration) *Error { e.RetryAfter = d; return e }
@@ -154,6 +164,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &he) {
 		if he.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(he.RetryAfter.Round(time.Second).Seconds()))))
+		}
+		if he.Partial {
+			w.Header().Set(HeaderPartial, "true")
 		}
 		WriteJSON(w, he.Status, he)
 		return

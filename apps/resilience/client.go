@@ -102,6 +102,9 @@ type StatusError struct {
 	Dependency string
 	Status     int
 	Body       []byte
+	// Partial: the dependency answered that part of its data is unavailable (one shard), not
+	// that it is (httpx.HeaderPartial): it does not count against the breaker.
+	Partial bool
 }
 
 func (e *StatusError) Error() string {
@@ -112,6 +115,13 @@ func (e *StatusError) Error() string {
 // through), and anything else into a 503 naming the dependency.
 func HTTPError(err error) error {
 	var se *StatusError
+	if errors.As(err, &se) && se.Partial {
+		var he httpx.Error
+		if json.Unmarshal(se.Body, &he) == nil && he.Code != "" {
+			he.Status, he.Partial = se.Status, true
+			return &he
+		}
+	}
 	if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
 		var he httpx.Error
 		if json.Unmarshal(se.Body, &he) == nil && he.Code != "" {
@@ -145,7 +155,7 @@ func New(name, base string, opts Options, m *Metrics) *Client {
 		},
 		IsSuccessful: func(err error) bool {
 			var se *StatusError
-			return err == nil || (errors.As(err, &se) && se.Status < 500) || errors.Is(err, context.Canceled)
+			return err == nil || (errors.As(err, &se) && (se.Status < 500 || se.Partial)) || errors.Is(err, context.Canceled)
 		},
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			if m != nil {
@@ -293,7 +303,7 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte) 
 			return nil, err
 		}
 		if resp.StatusCode >= 300 {
-			return nil, &StatusError{Dependency: c.name, Status: resp.StatusCode, Body: b}
+			return nil, &StatusError{Dependency: c.name, Status: resp.StatusCode, Body: b, Partial: resp.Header.Get(httpx.HeaderPartial) != ""}
 		}
 		return &response{status: resp.StatusCode, body: b}, nil
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/scalestack/scalestack/apps/httpx"
 )
 
 func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
@@ -128,5 +131,40 @@ func TestBulkheadBoundsCallsInFlight(t *testing.T) {
 	wg.Wait()
 	if peak.Load() > 3 || full.Load() != 7 {
 		t.Fatalf("peak %d in flight (limit 3), %d refused (want 7)", peak.Load(), full.Load())
+	}
+}
+
+// A dependency that answers one shard's requests with a partial 503 (httpx.HeaderPartial) is
+// healthy: the breaker stays closed and the 503 reaches the caller with its reason; the same
+// answers without the mark open it.
+func TestPartialOutagesDoNotTripTheBreaker(t *testing.T) {
+	var partial atomic.Bool
+	partial.Store(true)
+	s, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, func() *httpx.Error {
+			e := httpx.Unavailable("physical shard 1, which holds this user's data, is unavailable")
+			if partial.Load() {
+				e.AsPartial()
+			}
+			return e
+		}())
+	})
+	c := New("post", s.URL, opts(), nil)
+	for range 20 {
+		err := HTTPError(c.Post(context.Background(), "/v1/posts", map[string]string{}, nil))
+		var he *httpx.Error
+		if !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || !strings.Contains(he.Message, "physical shard 1") || !he.Partial {
+			t.Fatalf("a partial outage reached the caller as %v", err)
+		}
+	}
+	if c.State() != gobreaker.StateClosed {
+		t.Fatalf("breaker %s after partial outages, want closed", c.State())
+	}
+	partial.Store(false)
+	for range 20 {
+		_ = c.Post(context.Background(), "/v1/posts", map[string]string{}, nil)
+	}
+	if c.State() != gobreaker.StateOpen {
+		t.Fatalf("breaker %s after 20 plain 503s, want open", c.State())
 	}
 }

@@ -255,7 +255,7 @@ func unavailable(ctx context.Context, db *DB, err error) error {
 		return err
 	}
 	slog.WarnContext(ctx, "a shard's primary does not answer", "shard", db.Index, "error", err)
-	return httpx.Unavailable("physical shard %d, which holds this user's data, is unavailable (its primary does not answer); retry shortly: the other shards are served", db.Index)
+	return httpx.Unavailable("physical shard %d, which holds this user's data, is unavailable (its primary does not answer); retry shortly: the other shards are served", db.Index).AsPartial()
 }
 
 // All returns every physical shard's pools.
