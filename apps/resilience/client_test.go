@@ -144,7 +144,7 @@ func TestPartialOutagesDoNotTripTheBreaker(t *testing.T) {
 		httpx.WriteError(w, r, func() *httpx.Error {
 			e := httpx.Unavailable("physical shard 1, which holds this user's data, is unavailable")
 			if partial.Load() {
-				e.AsPartial()
+				e = e.AsPartial()
 			}
 			return e
 		}())
