@@ -1071,17 +1071,28 @@ func postsAroundAPointInTime(t *testing.T, ns string, shardOf int32, author *api
 	var p struct {
 		ID string `json:"id"`
 	}
-	if code := author.do("POST", "/api/posts", map[string]string{"body": "replayed from the archive"}, &p); code != http.StatusCreated {
-		t.Fatalf("post: %d", code)
+	// A shard's primary may be briefly unavailable (503): an agent fences a primary whose server
+	// stalled for half of failover.after until the operator confirms it, seconds later.
+	post := func(body string) {
+		t.Helper()
+		poll(t, "a post ("+body+")", 2*time.Minute, func() error {
+			code, err := author.try("POST", "/api/posts", map[string]string{"body": body}, &p)
+			switch {
+			case err == nil && code == http.StatusCreated:
+				return nil
+			case err == nil && code != http.StatusServiceUnavailable:
+				t.Fatalf("post: %d", code)
+			}
+			return fmt.Errorf("post: %d %w", code, err)
+		})
 	}
+	post("replayed from the archive")
 	replayed = p.ID
 	// Binary log timestamps have a resolution of one second: a whole second on each side.
 	time.Sleep(1100 * time.Millisecond)
 	target = time.Now().UTC().Truncate(time.Second).Add(time.Second)
 	time.Sleep(time.Until(target.Add(1100 * time.Millisecond)))
-	if code := author.do("POST", "/api/posts", map[string]string{"body": "after the point in time"}, &p); code != http.StatusCreated {
-		t.Fatalf("post: %d", code)
-	}
+	post("after the point in time")
 	after, written := p.ID, time.Now()
 	bound := written.Add(30*time.Second + 15*time.Second)
 	poll(t, "an archiving pass of shard "+fmt.Sprint(shardOf)+" after the posts' binary log was closed", 3*time.Minute, func() error {
