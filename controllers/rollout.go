@@ -59,11 +59,11 @@ type rollStep struct {
 }
 
 // planRoll decides the next step of a shard's rollout from its pods and its primary of record.
-// Nothing moves while any pod of the shard is not ready: one restart at a time, and never while
-// the shard is already short of a server. Replicas go first, in reverse name order (the
+// Nothing moves while any pod of the shard is not ready or missing (want is how many it has): one
+// restart at a time, and never while the shard is already short of a server. Replicas go first, in reverse name order (the
 // StatefulSet's own order); the primary goes once every replica runs the new template, after a
 // switchover when a ready replica with a running agent can take it, else in place.
-func planRoll(pods []rollPod, primary string) rollStep {
+func planRoll(pods []rollPod, primary string, want int) rollStep {
 	pods = slices.Clone(pods)
 	slices.SortFunc(pods, func(a, b rollPod) int { return strings.Compare(b.name, a.name) })
 	var outdated []rollPod
@@ -79,6 +79,11 @@ func planRoll(pods []rollPod, primary string) rollStep {
 		if !p.ready {
 			return rollStep{wait: p.name + " is not ready"}
 		}
+	}
+	if len(pods) < want {
+		// A pod just restarted is gone and its successor not created yet: the shard is short of
+		// a server even though every pod that exists is ready.
+		return rollStep{wait: fmt.Sprintf("%d of the shard's %d pods exist", len(pods), want)}
 	}
 	for _, p := range outdated {
 		if p.name != primary {
@@ -144,7 +149,7 @@ func (r *SocialPlatformReconciler) rollShard(ctx context.Context, s *scope, agen
 		ready, _ := podReady(p)
 		in = append(in, rollPod{name: name, ready: ready, outdated: podOutdated(p, sets), agent: agentRunning(p) && r.agentURL(p) != ""})
 	}
-	step := planRoll(in, rec.Pod)
+	step := planRoll(in, rec.Pod, 1+int(render.ReplicasPerShard(sp)))
 	switch {
 	case step.wait != "":
 		log.FromContext(ctx).V(1).Info("The database rollout waits", "shard", i, "reason", step.wait)

@@ -17,8 +17,15 @@ func TestPlanRoll(t *testing.T) {
 	for name, tc := range map[string]struct {
 		pods    []rollPod
 		primary string
+		size    int // pods the shard should have; 0: as many as given
 		want    rollStep
 	}{
+		"never while a restarted replica's successor does not exist yet": {
+			pods:    []rollPod{pod(primary, true, true)},
+			primary: primary,
+			size:    2,
+			want:    rollStep{wait: "1 of the shard's 2 pods exist"},
+		},
 		"nothing outdated": {
 			pods:    []rollPod{pod(primary, true, false), pod(replica0, false, false)},
 			primary: primary,
@@ -66,7 +73,11 @@ func TestPlanRoll(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := planRoll(tc.pods, tc.primary); got != tc.want {
+			size := tc.size
+			if size == 0 {
+				size = len(tc.pods)
+			}
+			if got := planRoll(tc.pods, tc.primary, size); got != tc.want {
 				t.Errorf("planRoll = %+v, want %+v", got, tc.want)
 			}
 		})
