@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -102,22 +103,16 @@ func planRoll(pods []rollPod, primary string, want int) rollStep {
 // asks for. A StatefulSet whose status does not yet describe its current spec (or that has no
 // update revision, as without a StatefulSet controller) outdates nothing.
 func podOutdated(p *corev1.Pod, sets map[string]*appsv1.StatefulSet) bool {
-	ref := ownerStatefulSet(p)
-	sts := sets[ref]
+	ref := metav1.GetControllerOf(p)
+	if ref == nil || ref.Kind != "StatefulSet" {
+		return false
+	}
+	sts := sets[ref.Name]
 	if sts == nil || sts.Status.UpdateRevision == "" || sts.Status.ObservedGeneration < sts.Generation {
 		return false
 	}
 	rev, ok := p.Labels[appsv1.ControllerRevisionHashLabelKey]
 	return ok && rev != sts.Status.UpdateRevision
-}
-
-func ownerStatefulSet(p *corev1.Pod) string {
-	for _, ref := range p.OwnerReferences {
-		if ref.Kind == "StatefulSet" && ref.Controller != nil && *ref.Controller {
-			return ref.Name
-		}
-	}
-	return ""
 }
 
 // rollShard takes the next step of shard i's rollout. It returns a switchover move when the
