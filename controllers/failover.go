@@ -23,6 +23,7 @@ import (
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
 	"github.com/scalestack/scalestack/pkg/agentapi"
+	"github.com/scalestack/scalestack/pkg/replication"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
@@ -241,18 +242,31 @@ func (r *SocialPlatformReconciler) shardPods(ctx context.Context, sp *scalestack
 	return pods, nil
 }
 
-// podReady reports whether a pod is ready, and since when it is not.
+// podReady reports whether a pod is ready, and since when it is not. A pod being deleted is
+// unavailable from when its deletion was asked for: the API server sets its deletionTimestamp to
+// that moment plus the grace period, a time in the future while the pod shuts down.
 func podReady(p *corev1.Pod) (bool, time.Time) {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			if c.Status == corev1.ConditionTrue && p.DeletionTimestamp.IsZero() {
-				return true, time.Time{}
-			}
-			if !p.DeletionTimestamp.IsZero() && p.DeletionTimestamp.Time.Before(c.LastTransitionTime.Time) {
-				return false, p.DeletionTimestamp.Time
-			}
-			return false, c.LastTransitionTime.Time
+	deleting := time.Time{}
+	if p.DeletionTimestamp != nil {
+		deleting = p.DeletionTimestamp.Time
+		if g := p.DeletionGracePeriodSeconds; g != nil {
+			deleting = deleting.Add(-time.Duration(*g) * time.Second)
 		}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type != corev1.PodReady {
+			continue
+		}
+		switch {
+		case c.Status == corev1.ConditionTrue && deleting.IsZero():
+			return true, time.Time{}
+		case c.Status == corev1.ConditionTrue:
+			return false, deleting
+		case !deleting.IsZero() && deleting.Before(c.LastTransitionTime.Time):
+			// It turned unready while shutting down: unavailable since the deletion.
+			return false, deleting
+		}
+		return false, c.LastTransitionTime.Time
 	}
 	return false, p.CreationTimestamp.Time
 }
@@ -421,7 +435,8 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 		}
 		// A primary whose agent fenced it after a stall, and that is still the primary of record:
 		// confirm it at once rather than fail over.
-		if st, err := r.agentStatus(ctx, c, primary); err == nil && st.Fenced != "" && st.Topology.Primary == rec.Pod && st.Topology.Epoch == rec.Epoch {
+		pst, perr := r.agentStatus(ctx, c, primary)
+		if st := pst; perr == nil && st.Fenced != "" && st.Topology.Primary == rec.Pod && st.Topology.Epoch == rec.Epoch {
 			if _, err := c.SetTopology(ctx, r.agentURL(primary), agentapi.Topology{Primary: rec.Pod, Epoch: rec.Epoch, Confirm: true}); err != nil {
 				log.FromContext(ctx).Info("Could not confirm a fenced primary", "shard", i, "error", err.Error())
 			}
@@ -440,8 +455,14 @@ func (r *SocialPlatformReconciler) decidePrimaries(ctx context.Context, s *scope
 			r.Recorder.Eventf(sp, primary, corev1.EventTypeWarning, scalestackv1alpha1.EventFailoverRefused, "Failover", "%s", truncate(msg, 1000))
 			s.requeueAfter(10 * time.Second)
 		case d.promote != "":
+			reason := fmt.Sprintf("primary %s unavailable for %v", rec.Pod, time.Since(since).Round(time.Second))
+			if perr == nil {
+				// Its agent answers, so its server may still take writes (a pod shutting down, a
+				// readiness failing while it serves): fenced first, nothing commits there unseen.
+				reason += r.fenceForFailover(ctx, c, rec, primary, pods[d.promote])
+			}
 			moves = append(moves, primaryMove{shard: i, from: rec.Pod, to: d.promote, epoch: rec.Epoch + 1, kind: "failover",
-				reason: fmt.Sprintf("primary %s unavailable for %v", rec.Pod, time.Since(since).Round(time.Second)), pods: podList(pods)})
+				reason: reason, pods: podList(pods)})
 		}
 	}
 	return moves, nil
@@ -639,6 +660,47 @@ func (r *SocialPlatformReconciler) switchover(ctx context.Context, c agentapi.Cl
 	}
 	return primaryMove{shard: i, from: rec.Pod, to: chosen.pod, epoch: rec.Epoch + 1, kind: "switchover",
 		reason: "asked for on " + rec.Pod, pods: podList(pods)}, nil
+}
+
+// failoverCatchUp bounds how long a failover waits, once the unavailable primary is fenced, for the
+// replica it promotes to apply what that primary has.
+const failoverCatchUp = 10 * time.Second
+
+// fenceForFailover fences an unavailable primary whose agent still answers, before a replica is
+// promoted in its place: without it, the apps' pooled connections could go on committing there
+// (asynchronously, no replica acknowledging) until the agent hears of the failover, and those
+// commits would be lost. It then waits up to failoverCatchUp for the replica to apply everything
+// the fenced primary has, and says for the event how that went.
+func (r *SocialPlatformReconciler) fenceForFailover(ctx context.Context, c agentapi.Client, rec render.Primary, primary, to *corev1.Pod) string {
+	callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	fenced, err := c.Fence(callCtx, r.agentURL(primary), rec.Epoch)
+	cancel()
+	if err != nil {
+		return fmt.Sprintf("; fencing it first failed (%v)", err)
+	}
+	deadline := time.Now().Add(failoverCatchUp)
+	var lack replication.GTIDSet
+	for {
+		st, err := r.agentStatus(ctx, c, to)
+		if err == nil {
+			if lack = st.Position.Executed.Missing(fenced.Position.Executed); len(lack) == 0 {
+				return fmt.Sprintf("; it was fenced first and %s applied everything it had", to.Name)
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Sprintf("; it was fenced first (%v)", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if lack == nil {
+		return fmt.Sprintf("; it was fenced first, and %s's agent did not answer for %v", to.Name, failoverCatchUp)
+	}
+	return fmt.Sprintf("; it was fenced first, but %s still lacked its transactions %s after %v: they stay in the old primary's binary logs (kept when it is rebuilt)",
+		to.Name, lack, failoverCatchUp)
 }
 
 // replicaOrdinal is the ordinal of pod in shard i's replicas StatefulSet, if it is one of its pods.

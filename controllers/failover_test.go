@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
@@ -161,6 +162,46 @@ func TestReplicaAction(t *testing.T) {
 			tc.mutate(&st)
 			if got := replicaAction(st, rec, tc.primaryReady, tc.rebuild); got != tc.want {
 				t.Fatalf("replicaAction = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPodReady(t *testing.T) {
+	created := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	readyAt := created.Add(time.Minute)
+	asked := created.Add(time.Hour)
+	grace := int64(60)
+	pod := func(status corev1.ConditionStatus, transition time.Time, deleted bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(created)}}
+		if !transition.IsZero() {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.NewTime(transition)}}
+		}
+		if deleted {
+			// What the API server records for a graceful deletion: the request time plus the grace.
+			at := metav1.NewTime(asked.Add(time.Duration(grace) * time.Second))
+			p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &at, &grace
+		}
+		return p
+	}
+	cases := []struct {
+		name  string
+		pod   *corev1.Pod
+		ready bool
+		since time.Time
+	}{
+		{"ready", pod(corev1.ConditionTrue, readyAt, false), true, time.Time{}},
+		{"no condition yet", pod("", time.Time{}, false), false, created},
+		{"unready", pod(corev1.ConditionFalse, readyAt, false), false, readyAt},
+		{"ready, deletion asked: gone since the request, not since it became ready", pod(corev1.ConditionTrue, readyAt, true), false, asked},
+		{"turned unready while shutting down", pod(corev1.ConditionFalse, asked.Add(5*time.Second), true), false, asked},
+		{"unready before its deletion", pod(corev1.ConditionFalse, readyAt, true), false, readyAt},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ready, since := podReady(c.pod)
+			if ready != c.ready || !since.Equal(c.since) {
+				t.Errorf("podReady: %v since %v, want %v since %v", ready, since, c.ready, c.since)
 			}
 		})
 	}

@@ -17,7 +17,6 @@ package dbagent
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -134,10 +133,6 @@ type Agent struct {
 	startedAt time.Time
 	// checkedStart is set once fenceIfRestarted has looked at the server.
 	checkedStart bool
-	// usersApplied fingerprints the credentials EnsureUsers last applied (in memory only: a
-	// restarted agent applies them once more). Account statements are binlogged and replicated,
-	// so a converged primary must not repeat them every tick.
-	usersApplied [32]byte
 	// archiver keeps its rotation state across passes; archived is the last pass's outcome.
 	archiver *backup.Archiver
 	archived archiveState
@@ -341,23 +336,17 @@ func (a *Agent) fenceIfRestarted(ctx context.Context, topo agentapi.Topology) er
 	return nil
 }
 
-// ensureUsers makes the accounts when one is missing or the credentials changed since the last
-// time, and otherwise only reads: a converged primary's binary log does not grow by itself.
+// ensureUsers makes the accounts when one is missing or the credentials differ from those they
+// were made with (recorded on the server, replicated), and otherwise only reads: a converged
+// primary's binary log does not grow by itself, nor when its agent restarts or a replica is
+// promoted.
 func (a *Agent) ensureUsers(ctx context.Context) error {
-	c := a.cfg.Credentials
-	sum := sha256.Sum256([]byte(c.AppPassword + "\x00" + c.ReplicationPassword + "\x00" + c.ExporterPassword))
-	if sum == a.usersApplied {
-		exist, err := a.rep.UsersExist(ctx)
-		if err != nil || exist {
-			return err
-		}
-		a.log.Info("An account is missing; making the accounts again")
-	}
-	if err := a.rep.EnsureUsers(ctx, c); err != nil {
+	current, err := a.rep.UsersCurrent(ctx, a.cfg.Credentials)
+	if err != nil || current {
 		return err
 	}
-	a.usersApplied = sum
-	return nil
+	a.log.Info("Making the accounts (new server, changed credentials or a missing account)")
+	return a.rep.EnsureUsers(ctx, a.cfg.Credentials)
 }
 
 func (a *Agent) source(pod string) replication.Source {

@@ -3,6 +3,7 @@ package dbagent
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,6 +80,29 @@ func TestAgentsMakeAShard(t *testing.T) {
 	if got := binlogPosition(t, primary.DB(t)); got != pos {
 		t.Errorf("the binary log grew from %s to %s over three ticks of a converged primary", pos, got)
 	}
+	// Nor does a restarted agent beside it: a primary whose pod restarts while its replicas are
+	// away must not commit transactions of its own, which a replica promoted meanwhile would lack.
+	restarted := New(pcfg, primary.DB(t), log)
+	if err := restarted.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := binlogPosition(t, primary.DB(t)); got != pos {
+		t.Errorf("the binary log grew from %s to %s on a restarted agent's first tick", pos, got)
+	}
+	// A rotated password is applied on the next tick.
+	rotated := pcfg
+	rotated.Credentials.ExporterPassword = "e-pw-2"
+	pa = New(rotated, primary.DB(t), log)
+	if err := pa.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := pa.rep.UsersCurrent(ctx, rotated.Credentials); err != nil || !ok {
+		t.Errorf("the rotated credentials are not current: %v %v", ok, err)
+	}
+	if ok, _ := pa.rep.UsersCurrent(ctx, creds); ok {
+		t.Error("the credentials before the rotation are still current")
+	}
+	loginAs(t, primary, "exporter", "e-pw-2")
 	// An account dropped by hand is made again on the next tick.
 	if _, err := primary.DB(t).ExecContext(ctx, "DROP USER 'exporter'@'%'"); err != nil {
 		t.Fatal(err)
@@ -161,4 +185,17 @@ func binlogPosition(t *testing.T, db *sql.DB) string {
 		t.Fatal(err)
 	}
 	return string(vals[0]) + ":" + string(vals[1])
+}
+
+// loginAs connects to a server as user with password and fails the test when it cannot.
+func loginAs(t *testing.T, m *localservers.MariaDB, user, password string) {
+	t.Helper()
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/", user, password, m.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if err := db.Ping(); err != nil {
+		t.Errorf("logging in as %s: %v", user, err)
+	}
 }

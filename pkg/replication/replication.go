@@ -5,13 +5,17 @@ package replication
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Engine selects the SQL dialect of replication.
@@ -134,9 +138,20 @@ func (c *Client) SetServerID(ctx context.Context, id int) error {
 	return nil
 }
 
-// EnsureUsers creates or updates the app, replication and exporter accounts on the primary.
-// Passwords are set every time, so a rotated Secret takes effect; they are never logged.
-func (c *Client) EnsureUsers(ctx context.Context, cr Credentials) error {
+// statement is one SQL statement with its arguments.
+type statement struct {
+	q    string
+	args []any
+}
+
+// account is one account EnsureUsers makes, with its statements.
+type account struct {
+	name, password string
+	stmts          []statement
+}
+
+// accountStatements are what EnsureUsers runs for cr, by account.
+func accountStatements(cr Credentials) ([]account, error) {
 	users := []struct {
 		name, password string
 		grants         []string
@@ -145,31 +160,97 @@ func (c *Client) EnsureUsers(ctx context.Context, cr Credentials) error {
 		{"app", cr.AppPassword, []string{"GRANT ALL PRIVILEGES ON `social`.* TO 'app'@'%'", "GRANT ALL PRIVILEGES ON `social\\_%`.* TO 'app'@'%'"}},
 		{"exporter", cr.ExporterPassword, []string{"GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO 'exporter'@'%'"}},
 	}
+	var out []account
 	for _, u := range users {
 		if u.password == "" {
-			return fmt.Errorf("no password for user %s", u.name)
+			return nil, fmt.Errorf("no password for user %s", u.name)
 		}
-		stmts := []struct {
-			q    string
-			args []any
-		}{
+		stmts := []statement{
 			{"CREATE USER IF NOT EXISTS '" + u.name + "'@'%' IDENTIFIED BY ?", []any{u.password}},
 			{"ALTER USER '" + u.name + "'@'%' IDENTIFIED BY ?", []any{u.password}},
 		}
 		for _, g := range u.grants {
-			stmts = append(stmts, struct {
-				q    string
-				args []any
-			}{g, nil})
+			stmts = append(stmts, statement{q: g})
 		}
-		for _, s := range stmts {
+		out = append(out, account{name: u.name, password: u.password, stmts: stmts})
+	}
+	return out, nil
+}
+
+// accountsFingerprint identifies what EnsureUsers makes of cr: a SHA-256 over its statements and
+// their arguments, so another password or another grant (a newer release) gives another. It
+// holds no password.
+func accountsFingerprint(users []account) string {
+	h := sha256.New()
+	for _, u := range users {
+		for _, s := range u.stmts {
+			fmt.Fprintf(h, "%s\x00", s.q)
+			for _, a := range s.args {
+				fmt.Fprintf(h, "%v\x00", a)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// The accounts' fingerprint is recorded on the primary in this table, which replicates like the
+// accounts do: any server of the shard knows which credentials its accounts were made with.
+const (
+	accountsSchema = "CREATE DATABASE IF NOT EXISTS scalestack"
+	accountsTable  = "CREATE TABLE IF NOT EXISTS scalestack.accounts (id TINYINT PRIMARY KEY, fingerprint CHAR(64) NOT NULL)"
+	accountsRecord = "REPLACE INTO scalestack.accounts (id, fingerprint) VALUES (1, ?)"
+	accountsRead   = "SELECT fingerprint FROM scalestack.accounts WHERE id = 1"
+)
+
+// EnsureUsers creates or updates the app, replication and exporter accounts on the primary, then
+// records their fingerprint (UsersCurrent). Passwords are set every time, so a rotated Secret
+// takes effect; they are never logged.
+func (c *Client) EnsureUsers(ctx context.Context, cr Credentials) error {
+	users, err := accountStatements(cr)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		for _, s := range u.stmts {
 			if _, err := c.DB.ExecContext(ctx, s.q, s.args...); err != nil {
 				// The statement carries a password: report the user, not the statement.
 				return fmt.Errorf("ensuring user %s: %w", u.name, redact(err, u.password))
 			}
 		}
 	}
+	for _, q := range []string{accountsSchema, accountsTable} {
+		if _, err := c.DB.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("making the accounts' record: %w", err)
+		}
+	}
+	if _, err := c.DB.ExecContext(ctx, accountsRecord, accountsFingerprint(users)); err != nil {
+		return fmt.Errorf("recording the accounts: %w", err)
+	}
 	return nil
+}
+
+// UsersCurrent reports whether EnsureUsers(cr) has nothing to do: every account exists and the
+// fingerprint the last EnsureUsers recorded is cr's. It only reads, so an agent that restarts
+// beside a converged server (or a replica promoted) writes nothing to the binary log: a restarted
+// primary that wrote while its replicas were away would hold transactions a replica promoted
+// meanwhile lacks.
+func (c *Client) UsersCurrent(ctx context.Context, cr Credentials) (bool, error) {
+	users, err := accountStatements(cr)
+	if err != nil {
+		return false, err
+	}
+	var got string
+	err = c.DB.QueryRowContext(ctx, accountsRead).Scan(&got)
+	var me *mysql.MySQLError
+	switch {
+	case errors.Is(err, sql.ErrNoRows), errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049):
+		return false, nil // never recorded (a server of an earlier release, or a new one)
+	case err != nil:
+		return false, fmt.Errorf("reading the accounts' record: %w", err)
+	case got != accountsFingerprint(users):
+		return false, nil
+	}
+	return c.UsersExist(ctx)
 }
 
 // Accounts are the accounts EnsureUsers makes.

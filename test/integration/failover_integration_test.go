@@ -385,6 +385,108 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 	})
 }
 
+// A primary whose pod turned unready while its server still serves (a pod shutting down, a
+// readiness failing) is fenced before the replica is promoted: replication here is asynchronous
+// (no semi-sync), so without the fence the apps' pooled connection would go on committing on the
+// old primary until its agent heard of the failover, and those acknowledged rows would be lost.
+func TestAnUnreadyPrimaryThatStillServesIsFencedBeforeTheFailover(t *testing.T) {
+	ctx := context.Background()
+	sp := loadSample(t, newNamespace(t))
+	sp.Spec.Database.Shards = 1
+	sp.Spec.Database.ReplicasPerShard = ptr.To[int32](1)
+	sp.Spec.Database.Failover = scalestackv1alpha1.FailoverSpec{After: &metav1.Duration{Duration: 10 * time.Second}}
+	if err := k8s.Create(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	rs := startRealShard(t, sp, func(_ string, cfg *dbagent.Config) { cfg.SemiSyncTimeout = 0 })
+	ns, servers, pods, app := rs.ns, rs.servers, rs.pods, rs.app
+	primaryName, replicaName := rs.primaryName, rs.replicaName
+	eventually(t, "the replica's agent reports it ready with its lag", func() error {
+		st, err := pods[replicaName].agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Ready || st.LagSeconds == nil {
+			return fmt.Errorf("ready %v (%s), lag %v", st.Ready, st.Reason, st.LagSeconds)
+		}
+		return nil
+	})
+
+	// A steady writer on the old primary's pooled connection, as the apps hold one.
+	stop := make(chan struct{})
+	done := make(chan []int)
+	go func() {
+		var acked []int
+		w := app(primaryName)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- acked
+				return
+			default:
+			}
+			if _, err := w.Exec("INSERT INTO social.posts VALUES (?, 'x')", i); err == nil {
+				acked = append(acked, i)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	setPodReady(t, ns, primaryName, false)
+	eventually(t, "the shard map records the new primary", func() error {
+		m, err := shardMapOf(t, sp)
+		if err != nil {
+			return err
+		}
+		if p := m.Shards[0]; p.PrimaryPod != replicaName || p.Epoch != 1 {
+			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, ns))
+		}
+		return nil
+	})
+	// The old primary's agent hears of the failover (it re-points as a replica) before the writer
+	// stops, so a write it let through after the promotion would be among the acknowledged.
+	eventually(t, "the old primary's agent follows epoch 1", func() error {
+		st, err := pods[primaryName].agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Topology.Epoch != 1 {
+			return fmt.Errorf("epoch %d", st.Topology.Epoch)
+		}
+		return nil
+	})
+	close(stop)
+	acked := <-done
+	if len(acked) == 0 {
+		t.Fatal("no write was acknowledged before the failover")
+	}
+	newDB := servers[replicaName].DB(t)
+	var lost []int
+	for _, id := range acked {
+		var n int
+		if err := newDB.QueryRow("SELECT COUNT(*) FROM social.posts WHERE id = ?", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			lost = append(lost, id)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d of %d acknowledged rows are not on the new primary (first %d)", len(lost), len(acked), lost[0])
+	}
+	eventually(t, "a ShardFailover event saying the old primary was fenced first", hasEvent(t, ns, scalestackv1alpha1.EventShardFailover, "fenced first and "+replicaName+" applied everything"))
+	// The old primary rejoins as a replica of the new one: it has nothing the new one lacks.
+	eventually(t, "the old primary replicates from the new one", func() error {
+		st, err := pods[primaryName].agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Role != agentapi.RoleReplica || !st.Ready || st.Diverged != "" {
+			return fmt.Errorf("%s ready %v (%s), diverged %q", st.Role, st.Ready, st.Reason, st.Diverged)
+		}
+		return nil
+	})
+}
+
 // With the only replica's agent unreachable, a gone primary is not replaced, and DatabaseReady
 // says why.
 func TestFailoverRefusedSaysWhy(t *testing.T) {

@@ -520,26 +520,47 @@ func logBackup(t *testing.T, what string, shard int, b backup.Manifest) {
 		shard, what, b.Source, b.Size, secs, float64(b.Size)/1e6/max(secs, 0.001), b.GTID)
 }
 
-// logAgents logs what the agents of the named pods report (GET /v1/status), for a failure's
-// post-mortem.
-func logAgents(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, pods ...string) {
+// agentStatus asks a database pod's agent for its report (GET /v1/status).
+func agentStatus(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, pod string) (agentapi.Status, error) {
 	t.Helper()
 	secret := &corev1.Secret{}
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: sp.DatabaseSecretName()}, secret); err != nil {
-		t.Logf("agents: %v", err)
-		return
+		return agentapi.Status{}, err
 	}
 	c := agentapi.Client{HTTP: &http.Client{Timeout: 3 * time.Second}, Token: agentapi.Token(string(secret.Data["replication-password"]))}
+	p := &corev1.Pod{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: pod}, p); err != nil {
+		return agentapi.Status{}, err
+	}
+	if p.Status.PodIP == "" {
+		return agentapi.Status{}, fmt.Errorf("%s has no IP", pod)
+	}
+	return c.Status(context.Background(), fmt.Sprintf("http://%s:%d", p.Status.PodIP, stack.AgentPort))
+}
+
+// logAgents logs what the agents of the named pods report, for a failure's post-mortem.
+func logAgents(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, pods ...string) {
+	t.Helper()
 	for _, name := range pods {
-		p := &corev1.Pod{}
-		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, p); err != nil || p.Status.PodIP == "" {
-			t.Logf("agent of %s: no pod IP (%v)", name, err)
-			continue
-		}
-		st, err := c.Status(context.Background(), fmt.Sprintf("http://%s:%d", p.Status.PodIP, stack.AgentPort))
+		st, err := agentStatus(t, ns, sp, name)
 		out, _ := json.Marshal(st)
 		t.Logf("agent of %s: %s %v", name, out, err)
 	}
+}
+
+// agentsReady returns an error unless the agents of the named pods all report themselves ready.
+func agentsReady(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatform, pods ...string) error {
+	t.Helper()
+	for _, name := range pods {
+		st, err := agentStatus(t, ns, sp, name)
+		if err != nil {
+			return fmt.Errorf("agent of %s: %w", name, err)
+		}
+		if !st.Ready {
+			return fmt.Errorf("agent of %s: %s not ready: %s", name, st.Role, st.Reason)
+		}
+	}
+	return nil
 }
 
 // hasEventFor reports whether the namespace has an event of reason about the named object.
@@ -606,11 +627,13 @@ func failOverAndBack(t *testing.T, ns string, sp *scalestackv1alpha1.SocialPlatf
 	// The freeze is of a primary whose replicas replicate from it (a replica still reconnecting to a
 	// just restarted primary lacks what it commits meanwhile, and a failover then would rightly be
 	// refused or lose them).
+	// The pods' readiness lags their agents' verdicts by up to two probe periods, so the agents
+	// are asked too.
 	poll(t, "shard's replicas replicating before the freeze", 3*time.Minute, func() error {
 		if sh := platform(t, ns).Status.Shards[s]; sh.ReadyReplicas < sh.Replicas || !sh.PrimaryReady {
 			return fmt.Errorf("shard %d: primary ready %v, %d/%d replicas ready", s, sh.PrimaryReady, sh.ReadyReplicas, sh.Replicas)
 		}
-		return nil
+		return agentsReady(t, ns, sp, frozen, promoted)
 	})
 	// A steady write load through the gateway from before the freeze until writes succeed again:
 	// every post it was told was created must be on the new primary.
