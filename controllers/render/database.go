@@ -393,7 +393,10 @@ func ShardStatefulSet(sp *scalestackv1alpha1.SocialPlatform, i int32, role strin
 			corev1ac.EnvVar().WithName(platform.EnvAgentPrimaryPod).WithValue(sp.ShardDefaultPrimaryPod(i)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentPeerDomain).WithValue(fmt.Sprintf("%s.%s.svc", sp.ShardName(i), sp.Namespace)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentShardMap).WithValue(ShardMapMountPath+"/"+ShardMapKey),
-			corev1ac.EnvVar().WithName(platform.EnvAgentFenceAfter).WithValue((FailoverAfter(sp) / 2).String()),
+			// A failover needs the pod unready for failover.after, and the pod turns unready at the
+			// earliest about 10 s into a stall (a 5 s tick timeout, then two failed probes 5 s
+			// apart): a primary back within failover.after cannot have been replaced.
+			corev1ac.EnvVar().WithName(platform.EnvAgentFenceAfter).WithValue(FailoverAfter(sp).String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentSemiSyncTimeout).WithValue(SemiSyncTimeout(sp).String()),
 			corev1ac.EnvVar().WithName(platform.EnvAgentAddr).WithValue(fmt.Sprintf(":%d", AgentPort)),
 			corev1ac.EnvVar().WithName(platform.EnvAgentDataDir).WithValue(DataDir),

@@ -1095,7 +1095,7 @@ func postsAroundAPointInTime(t *testing.T, ns string, shardOf int32, author *api
 		ID string `json:"id"`
 	}
 	// A shard's primary may be briefly unavailable (503): an agent fences a primary whose server
-	// stalled for half of failover.after until the operator confirms it, seconds later.
+	// stalled for failover.after until the operator confirms it, seconds later.
 	post := func(body string) {
 		t.Helper()
 		poll(t, "a post ("+body+")", 2*time.Minute, func() error {
