@@ -1080,6 +1080,7 @@ func TestStackRunsInRealPods(t *testing.T) {
 	carol, _ := signup(t, base, "carol")
 	growsUnderLoad(t, ns, carol)
 	rollsTheDatabaseUnderLoad(t, ns, carol, appPW)
+	growsTheStorage(t, ns, carol)
 
 	t.Run("installedOperatorBringsTheMinimalSampleToReady", installedOperatorBringsTheMinimalSampleToReady)
 }
