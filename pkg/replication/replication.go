@@ -184,9 +184,9 @@ func accountsFingerprint(users []account) string {
 	h := sha256.New()
 	for _, u := range users {
 		for _, s := range u.stmts {
-			fmt.Fprintf(h, "%s\x00", s.q)
+			h.Write([]byte(s.q + "\x00"))
 			for _, a := range s.args {
-				fmt.Fprintf(h, "%v\x00", a)
+				h.Write([]byte(fmt.Sprint(a) + "\x00"))
 			}
 		}
 	}
