@@ -52,7 +52,7 @@ func planClaims(sts *appsv1.StatefulSet, want resource.Quantity, smaller int, ex
 	if sts.DeletionTimestamp != nil {
 		return claimsReplacing
 	}
-	cur, ok := templateSize(sts)
+	cur, ok := render.DataClaimSize(sts)
 	templateSmaller := ok && want.Cmp(cur) > 0
 	switch {
 	case !templateSmaller && smaller == 0:
@@ -63,17 +63,6 @@ func planClaims(sts *appsv1.StatefulSet, want resource.Quantity, smaller int, ex
 		return claimsGrowAndReplace
 	}
 	return claimsGrow
-}
-
-// templateSize is the storage request of a StatefulSet's data claim template.
-func templateSize(sts *appsv1.StatefulSet) (resource.Quantity, bool) {
-	for _, t := range sts.Spec.VolumeClaimTemplates {
-		if t.Name == render.DataVolume {
-			q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]
-			return q, ok
-		}
-	}
-	return resource.Quantity{}, false
 }
 
 // storageObservation is what the storage step found, for DatabaseReady.
@@ -138,7 +127,7 @@ func (r *SocialPlatformReconciler) growStorage(ctx context.Context, s *scope) (m
 				s.storage.resizing = append(s.storage.resizing, "StatefulSet "+name+" is being replaced with the larger claim template")
 				s.requeueAfter(requeueStorage)
 			case claimsUnsupported:
-				if cur, ok := templateSize(sts); ok && cur.Cmp(want) < 0 {
+				if cur, ok := render.DataClaimSize(sts); ok && cur.Cmp(want) < 0 {
 					sizes[name] = cur
 				}
 				s.storage.unsupported = append(s.storage.unsupported, fmt.Sprintf("%s: %s", name, why))

@@ -511,6 +511,17 @@ func StorageSize(s scalestackv1alpha1.StorageSpec) resource.Quantity {
 	return resource.MustParse("10Gi")
 }
 
+// DataClaimSize is the storage request of a database StatefulSet's data claim template.
+func DataClaimSize(sts *appsv1.StatefulSet) (resource.Quantity, bool) {
+	for _, t := range sts.Spec.VolumeClaimTemplates {
+		if t.Name == DataVolume {
+			q, ok := t.Spec.Resources.Requests[corev1.ResourceStorage]
+			return q, ok
+		}
+	}
+	return resource.Quantity{}, false
+}
+
 func shardSelector(sp *scalestackv1alpha1.SocialPlatform, i int32, role string) map[string]string {
 	l := sp.SelectorLabels("database")
 	l[scalestackv1alpha1.LabelShard] = fmt.Sprint(i)

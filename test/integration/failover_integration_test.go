@@ -216,6 +216,64 @@ func startRealShard(t *testing.T, sp *scalestackv1alpha1.SocialPlatform, configu
 // shard map and the -primary Service follow it, no acknowledged row is lost; the old primary
 // rejoins as a replica, and a switchover asked for on the new primary's pod hands the primary
 // back with no write lost.
+// waitReplicaLagKnown waits for a replica's agent to report it ready with its lag known, as a
+// replica pod's readiness requires: the replica may have caught up within one agent tick of
+// being pointed at the primary.
+func (r *realShard) waitReplicaLagKnown(t *testing.T, pod string) {
+	t.Helper()
+	eventually(t, "the replica's agent reports it ready with its lag", func() error {
+		st, err := r.pods[pod].agent.Status(context.Background())
+		if err != nil {
+			return err
+		}
+		if !st.Ready || st.LagSeconds == nil {
+			return fmt.Errorf("ready %v (%s), lag %v", st.Ready, st.Reason, st.LagSeconds)
+		}
+		return nil
+	})
+}
+
+// waitPrimaryOfRecord waits for the shard map to record pod as shard 0's primary at epoch.
+func waitPrimaryOfRecord(t *testing.T, sp *scalestackv1alpha1.SocialPlatform, pod string, epoch int64) {
+	t.Helper()
+	eventually(t, "the shard map records the new primary", func() error {
+		m, err := shardMapOf(t, sp)
+		if err != nil {
+			return err
+		}
+		if p := m.Shards[0]; p.PrimaryPod != pod || p.Epoch != epoch {
+			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, sp.Namespace))
+		}
+		return nil
+	})
+}
+
+// startWriter inserts rows with ids from first on, one per pause, as the apps' pooled
+// connection would, until the returned function stops it and returns the ids acknowledged.
+func startWriter(db *sql.DB, first int, text string, pause time.Duration) (stop func() []int) {
+	quit := make(chan struct{})
+	done := make(chan []int)
+	go func() {
+		var acked []int
+		for i := first; ; i++ {
+			select {
+			case <-quit:
+				done <- acked
+				return
+			default:
+			}
+			if _, err := db.Exec("INSERT INTO social.posts VALUES (?, ?)", i, text); err == nil {
+				acked = append(acked, i)
+			}
+			time.Sleep(pause)
+		}
+	}()
+	return func() []int {
+		close(quit)
+		return <-done
+	}
+}
+
 func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 	ctx := context.Background()
 	sp := loadSample(t, newNamespace(t))
@@ -226,7 +284,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := startRealShard(t, sp)
-	ns, servers, pods, app := rs.ns, rs.servers, rs.pods, rs.app
+	ns, servers, app := rs.ns, rs.servers, rs.app
 	primaryName, replicaName := rs.primaryName, rs.replicaName
 	acknowledged := 0
 	for i := range 200 {
@@ -242,33 +300,13 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		}
 		return nil
 	})
-	// And its agent has seen it replicate (lag known), as a replica pod's readiness requires: the
-	// replica may have caught up within one agent tick of being pointed at the primary.
-	eventually(t, "the replica's agent reports it ready with its lag", func() error {
-		st, err := pods[replicaName].agent.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if !st.Ready || st.LagSeconds == nil {
-			return fmt.Errorf("ready %v (%s), lag %v", st.Ready, st.Reason, st.LagSeconds)
-		}
-		return nil
-	})
+	rs.waitReplicaLagKnown(t, replicaName)
 
 	// The primary dies. Before failover.after nothing moves; then the replica is promoted.
 	servers[primaryName].Stop()
 	setPodReady(t, ns, primaryName, false)
 	gone := time.Now()
-	eventually(t, "the shard map records the new primary", func() error {
-		m, err := shardMapOf(t, sp)
-		if err != nil {
-			return err
-		}
-		if p := m.Shards[0]; p.PrimaryPod != replicaName || p.Epoch != 1 {
-			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, ns))
-		}
-		return nil
-	})
+	waitPrimaryOfRecord(t, sp, replicaName, 1)
 	if waited := time.Since(gone); waited < 10*time.Second {
 		t.Errorf("failed over after %v, before failover.after (10s)", waited)
 	}
@@ -322,24 +360,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 	// to 0, which would delete the primary of record (the replicas' pod 0); the StatefulSet keeps
 	// it until the primary is handed back to the shard's first pod. (The annotation's switchover
 	// is the real-pods test's.)
-	stop := make(chan struct{})
-	done := make(chan int)
-	go func() {
-		ok := 0
-		w := app(replicaName)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- ok
-				return
-			default:
-			}
-			if _, err := w.Exec("INSERT INTO social.posts VALUES (?, 'during switchover')", 5000+i); err == nil {
-				ok++
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	stopWriter := startWriter(app(replicaName), 5000, "during switchover", 5*time.Millisecond)
 	updateSP(t, sp, func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.ReplicasPerShard = ptr.To[int32](0) })
 	eventually(t, "the switchover recorded", func() error {
 		m, err := shardMapOf(t, sp)
@@ -354,8 +375,7 @@ func TestShardFailoverAndSwitchoverWithRealAgents(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	acknowledged += <-done
+	acknowledged += len(stopWriter())
 	eventually(t, "the old primary is primary again and has every acknowledged row", func() error {
 		if _, err := app(primaryName).Exec("INSERT INTO social.posts VALUES (?, 'after switchover')", 9999); err != nil {
 			return err
@@ -401,47 +421,12 @@ func TestAnUnreadyPrimaryThatStillServesIsFencedBeforeTheFailover(t *testing.T) 
 	rs := startRealShard(t, sp, func(_ string, cfg *dbagent.Config) { cfg.SemiSyncTimeout = 0 })
 	ns, servers, pods, app := rs.ns, rs.servers, rs.pods, rs.app
 	primaryName, replicaName := rs.primaryName, rs.replicaName
-	eventually(t, "the replica's agent reports it ready with its lag", func() error {
-		st, err := pods[replicaName].agent.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if !st.Ready || st.LagSeconds == nil {
-			return fmt.Errorf("ready %v (%s), lag %v", st.Ready, st.Reason, st.LagSeconds)
-		}
-		return nil
-	})
+	rs.waitReplicaLagKnown(t, replicaName)
 
 	// A steady writer on the old primary's pooled connection, as the apps hold one.
-	stop := make(chan struct{})
-	done := make(chan []int)
-	go func() {
-		var acked []int
-		w := app(primaryName)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- acked
-				return
-			default:
-			}
-			if _, err := w.Exec("INSERT INTO social.posts VALUES (?, 'x')", i); err == nil {
-				acked = append(acked, i)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	stopWriter := startWriter(app(primaryName), 0, "x", 2*time.Millisecond)
 	setPodReady(t, ns, primaryName, false)
-	eventually(t, "the shard map records the new primary", func() error {
-		m, err := shardMapOf(t, sp)
-		if err != nil {
-			return err
-		}
-		if p := m.Shards[0]; p.PrimaryPod != replicaName || p.Epoch != 1 {
-			return fmt.Errorf("shard 0 %+v; events: %s", p, eventNotes(t, ns))
-		}
-		return nil
-	})
+	waitPrimaryOfRecord(t, sp, replicaName, 1)
 	// The old primary's agent hears of the failover (it re-points as a replica) before the writer
 	// stops, so a write it let through after the promotion would be among the acknowledged.
 	eventually(t, "the old primary's agent follows epoch 1", func() error {
@@ -454,8 +439,7 @@ func TestAnUnreadyPrimaryThatStillServesIsFencedBeforeTheFailover(t *testing.T) 
 		}
 		return nil
 	})
-	close(stop)
-	acked := <-done
+	acked := stopWriter()
 	if len(acked) == 0 {
 		t.Fatal("no write was acknowledged before the failover")
 	}

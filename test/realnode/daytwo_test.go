@@ -263,14 +263,8 @@ func rollsTheDatabaseUnderLoad(t *testing.T, ns string, author *api, appPW strin
 		epochs[sh.Index] = sh.Epoch
 	}
 	generations := map[string]int64{}
-	for i := range int32(len(sp.Status.Shards)) {
-		for _, name := range []string{sp.ShardPrimaryName(i), sp.ShardReplicasName(i)} {
-			sts := &appsv1.StatefulSet{}
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
-				t.Fatal(err)
-			}
-			generations[name] = sts.Generation
-		}
+	for name, sts := range databaseStatefulSets(ctx, t, sp) {
+		generations[name] = sts.Generation
 	}
 	restarts := appRestarts(t, ns)
 	load := startMixedLoad(author, "roll")

@@ -62,14 +62,8 @@ func growsTheStorage(t *testing.T, ns string, author *api) {
 	// What must not change: the database pods (by UID, with their restart counts).
 	pods := databasePods(t, ns)
 	stsUIDs := map[string]types.UID{}
-	for i := range int32(len(sp.Status.Shards)) {
-		for _, name := range []string{sp.ShardPrimaryName(i), sp.ShardReplicasName(i)} {
-			sts := &appsv1.StatefulSet{}
-			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
-				t.Fatal(err)
-			}
-			stsUIDs[name] = sts.UID
-		}
+	for name, sts := range databaseStatefulSets(ctx, t, sp) {
+		stsUIDs[name] = sts.UID
 	}
 	want := render.StorageSize(sp.Spec.Database.Storage)
 	want.Add(resource.MustParse("1Gi"))
@@ -110,7 +104,7 @@ func growsTheStorage(t *testing.T, ns string, author *api) {
 			if sts.UID == uid {
 				return fmt.Errorf("StatefulSet %s not replaced yet", name)
 			}
-			if q, ok := dataTemplateSize(sts); !ok || q.Cmp(want) != 0 {
+			if q, ok := render.DataClaimSize(sts); !ok || q.Cmp(want) != 0 {
 				return fmt.Errorf("StatefulSet %s asks for %s", name, q.String())
 			}
 			if sts.Status.ReadyReplicas < ptr.Deref(sts.Spec.Replicas, 1) {
@@ -146,6 +140,22 @@ func growsTheStorage(t *testing.T, ns string, author *api) {
 }
 
 // databasePods names the database pods with their UIDs and restart counts.
+// databaseStatefulSets are the platform's shard StatefulSets (primary and replicas), by name.
+func databaseStatefulSets(ctx context.Context, t *testing.T, sp *scalestackv1alpha1.SocialPlatform) map[string]*appsv1.StatefulSet {
+	t.Helper()
+	out := map[string]*appsv1.StatefulSet{}
+	for i := range int32(len(sp.Status.Shards)) {
+		for _, name := range []string{sp.ShardPrimaryName(i), sp.ShardReplicasName(i)} {
+			sts := &appsv1.StatefulSet{}
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: sp.Namespace, Name: name}, sts); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = sts
+		}
+	}
+	return out
+}
+
 func databasePods(t *testing.T, ns string) map[string]string {
 	t.Helper()
 	pods := &corev1.PodList{}
@@ -161,16 +171,6 @@ func databasePods(t *testing.T, ns string) map[string]string {
 		out[p.Name] = fmt.Sprintf("%s/%d", p.UID, n)
 	}
 	return out
-}
-
-func dataTemplateSize(sts *appsv1.StatefulSet) (resource.Quantity, bool) {
-	for _, c := range sts.Spec.VolumeClaimTemplates {
-		if c.Name == render.DataVolume {
-			q, ok := c.Spec.Resources.Requests[corev1.ResourceStorage]
-			return q, ok
-		}
-	}
-	return resource.Quantity{}, false
 }
 
 // playTheResizer does for the namespace's bound claims what a volume resizer and the kubelet do
