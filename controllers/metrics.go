@@ -30,6 +30,13 @@ var preflightDryRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Server-side dry-run requests the preflight sent, by whether the API server accepted the child.",
 }, []string{"result"})
 
+// childWrites counts the children the reconciler created or changed, by kind: which kind keeps
+// being rewritten is the first question when writes per child rise (docs/benchmarks.md).
+var childWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "scalestack_child_writes_total",
+	Help: "Server-side applies that created or changed a child, by the child's kind and whether it was created or updated.",
+}, []string{"kind", "result"})
+
 // exportedConditions are the conditions platformConditions carries.
 var exportedConditions = []string{"Ready", "Degraded", "Reconciling", "Stalled"}
 
@@ -56,5 +63,5 @@ func forgetConditions(namespace, name string) {
 }
 
 func init() {
-	metrics.Registry.MustRegister(autoscalerDecisions, platformConditions, preflightDryRuns)
+	metrics.Registry.MustRegister(autoscalerDecisions, platformConditions, preflightDryRuns, childWrites)
 }

@@ -108,6 +108,7 @@ func (s *scope) record(kind, name string, r applyResult) {
 	defer s.mu.Unlock()
 	if r != resultUnchanged {
 		s.changed = append(s.changed, fmt.Sprintf("%s/%s", kind, name))
+		childWrites.WithLabelValues(kind, string(r)).Inc()
 	}
 	if r == resultCreated {
 		s.created++

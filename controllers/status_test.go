@@ -419,3 +419,25 @@ func TestExportConditions(t *testing.T) {
 		t.Errorf("%d series left after the platform is gone", n)
 	}
 }
+
+func TestRecordCountsChildWritesByKind(t *testing.T) {
+	created := testutil.ToFloat64(childWrites.WithLabelValues("Deployment", string(resultCreated)))
+	updated := testutil.ToFloat64(childWrites.WithLabelValues("Deployment", string(resultUpdated)))
+	unchanged := testutil.ToFloat64(childWrites.WithLabelValues("Deployment", string(resultUnchanged)))
+	s := &scope{}
+	s.record("Deployment", "demo-gateway", resultCreated)
+	s.record("Deployment", "demo-user", resultUpdated)
+	s.record("Deployment", "demo-post", resultUnchanged)
+	if d := testutil.ToFloat64(childWrites.WithLabelValues("Deployment", string(resultCreated))) - created; d != 1 {
+		t.Errorf("created counted %v times, want 1", d)
+	}
+	if d := testutil.ToFloat64(childWrites.WithLabelValues("Deployment", string(resultUpdated))) - updated; d != 1 {
+		t.Errorf("updated counted %v times, want 1", d)
+	}
+	if d := testutil.ToFloat64(childWrites.WithLabelValues("Deployment", string(resultUnchanged))) - unchanged; d != 0 {
+		t.Errorf("an unchanged child counted as a write %v times", d)
+	}
+	if s.created != 1 || len(s.changed) != 2 {
+		t.Errorf("scope recorded created=%d changed=%v, want 1 and two changes", s.created, s.changed)
+	}
+}

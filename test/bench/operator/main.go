@@ -53,6 +53,7 @@ var (
 	timeout    = flag.Duration("timeout", 10*time.Minute, "how long one size may take to converge")
 	reportPath = flag.String("report", "", "also write the markdown report to this file")
 	opEnv      = flag.String("operator-env", "", "extra environment of the operator process only, e.g. GOMEMLIMIT=48MiB")
+	opArgs     = flag.String("operator-args", "", "extra flags of the operator, e.g. --child-event-delay=200ms")
 )
 
 type bench struct {
@@ -66,6 +67,8 @@ type bench struct {
 	opPID      int
 	metricsURL string
 	report     strings.Builder
+	// breakdowns say, per size, which writes the convergence made.
+	breakdowns []string
 }
 
 func main() {
@@ -159,7 +162,7 @@ func run() error {
 	}
 	defer stop()
 
-	fmt.Fprintf(&b.report, "| platforms | children | all created (operator) | all Ready (operator) | baseline created | baseline ready | Ready / baseline ready | operator writes per child | operator RSS | operator CPU per 1,000 children |\n")
+	fmt.Fprintf(&b.report, "| platforms | children (operator / baseline) | all created (operator) | all Ready (operator) | baseline created | baseline ready | Ready / baseline ready | operator writes per child | operator RSS | operator CPU per 1,000 children |\n")
 	fmt.Fprintf(&b.report, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	total := 0
 	var ns []string
@@ -175,6 +178,10 @@ func run() error {
 		total += n
 		ns = append(ns, names...)
 		b.report.WriteString(row)
+	}
+	b.report.WriteString("\n")
+	for _, line := range b.breakdowns {
+		b.report.WriteString(line)
 	}
 	b.report.WriteString("\n")
 	if err := b.steadyState(ns); err != nil {
@@ -214,6 +221,7 @@ func (b *bench) startOperator() (func(), error) {
 	}
 	op := exec.Command(manager, "--kubeconfig", b.kubeconfig, "--metrics-secure=false",
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--health-probe-bind-address=127.0.0.1:0", "--log-format=json", "--zap-log-level=error")
+	op.Args = append(op.Args, strings.Fields(*opArgs)...)
 	op.Stdout, op.Stderr = logFile, logFile
 	if *opEnv != "" {
 		op.Env = append(os.Environ(), strings.Fields(*opEnv)...)
@@ -293,12 +301,25 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	}
 	readyAt := time.Since(start)
 	rss := b.rss()
-	cpuPer1000 := (b.cpuSeconds() - cpuBefore) / float64(n*children) * 1000
+	cpu := b.cpuSeconds() - cpuBefore
 	after, err := b.metrics()
 	if err != nil {
 		return nil, "", err
 	}
-	writesPerChild := (after["writes"] - before["writes"]) / float64(n*children)
+	// Per child means per child the operator made: its own count (the NetworkPolicies and the
+	// rest the baseline leaves out included), which its metrics report.
+	made := 0.0
+	for k, v := range after {
+		if strings.HasPrefix(k, "child:") && strings.HasSuffix(k, " Created") {
+			made += v - before[k]
+		}
+	}
+	if made == 0 {
+		made = float64(n * children)
+	}
+	cpuPer1000 := cpu / made * 1000
+	writesPerChild := (after["writes"] - before["writes"]) / made
+	b.breakdowns = append(b.breakdowns, writeBreakdown(n, int(made), before, after))
 	fmt.Fprintf(os.Stderr, "   operator: children %v, Ready %v, RSS %.1f MiB\n", createdAt.Round(10*time.Millisecond), readyAt.Round(10*time.Millisecond), rss)
 	_ = created
 
@@ -318,7 +339,7 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	}
 	bready := time.Since(bstart)
 	fmt.Fprintf(os.Stderr, "   baseline: created %v, ready %v\n", bcreated.Round(10*time.Millisecond), bready.Round(10*time.Millisecond))
-	row := fmt.Sprintf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %.2f | %.1f MiB | %.2f CPU-s |\n", n, n*children,
+	row := fmt.Sprintf("| %d | %.0f / %d | %.2f s | %.2f s | %.2f s | %.2f s | %.2f | %.2f | %.1f MiB | %.2f CPU-s |\n", n, made, n*children,
 		createdAt.Seconds(), readyAt.Seconds(), bcreated.Seconds(), bready.Seconds(), readyAt.Seconds()/bready.Seconds(), writesPerChild, rss, cpuPer1000)
 	return names, row, nil
 }
@@ -567,8 +588,21 @@ func (b *bench) metrics() (map[string]float64, error) {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == "method" && l.GetValue() != "GET" {
 				out["writes"] += m.GetCounter().GetValue()
+				out["method:"+l.GetValue()] += m.GetCounter().GetValue()
 			}
 		}
+	}
+	for _, m := range families["scalestack_child_writes_total"].GetMetric() {
+		var kind, result string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "kind":
+				kind = l.GetValue()
+			case "result":
+				result = l.GetValue()
+			}
+		}
+		out["child:"+kind+" "+result] += m.GetCounter().GetValue()
 	}
 	// The preflight's server-side dry-runs are PATCH requests that store nothing: counted apart.
 	for _, m := range families["scalestack_preflight_dry_runs_total"].GetMetric() {
@@ -596,6 +630,30 @@ func (b *bench) metrics() (map[string]float64, error) {
 	}
 	out["p50"], out["p99"] = q(0.5), q(0.99)
 	return out, nil
+}
+
+// writeBreakdown says what the write requests between two metric readings were: the children
+// the reconciler created or changed, by kind, and the requests by HTTP method (the rest are the
+// finalizer, status, events and deletions).
+func writeBreakdown(platforms, children int, before, after map[string]float64) string {
+	delta := func(k string) float64 { return after[k] - before[k] }
+	var kinds, methods []string
+	applied := 0.0
+	for k := range after {
+		d := delta(k)
+		switch {
+		case d == 0:
+		case strings.HasPrefix(k, "child:"):
+			kinds = append(kinds, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "child:"), d))
+			applied += d
+		case strings.HasPrefix(k, "method:"):
+			methods = append(methods, fmt.Sprintf("%s %.0f", strings.TrimPrefix(k, "method:"), d))
+		}
+	}
+	sort.Strings(kinds)
+	sort.Strings(methods)
+	return fmt.Sprintf("- %d platforms (%d children): %.0f write requests; %.0f of them applies that created or changed a child (%s); by method (with %.0f preflight dry-runs): %s; other writes (finalizer, status, events, deletions): %.0f.\n",
+		platforms, children, delta("writes"), applied, strings.Join(kinds, ", "), delta("dry_runs"), strings.Join(methods, ", "), delta("writes")-applied)
 }
 
 func waitUntil(d time.Duration, cond func() (bool, error)) (bool, error) {
