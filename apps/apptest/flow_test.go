@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalestack/scalestack/apps/feed"
 	"github.com/scalestack/scalestack/apps/gateway"
 	"github.com/scalestack/scalestack/apps/post"
+	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/user"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/shard"
@@ -194,5 +196,56 @@ func TestProfileByHandle(t *testing.T) {
 	}
 	if r := anon.do("GET", "/api/handles/x!", nil); r.Status != http.StatusBadRequest {
 		t.Errorf("a malformed handle: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestFeedPageIsCachedUntilItsTimelineChanges: the gateway keeps a user's first feed page, so a
+// reread does not build the feed again; a followed author's post pushed by the fan-out, the user's
+// own post and an unfollow each show at the next read, not after the page's TTL.
+func TestFeedPageIsCachedUntilItsTimelineChanges(t *testing.T) {
+	ctx := context.Background()
+	alice, aliceID := signup(t, shared.Gateway(), "pager")
+	bob, bobID := signup(t, shared.Gateway(), "paged")
+	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	builds := func() float64 {
+		return metricValue(t, get(t, shared.URLs[service.Feed]+"/metrics"),
+			`scalestack_http_requests_total{code="200",method="GET",route="GET /v1/feed/{id}"}`)
+	}
+	feedOf(t, alice)
+	before := builds()
+	for range 5 {
+		feedOf(t, alice)
+	}
+	if n := builds() - before; n != 0 {
+		t.Fatalf("five rereads of an unchanged feed built it %v times, want 0 (served from the page cache)", n)
+	}
+
+	// Bob's post reaches alice's timeline through the fan-out, which drops her page with it.
+	var p post.Post
+	bob.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "pushed into a cached page"}, &p)
+	rc := shared.Apps[service.Gateway].Redis
+	testutil.Eventually(t, "bob's post in alice's timeline", 20*time.Second, func() error {
+		if _, err := rc.Do(ctx, rc.B().Zscore().Key(feed.TimelineKey(aliceID)).Member(p.ID.String()).Build()).AsFloat64(); err != nil {
+			return fmt.Errorf("not yet: %w", err)
+		}
+		return nil
+	})
+	testutil.Eventually(t, "bob's post in alice's feed, before the page's TTL", 2*time.Second, func() error {
+		if !feedHas(feedOf(t, alice), p.ID) {
+			return fmt.Errorf("the page still lacks it")
+		}
+		return nil
+	})
+
+	// Her own post is in her next read.
+	var mine post.Post
+	alice.must(http.StatusCreated, "POST", "/api/posts", gateway.PostRequest{Body: "my own"}, &mine)
+	if !feedHas(feedOf(t, alice), mine.ID) {
+		t.Fatal("alice's own post is not in her next feed read")
+	}
+	// An unfollow drops the page: bob's post leaves her next read.
+	alice.must(http.StatusNoContent, "DELETE", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	if feedHas(feedOf(t, alice), p.ID) {
+		t.Fatal("bob's post is still in alice's next feed read after she unfollowed him")
 	}
 }

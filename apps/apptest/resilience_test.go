@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scalestack/scalestack/apps/feed"
 	"github.com/scalestack/scalestack/apps/gateway"
 	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/user"
@@ -26,6 +27,17 @@ func TestFeedDegradesWithoutTheUserService(t *testing.T) {
 		}
 		return nil
 	})
+	// The page the gateway cached would be served as it is: drop it, so that the feed is built
+	// again while the user service is down.
+	rc := shared.Apps[service.Gateway].Redis
+	dropPage := func() {
+		t.Helper()
+		if err := rc.Do(context.Background(), rc.B().Del().Key(feed.PageKey(aliceID)).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		shared.Apps[service.Gateway].Gateway.FeedPages.MarkInvalidated(feed.PageKey(aliceID))
+	}
+	dropPage()
 	shared.StopService(service.User)
 	restarted := false
 	defer func() {
@@ -40,7 +52,6 @@ func TestFeedDegradesWithoutTheUserService(t *testing.T) {
 		t.Fatalf("feed with the user service down: %+v", f)
 	}
 	// Without the profiles in the cache either: the posts come without authors.
-	rc := shared.Apps[service.Gateway].Redis
 	if err := rc.Do(context.Background(), rc.B().Del().Key(user.ProfileKey(aliceID)).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}

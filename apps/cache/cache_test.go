@@ -143,3 +143,37 @@ func TestJitter(t *testing.T) {
 		t.Errorf("jitter gave only %d distinct TTLs", len(seen))
 	}
 }
+
+// A value the loader marks DoNotStore (a degraded answer) is served, and the next read loads again.
+func TestDoNotStoreServesWithoutCaching(t *testing.T) {
+	ctx := context.Background()
+	r := localservers.StartRedis(t)
+	c := New(newClient(t, r.Addr()), Options{Name: "feedpage", TTL: time.Minute}, nil)
+	var loads atomic.Int64
+	degraded := true
+	load := func(context.Context) ([]byte, error) {
+		loads.Add(1)
+		if degraded {
+			return []byte(`{"degraded":["posts"]}`), DoNotStore
+		}
+		return []byte(`{"post_ids":[]}`), nil
+	}
+	for range 2 {
+		v, err := c.Get(ctx, "page", load)
+		if err != nil || string(v) != `{"degraded":["posts"]}` {
+			t.Fatalf("degraded read: %q %v", v, err)
+		}
+	}
+	if n := loads.Load(); n != 2 {
+		t.Fatalf("%d loads for two reads of a value not to be stored, want 2", n)
+	}
+	degraded = false
+	for range 2 {
+		if v, err := c.Get(ctx, "page", load); err != nil || string(v) != `{"post_ids":[]}` {
+			t.Fatalf("read: %q %v", v, err)
+		}
+	}
+	if n := loads.Load(); n != 3 {
+		t.Fatalf("%d loads, want 3: the first complete answer is stored", n)
+	}
+}

@@ -33,6 +33,17 @@ const (
 // TimelineKey is a user's home timeline: a sorted set of post IDs scored by post time.
 func TimelineKey(u shard.ID) string { return "timeline:" + u.String() }
 
+// PageKey is a user's first feed page as the gateway last assembled it (the ranked post IDs of a
+// DefaultPage-long page), kept for a short TTL. Every push into the user's timeline deletes it, so
+// a followed author's new post, the user's own post and a follow's backfill show at once; what the
+// page can miss for up to its TTL is a celebrity's new post (merged at read time, not pushed) and a
+// change of likes' ranking.
+func PageKey(u shard.ID) string { return "feedpage:" + u.String() }
+
+// DefaultPage is the length of a feed page when the caller does not ask for another, the only
+// length the gateway caches.
+const DefaultPage = 20
+
 // AuthorPostsKey is a celebrity's recent posts.
 func AuthorPostsKey(a shard.ID) string { return "authorposts:" + a.String() }
 
@@ -43,14 +54,16 @@ type Timelines struct {
 
 func score(p shard.ID) float64 { return float64(p.Time().UnixMilli()) }
 
-// Push adds post to each user's timeline and trims them, in one pipeline. Idempotent.
+// Push adds post to each user's timeline and trims them, and drops their cached feed pages, in
+// one pipeline. Idempotent.
 func (t *Timelines) Push(ctx context.Context, users []shard.ID, p shard.ID) error {
 	c := t.Redis
-	cmds := make(rueidis.Commands, 0, 2*len(users))
+	cmds := make(rueidis.Commands, 0, 3*len(users))
 	for _, u := range users {
 		cmds = append(cmds,
 			c.B().Zadd().Key(TimelineKey(u)).ScoreMember().ScoreMember(score(p), p.String()).Build(),
-			c.B().Zremrangebyrank().Key(TimelineKey(u)).Start(0).Stop(-TimelineLen-1).Build())
+			c.B().Zremrangebyrank().Key(TimelineKey(u)).Start(0).Stop(-TimelineLen-1).Build(),
+			c.B().Del().Key(PageKey(u)).Build())
 	}
 	for _, r := range c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {

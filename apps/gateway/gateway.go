@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -42,6 +43,9 @@ type Gateway struct {
 	// Profiles and Posts, when set, read the services' shared cache directly (hot entries from
 	// this process's client-side cache); the services are called only on a miss.
 	ProfileCache, PostCache *cache.Cache
+	// FeedPages, when set, keeps each user's first feed page (feed.PageKey) for a short TTL, so
+	// that rereading a feed whose timeline did not change skips the feed service.
+	FeedPages *cache.Cache
 }
 
 // Routes registers the public API and the UI on mux.
@@ -310,6 +314,7 @@ func (g *Gateway) follow(w http.ResponseWriter, r *http.Request, me shard.ID) er
 		return err
 	}
 	g.relayed(user.ProfileKey(me), user.ProfileKey(target))
+	g.dropFeedPage(r.Context(), me)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -323,6 +328,7 @@ func (g *Gateway) unfollow(w http.ResponseWriter, r *http.Request, me shard.ID) 
 		return err
 	}
 	g.relayed(user.ProfileKey(me), user.ProfileKey(target))
+	g.dropFeedPage(r.Context(), me)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -343,6 +349,11 @@ func (g *Gateway) createPost(w http.ResponseWriter, r *http.Request, me shard.ID
 	var p post.Post
 	if err := g.Posts.Post(r.Context(), "/v1/posts", post.CreateRequest{Author: me, Body: req.Body}, &p); err != nil {
 		return err
+	}
+	// The post service pushed the post into the author's own timeline, which dropped the cached
+	// page in Redis; read around this process's copy until Redis' invalidation arrives.
+	if g.FeedPages != nil {
+		g.FeedPages.MarkInvalidated(feed.PageKey(me))
 	}
 	httpx.WriteJSON(w, http.StatusCreated, p)
 	return nil
@@ -445,8 +456,8 @@ func (g *Gateway) feed(w http.ResponseWriter, r *http.Request, me shard.ID) erro
 		return httpx.BadRequest("query parameter limit must be an integer in [1, 100]")
 	}
 	ctx := r.Context()
-	var f feed.Response
-	if err := g.Feed.Get(ctx, "/v1/feed/"+me.String()+"?limit="+limit, &f); err != nil {
+	f, err := g.feedPage(ctx, me, limit)
+	if err != nil {
 		return err
 	}
 	posts, err := g.getPosts(ctx, f.PostIDs)
@@ -455,6 +466,45 @@ func (g *Gateway) feed(w http.ResponseWriter, r *http.Request, me shard.ID) erro
 	}
 	httpx.WriteJSON(w, http.StatusOK, g.assemble(ctx, posts, f.Degraded))
 	return nil
+}
+
+// feedPage returns me's ranked post IDs: the first page of the default length from the page cache
+// when it is set, anything else (and a miss) from the feed service. A degraded page is served
+// but not cached.
+func (g *Gateway) feedPage(ctx context.Context, me shard.ID, limit string) (*feed.Response, error) {
+	path := "/v1/feed/" + me.String() + "?limit=" + limit
+	f := &feed.Response{}
+	if g.FeedPages == nil || limit != strconv.Itoa(feed.DefaultPage) {
+		return f, g.Feed.Get(ctx, path, f)
+	}
+	raw, err := g.FeedPages.Get(ctx, feed.PageKey(me), func(ctx context.Context) ([]byte, error) {
+		raw, err := loadRaw(ctx, g.Feed, path)
+		if err != nil {
+			return nil, err
+		}
+		var head struct {
+			Degraded []string `json:"degraded"`
+		}
+		if json.Unmarshal(raw, &head) == nil && len(head.Degraded) > 0 {
+			return raw, cache.DoNotStore
+		}
+		return raw, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, json.Unmarshal(raw, f)
+}
+
+// dropFeedPage deletes me's cached feed page after a change of whom me follows; a failure only
+// leaves the page as it was for its TTL.
+func (g *Gateway) dropFeedPage(ctx context.Context, me shard.ID) {
+	if g.FeedPages == nil {
+		return
+	}
+	if err := g.FeedPages.Invalidate(ctx, feed.PageKey(me)); err != nil {
+		slog.WarnContext(ctx, "feed page kept until its TTL", "error", err)
+	}
 }
 
 // getPosts returns the posts that exist among ids, in order: from the cache when set.

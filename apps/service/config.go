@@ -28,7 +28,9 @@ type Config struct {
 	// RedisPassword authenticates to Redis (its default user); empty sends no AUTH.
 	RedisPassword string
 	CacheTTL      time.Duration
-	KafkaBrokers  []string
+	// FeedPageTTL bounds how long the gateway keeps a user's first feed page (0: not at all).
+	FeedPageTTL  time.Duration
+	KafkaBrokers []string
 	// TopicPrefix goes before every topic and consumer group name on the Kafka cluster
 	// (spec.kafka.topicPrefix), so that platforms sharing a cluster never share a topic.
 	TopicPrefix string
@@ -61,7 +63,7 @@ type Config struct {
 // Defaults returns the configuration before the environment is read.
 func Defaults() Config {
 	return Config{
-		HTTPAddr: ":8080", DBUser: platform.DBUser, CacheTTL: 10 * time.Minute, AssetMaxAge: 365 * 24 * time.Hour,
+		HTTPAddr: ":8080", DBUser: platform.DBUser, CacheTTL: 10 * time.Minute, FeedPageTTL: 10 * time.Second, AssetMaxAge: 365 * 24 * time.Hour,
 		SMTPFrom: "welcome@scalestack.local", CelebrityFollowers: 1000, Hash: auth.DefaultHashParams,
 		RateLimit: 50, RateBurst: 100, AuthRateLimit: 2, AuthRateBurst: 20, LogFormat: "json",
 	}
@@ -125,6 +127,11 @@ func FromEnv() (Config, error) {
 	str(platform.EnvRedisAddr, &c.RedisAddr)
 	str(platform.EnvRedisPassword, &c.RedisPassword)
 	dur(platform.EnvCacheTTL, &c.CacheTTL)
+	if os.Getenv(platform.EnvFeedPageTTL) == "0" {
+		c.FeedPageTTL = 0
+	} else {
+		dur(platform.EnvFeedPageTTL, &c.FeedPageTTL)
+	}
 	if v := os.Getenv(platform.EnvKafkaBrokers); v != "" {
 		c.KafkaBrokers = strings.Split(v, ",")
 	}

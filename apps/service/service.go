@@ -57,6 +57,7 @@ type App struct {
 	Caches map[string]*cache.Cache
 
 	cfg     Config
+	cacheM  *cache.Metrics
 	clientM *resilience.Metrics
 	loops   []func(ctx context.Context)
 	// schema migrates the shards (nil: the service has none); afterSchema are the loops that
@@ -193,20 +194,28 @@ func (a *App) shards(ctx context.Context) (*store.Shards, error) {
 }
 
 func (a *App) caches(names ...string) ([]*cache.Cache, error) {
+	return a.cachesWith(a.cfg.CacheTTL, names...)
+}
+
+// cachesWith returns caches named names whose values live for ttl (jittered).
+func (a *App) cachesWith(ttl time.Duration, names ...string) ([]*cache.Cache, error) {
 	rc, err := a.redis()
 	if err != nil {
 		return nil, err
 	}
-	m := cache.NewMetrics()
-	if err := m.Register(a.Metrics.Registry); err != nil {
-		return nil, err
+	if a.cacheM == nil {
+		a.cacheM = cache.NewMetrics()
+		if err := a.cacheM.Register(a.Metrics.Registry); err != nil {
+			return nil, err
+		}
 	}
+	m := a.cacheM
 	var out []*cache.Cache
 	if a.Caches == nil {
 		a.Caches = map[string]*cache.Cache{}
 	}
 	for _, n := range names {
-		c := cache.New(rc, cache.Options{TTL: a.cfg.CacheTTL, Jitter: 0.1, Name: n}, m)
+		c := cache.New(rc, cache.Options{TTL: ttl, LocalTTL: min(ttl, time.Minute), Jitter: 0.1, Name: n}, m)
 		a.Caches[n] = c
 		out = append(out, c)
 	}
@@ -366,6 +375,13 @@ func (a *App) buildGateway(mux *http.ServeMux) error {
 			return err
 		}
 		g.ProfileCache, g.PostCache = cs[0], cs[1]
+		if a.cfg.FeedPageTTL > 0 {
+			pages, err := a.cachesWith(a.cfg.FeedPageTTL, "feedpage")
+			if err != nil {
+				return err
+			}
+			g.FeedPages = pages[0]
+		}
 		// The limits are shared by every gateway replica through Redis, so they do not grow
 		// with the replicas; a replica whose Redis fails limits on its own.
 		rc, err := a.redis()

@@ -17,7 +17,10 @@ const (
 	// empty connects without AUTH.
 	EnvRedisPassword = "SCALESTACK_REDIS_PASSWORD"
 	EnvCacheTTL      = "SCALESTACK_CACHE_TTL"
-	EnvKafkaBrokers  = "SCALESTACK_KAFKA_BROKERS"
+	// EnvFeedPageTTL bounds how long the gateway keeps a user's first feed page (0 turns the page
+	// cache off); pushes into the user's timeline drop it sooner.
+	EnvFeedPageTTL  = "SCALESTACK_FEED_PAGE_TTL"
+	EnvKafkaBrokers = "SCALESTACK_KAFKA_BROKERS"
 	// EnvKafkaTopicPrefix goes before every topic and consumer group name (spec.kafka.topicPrefix).
 	EnvKafkaTopicPrefix = "SCALESTACK_KAFKA_TOPIC_PREFIX"
 	// EnvTrustForwarded: the gateway keys rate limits on X-Forwarded-For (behind an ingress).
