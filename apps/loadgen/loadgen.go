@@ -59,6 +59,30 @@ type Config struct {
 	Seed uint64
 	// Client is the HTTP client (default: one with a pool sized for Concurrency).
 	Client *http.Client
+	// Seen, when set, remembers which users' profiles were read (across the runs sharing it), so
+	// that a run reports how many of its profile reads were the first read of that profile: the
+	// misses even an unbounded cache that never expires would have had.
+	Seen *Seen
+}
+
+// Seen is a set of user indexes, safe for concurrent use.
+type Seen struct{ bits []atomic.Uint64 }
+
+// NewSeen returns an empty set for indexes below n.
+func NewSeen(n int) *Seen { return &Seen{bits: make([]atomic.Uint64, n/64+1)} }
+
+// Add adds i and reports whether it was new.
+func (s *Seen) Add(i uint64) bool {
+	w, bit := &s.bits[i/64], uint64(1)<<(i%64)
+	for {
+		old := w.Load()
+		if old&bit != 0 {
+			return false
+		}
+		if w.CompareAndSwap(old, old|bit) {
+			return true
+		}
+	}
 }
 
 // Stats are the figures of one operation (or of all).
@@ -89,6 +113,9 @@ type Result struct {
 	Dropped int `json:"dropped"`
 	// ErrorSamples holds a few failed responses, for the report.
 	ErrorSamples []string `json:"error_samples,omitempty"`
+	// FirstProfileReads counts the profile reads that were the first read of their profile (with
+	// Config.Seen): a cache's cold misses.
+	FirstProfileReads int `json:"first_profile_reads,omitempty"`
 }
 
 func (r Result) String() string {
@@ -121,6 +148,7 @@ type worker struct {
 	samples []sample
 	errs    []string
 	next    *atomic.Int64
+	first   int
 }
 
 // Run runs the workload until cfg.Duration has passed or ctx ends.
@@ -198,11 +226,13 @@ func Run(ctx context.Context, cfg Config) Result {
 	elapsed := time.Since(start)
 	var all []sample
 	var errs []string
+	first := 0
 	for _, w := range workers {
 		all = append(all, w.samples...)
 		errs = append(errs, w.errs...)
+		first += w.first
 	}
-	res := Result{Duration: elapsed, ByOp: map[Op]Stats{}, Dropped: dropped}
+	res := Result{Duration: elapsed, ByOp: map[Op]Stats{}, Dropped: dropped, FirstProfileReads: first}
 	if len(errs) > 5 {
 		errs = errs[:5]
 	}
@@ -260,7 +290,11 @@ func (w *worker) one(ctx context.Context, due time.Time) {
 	me := w.user()
 	switch op {
 	case Profile:
-		method, path = "GET", "/api/users/"+w.user().String()
+		i := w.zipf.Uint64()
+		if w.cfg.Seen != nil && w.cfg.Seen.Add(i) {
+			w.first++
+		}
+		method, path = "GET", "/api/users/"+w.cfg.Users[i].String()
 	case Feed:
 		method, path = "GET", "/api/feed?limit=20"
 	case Post:
