@@ -249,3 +249,40 @@ func TestFeedPageIsCachedUntilItsTimelineChanges(t *testing.T) {
 		t.Fatal("bob's post is still in alice's next feed read after she unfollowed him")
 	}
 }
+
+// TestANoOpFollowKeepsTheCaches: following an already-followed user (or unfollowing one not
+// followed) changes nothing, so the cached profiles and feed page stay.
+func TestANoOpFollowKeepsTheCaches(t *testing.T) {
+	ctx := context.Background()
+	alice, aliceID := signup(t, shared.Gateway(), "steady")
+	_, bobID := signup(t, shared.Gateway(), "steadied")
+	_, carolID := signup(t, shared.Gateway(), "unfollowed")
+	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	rc := shared.Apps[service.Gateway].Redis
+	cached := func() int64 {
+		n, err := rc.Do(ctx, rc.B().Exists().Key(user.ProfileKey(aliceID), user.ProfileKey(bobID), feed.PageKey(aliceID)).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	warm := func() {
+		alice.must(http.StatusOK, "GET", "/api/users/"+bobID.String(), nil, nil)
+		alice.must(http.StatusOK, "GET", "/api/me", nil, nil)
+		feedOf(t, alice)
+	}
+	warm()
+	if n := cached(); n != 3 {
+		t.Fatalf("%d of alice's profile, bob's profile and alice's feed page cached after reading them, want 3", n)
+	}
+	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	alice.must(http.StatusNoContent, "DELETE", "/api/users/"+carolID.String()+"/follow", nil, nil)
+	if n := cached(); n != 3 {
+		t.Fatalf("a repeated follow and an unfollow of someone not followed dropped %d of the 3 cached entries", 3-n)
+	}
+	// A real change drops them.
+	alice.must(http.StatusNoContent, "DELETE", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	if n := cached(); n != 0 {
+		t.Fatalf("%d cached entries left after an unfollow that changed the counts, want 0", n)
+	}
+}

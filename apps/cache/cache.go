@@ -41,6 +41,10 @@ type Options struct {
 	LocalTTL time.Duration
 	// Name labels the metrics (e.g. "profile").
 	Name string
+	// FilledByLoader says the loaders are the owning service's read endpoints, which store what
+	// they load (and remember what does not exist) in the same keys: a miss then only reads,
+	// instead of writing the value a second time.
+	FilledByLoader bool
 }
 
 // Metrics are the cache's counters; register them once per process.
@@ -160,7 +164,7 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 	res, err, _ := c.group.Do(key, func() (any, error) {
 		c.metrics.Loads.WithLabelValues(c.opts.Name).Inc()
 		v, err := load(ctx)
-		if !store {
+		if !store || c.opts.FilledByLoader {
 			if errors.Is(err, DoNotStore) {
 				err = nil
 			}
@@ -229,6 +233,12 @@ func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx contex
 	}
 	if len(vals) != len(missing) {
 		return nil, fmt.Errorf("loader returned %d values for %d keys", len(vals), len(missing))
+	}
+	if c.opts.FilledByLoader {
+		for j, i := range missing {
+			out[i] = vals[j]
+		}
+		return out, nil
 	}
 	sets := make(rueidis.Commands, 0, len(missing))
 	for j, i := range missing {

@@ -177,3 +177,51 @@ func TestDoNotStoreServesWithoutCaching(t *testing.T) {
 		t.Fatalf("%d loads, want 3: the first complete answer is stored", n)
 	}
 }
+
+// A reader's cache whose loader is the owning service (FilledByLoader) does not write what the
+// service stored already; what the service stored serves the next read.
+func TestFilledByLoaderDoesNotStoreAgain(t *testing.T) {
+	ctx := context.Background()
+	r := localservers.StartRedis(t)
+	rc := newClient(t, r.Addr())
+	// The owner stores for 10 s; a value the reader wrote itself would live for an hour.
+	owner := New(rc, Options{Name: "profile", TTL: 10 * time.Second}, nil)
+	reader := New(newClient(t, r.Addr()), Options{Name: "profile", TTL: time.Hour, FilledByLoader: true}, nil)
+	var loads atomic.Int64
+	service := func(context.Context) ([]byte, error) {
+		loads.Add(1)
+		return owner.Get(ctx, "user:7", func(context.Context) ([]byte, error) { return []byte(`{"id":"7"}`), nil })
+	}
+	mon, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	for i := range 3 {
+		v, err := reader.Get(ctx, "user:7", service)
+		if err != nil || string(v) != `{"id":"7"}` {
+			t.Fatalf("read %d: %q %v", i, v, err)
+		}
+	}
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("%d calls of the owning service for 3 reads, want 1", n)
+	}
+	if ttl, err := mon.Do(ctx, mon.B().Pttl().Key("user:7").Build()).AsInt64(); err != nil || ttl <= 0 || ttl > 10_000 {
+		t.Fatalf("the value's TTL is %d ms (%v): want the owner's 10 s, not the reader's hour", ttl, err)
+	}
+
+	// Batch reads likewise: the misses come from the service, which stores them; the reader does not.
+	vals, err := reader.GetMany(ctx, []string{"user:8", "user:9"}, func(_ context.Context, missing []int) ([][]byte, error) {
+		out := make([][]byte, len(missing))
+		for j := range missing {
+			out[j] = []byte(`{"id":"x"}`)
+		}
+		return out, nil
+	})
+	if err != nil || len(vals) != 2 || string(vals[1]) != `{"id":"x"}` {
+		t.Fatalf("batch: %q %v", vals, err)
+	}
+	if n, _ := mon.Do(ctx, mon.B().Exists().Key("user:8", "user:9").Build()).AsInt64(); n != 0 {
+		t.Fatalf("the reader stored %d of the batch's values the service did not store", n)
+	}
+}

@@ -34,41 +34,45 @@ func AddFollowing(ctx context.Context, tx *sql.Tx, follower, followee shard.ID) 
 	return true, AddCount(ctx, tx, follower, CountFollowing, 1)
 }
 
-// AddFollower writes the followee-side row of a follow and counts it, once (idempotent).
-func AddFollower(ctx context.Context, shards *store.Shards, followee, follower shard.ID) error {
+// AddFollower writes the followee-side row of a follow and counts it, once (idempotent); it
+// reports whether the row is new.
+func AddFollower(ctx context.Context, shards *store.Shards, followee, follower shard.ID) (bool, error) {
 	return change(ctx, shards, followee, "INSERT IGNORE INTO followers (user_id, follower_id, created_at) VALUES (?, ?, NOW(3))",
 		[]any{int64(followee), int64(follower)}, CountFollowers, 1)
 }
 
 // Remove deletes both rows of a follow and uncounts them: the followee side first, so that a
-// retry after a failure in between finishes the job.
-func Remove(ctx context.Context, shards *store.Shards, follower, followee shard.ID) error {
-	if err := change(ctx, shards, followee, "DELETE FROM followers WHERE user_id = ? AND follower_id = ?",
-		[]any{int64(followee), int64(follower)}, CountFollowers, -1); err != nil {
-		return err
+// retry after a failure in between finishes the job. It reports whether either row existed.
+func Remove(ctx context.Context, shards *store.Shards, follower, followee shard.ID) (bool, error) {
+	removedFollower, err := change(ctx, shards, followee, "DELETE FROM followers WHERE user_id = ? AND follower_id = ?",
+		[]any{int64(followee), int64(follower)}, CountFollowers, -1)
+	if err != nil {
+		return removedFollower, err
 	}
-	return change(ctx, shards, follower, "DELETE FROM following WHERE user_id = ? AND followee_id = ?",
+	removedFollowing, err := change(ctx, shards, follower, "DELETE FROM following WHERE user_id = ? AND followee_id = ?",
 		[]any{int64(follower), int64(followee)}, CountFollowing, -1)
+	return removedFollower || removedFollowing, err
 }
 
 // change runs one statement on owner's shard and, when it changed a row, moves owner's count by
-// delta in the same transaction.
-func change(ctx context.Context, shards *store.Shards, owner shard.ID, stmt string, args []any, column string, delta int) error {
+// delta in the same transaction; it reports whether a row changed.
+func change(ctx context.Context, shards *store.Shards, owner shard.ID, stmt string, args []any, column string, delta int) (bool, error) {
 	_, tx, err := shards.Begin(ctx, owner)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() { _ = tx.Rollback() }()
 	res, err := tx.ExecContext(ctx, stmt, args...)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	n, _ := res.RowsAffected()
+	if n == 1 {
 		if err := AddCount(ctx, tx, owner, column, delta); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return tx.Commit()
+	return n == 1, tx.Commit()
 }
 
 // AddCount moves a user's followers or following count, never below zero.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -246,9 +245,11 @@ func (g *Gateway) passProfile(w http.ResponseWriter, r *http.Request, id shard.I
 	return nil
 }
 
-// relayed marks cache keys a write through the gateway changed.
+// relayed marks cache keys a write through the gateway may have changed (the service that made
+// it deleted them from Redis): this process reads them from Redis, around its client-side copy,
+// until Redis' invalidation message has surely arrived.
 func (g *Gateway) relayed(keys ...string) {
-	for _, c := range []*cache.Cache{g.ProfileCache, g.PostCache} {
+	for _, c := range []*cache.Cache{g.ProfileCache, g.PostCache, g.FeedPages} {
 		if c != nil {
 			c.MarkInvalidated(keys...)
 		}
@@ -313,8 +314,7 @@ func (g *Gateway) follow(w http.ResponseWriter, r *http.Request, me shard.ID) er
 	if err := g.Users.Put(r.Context(), "/v1/users/"+me.String()+"/following/"+target.String(), nil, nil); err != nil {
 		return err
 	}
-	g.relayed(user.ProfileKey(me), user.ProfileKey(target))
-	g.dropFeedPage(r.Context(), me)
+	g.relayed(user.ProfileKey(me), user.ProfileKey(target), feed.PageKey(me))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -327,8 +327,7 @@ func (g *Gateway) unfollow(w http.ResponseWriter, r *http.Request, me shard.ID) 
 	if err := g.Users.Delete(r.Context(), "/v1/users/"+me.String()+"/following/"+target.String(), nil); err != nil {
 		return err
 	}
-	g.relayed(user.ProfileKey(me), user.ProfileKey(target))
-	g.dropFeedPage(r.Context(), me)
+	g.relayed(user.ProfileKey(me), user.ProfileKey(target), feed.PageKey(me))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -351,10 +350,8 @@ func (g *Gateway) createPost(w http.ResponseWriter, r *http.Request, me shard.ID
 		return err
 	}
 	// The post service pushed the post into the author's own timeline, which dropped the cached
-	// page in Redis; read around this process's copy until Redis' invalidation arrives.
-	if g.FeedPages != nil {
-		g.FeedPages.MarkInvalidated(feed.PageKey(me))
-	}
+	// page in Redis.
+	g.relayed(feed.PageKey(me))
 	httpx.WriteJSON(w, http.StatusCreated, p)
 	return nil
 }
@@ -494,17 +491,6 @@ func (g *Gateway) feedPage(ctx context.Context, me shard.ID, limit string) (*fee
 		return nil, err
 	}
 	return f, json.Unmarshal(raw, f)
-}
-
-// dropFeedPage deletes me's cached feed page after a change of whom me follows; a failure only
-// leaves the page as it was for its TTL.
-func (g *Gateway) dropFeedPage(ctx context.Context, me shard.ID) {
-	if g.FeedPages == nil {
-		return
-	}
-	if err := g.FeedPages.Invalidate(ctx, feed.PageKey(me)); err != nil {
-		slog.WarnContext(ctx, "feed page kept until its TTL", "error", err)
-	}
 }
 
 // getPosts returns the posts that exist among ids, in order: from the cache when set.

@@ -194,11 +194,18 @@ func (a *App) shards(ctx context.Context) (*store.Shards, error) {
 }
 
 func (a *App) caches(names ...string) ([]*cache.Cache, error) {
-	return a.cachesWith(a.cfg.CacheTTL, names...)
+	return a.cachesWith(cache.Options{TTL: a.cfg.CacheTTL}, names...)
 }
 
-// cachesWith returns caches named names whose values live for ttl (jittered).
-func (a *App) cachesWith(ttl time.Duration, names ...string) ([]*cache.Cache, error) {
+// readerCaches are the caches of a service that reads another service's data: its loaders call
+// the owning service, which stores what it loads, so they do not store it again.
+func (a *App) readerCaches(names ...string) ([]*cache.Cache, error) {
+	return a.cachesWith(cache.Options{TTL: a.cfg.CacheTTL, FilledByLoader: true}, names...)
+}
+
+// cachesWith returns caches named names with opts (values' TTL jittered by 10%, kept in the
+// client-side cache for at most a minute).
+func (a *App) cachesWith(opts cache.Options, names ...string) ([]*cache.Cache, error) {
 	rc, err := a.redis()
 	if err != nil {
 		return nil, err
@@ -209,13 +216,15 @@ func (a *App) cachesWith(ttl time.Duration, names ...string) ([]*cache.Cache, er
 			return nil, err
 		}
 	}
-	m := a.cacheM
 	var out []*cache.Cache
 	if a.Caches == nil {
 		a.Caches = map[string]*cache.Cache{}
 	}
+	opts.Jitter, opts.LocalTTL = 0.1, min(opts.TTL, time.Minute)
 	for _, n := range names {
-		c := cache.New(rc, cache.Options{TTL: ttl, LocalTTL: min(ttl, time.Minute), Jitter: 0.1, Name: n}, m)
+		o := opts
+		o.Name = n
+		c := cache.New(rc, o, a.cacheM)
 		a.Caches[n] = c
 		out = append(out, c)
 	}
@@ -328,7 +337,7 @@ func (a *App) buildFeed(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	postCache, err := a.caches("post")
+	postCache, err := a.readerCaches("post")
 	if err != nil {
 		return err
 	}
@@ -370,13 +379,13 @@ func (a *App) buildGateway(mux *http.ServeMux) error {
 		return err
 	}
 	if a.cfg.RedisAddr != "" {
-		cs, err := a.caches("profile", "post")
+		cs, err := a.readerCaches("profile", "post")
 		if err != nil {
 			return err
 		}
 		g.ProfileCache, g.PostCache = cs[0], cs[1]
 		if a.cfg.FeedPageTTL > 0 {
-			pages, err := a.cachesWith(a.cfg.FeedPageTTL, "feedpage")
+			pages, err := a.cachesWith(cache.Options{TTL: a.cfg.FeedPageTTL}, "feedpage")
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/cache"
 	"github.com/scalestack/scalestack/apps/events"
+	"github.com/scalestack/scalestack/apps/feed"
 	"github.com/scalestack/scalestack/apps/follows"
 	"github.com/scalestack/scalestack/apps/httpx"
 	"github.com/scalestack/scalestack/apps/post"
@@ -575,10 +576,15 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 	s.notify()
 	// The other direction, on the followee's shard. If this fails the follow-created event's
 	// consumer writes it.
-	if err := follows.AddFollower(ctx, s.Shards, target, id); err != nil {
+	followerAdded, err := follows.AddFollower(ctx, s.Shards, target, id)
+	if err != nil {
 		slog.WarnContext(ctx, "followers row deferred to the worker", "followee", target, "error", err)
 	}
-	s.afterFollowChange(ctx, id, target)
+	// A follow of an already-followed user changed nothing: the cached profiles (their counts),
+	// following list and feed page stay.
+	if added || followerAdded || err != nil {
+		s.afterFollowChange(ctx, id, target)
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -587,7 +593,9 @@ func (s *Service) afterFollowChange(ctx context.Context, id, target shard.ID) {
 	s.Shards.MarkWrite(ctx, id)
 	s.Shards.MarkWrite(ctx, target)
 	_ = s.Profiles.Invalidate(ctx, ProfileKey(id), ProfileKey(target))
-	_ = s.Following.Invalidate(ctx, followingKey(id))
+	// The follower's feed page (feed.PageKey, kept by the gateway) goes with the following list:
+	// the next feed read is built with the new list.
+	_ = s.Following.Invalidate(ctx, followingKey(id), feed.PageKey(id))
 }
 
 func (s *Service) unfollow(w http.ResponseWriter, r *http.Request) error {
@@ -596,10 +604,13 @@ func (s *Service) unfollow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if err := follows.Remove(ctx, s.Shards, id, target); err != nil {
+	removed, err := follows.Remove(ctx, s.Shards, id, target)
+	if removed {
+		s.afterFollowChange(ctx, id, target)
+	}
+	if err != nil {
 		return err
 	}
-	s.afterFollowChange(ctx, id, target)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -218,7 +218,7 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 		return err
 	}
 	follower, followee := ev.User, data.Followee
-	if err := follows.AddFollower(ctx, w.Shards, followee, follower); err != nil {
+	if _, err := follows.AddFollower(ctx, w.Shards, followee, follower); err != nil {
 		return err
 	}
 	db, err := w.Shards.Shard(followee.Logical())

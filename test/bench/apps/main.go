@@ -48,6 +48,7 @@ func main() {
 	warmup := flag.Duration("warmup", 10*time.Second, "duration of the warm-up (the mixed workload, closed loop) before the measured runs")
 	concurrency := flag.Int("concurrency", 64, "closed-loop workers")
 	out := flag.String("out", "docs/bench", "where to write the results and the plot")
+	feedPageTTL := flag.Duration("feed-page-ttl", service.Defaults().FeedPageTTL, "how long the gateway keeps a user's first feed page (0: no page cache)")
 	profileDir := flag.String("profile", "", "write CPU, allocation, mutex and block profiles of the measured runs, their top functions and the GC pauses into this directory (make bench-apps PROFILE=1)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -63,6 +64,7 @@ func main() {
 		Configure: func(c *service.Config) {
 			c.RateLimit, c.RateBurst, c.AuthRateLimit, c.AuthRateBurst = 1e6, 1e6, 1e6, 1e6
 			c.CelebrityFollowers = 1000
+			c.FeedPageTTL = *feedPageTTL
 		}})
 	shards := st.Apps[service.User].Shards
 	rc := st.Apps[service.User].Redis
@@ -99,8 +101,12 @@ func main() {
 	// seen remembers every profile the gateway was asked for since the seeding, so that each run
 	// says how many of its profile reads were first reads: misses no cache could have avoided.
 	seen := loadgen.NewSeen(len(ids))
+	// Each run draws its own sequence (seeds 7, 8, ...: the same in every invocation), so that a
+	// run does not replay the users and targets of the runs before it.
+	runs := uint64(0)
 	cfg := func(target string, mix loadgen.Mix, rate float64) loadgen.Config {
-		c := loadgen.Config{Target: target, Users: ids, Token: token, Mix: mix, Concurrency: *concurrency, Rate: rate, Duration: *run, Seed: 7}
+		runs++
+		c := loadgen.Config{Target: target, Users: ids, Token: token, Mix: mix, Concurrency: *concurrency, Rate: rate, Duration: *run, Seed: 6 + runs}
 		if target == st.Gateway() {
 			c.Seen = seen
 		}
@@ -210,7 +216,7 @@ func main() {
 	fmt.Printf("  cache hit ratio, steady    %.2f%% (the last open-loop run, after every run above)\n", 100*steady)
 	for _, name := range slices.Sorted(maps.Keys(byCache)) {
 		c := byCache[name]
-		fmt.Printf("    %-10s after warm-up %6.2f%%   steady %6.2f%% of %.0f reads\n", name, 100*c["after_warmup"], 100*c["steady"], c["steady_reads"])
+		fmt.Printf("    %-18s after warm-up %6.2f%%   steady %6.2f%% of %.0f reads\n", name, 100*c["after_warmup"], 100*c["steady"], c["steady_reads"])
 	}
 	fmt.Printf("    first reads of a profile (an unbounded, never-expiring cache's misses): %.2f%% of the profile reads in the closed-loop profile run, %.2f%% in the last run\n",
 		100*firstShare(prof), 100*firstShare(last))
@@ -407,13 +413,16 @@ func floorHandler(m *localservers.MariaDB, password string) http.Handler {
 }
 
 // cacheCounts reads the cache hit and miss counters of every service that reads the cache, by
-// cache.
+// service and cache ("gateway/profile"): a miss at the gateway is usually a miss at the owning
+// service too, so the services' figures are told apart.
 func cacheCounts(st *localstack.Stack) map[string]loadgen.Counts {
-	var urls []string
+	out := map[string]loadgen.Counts{}
 	for _, svc := range []string{service.Gateway, service.User, service.Post, service.Feed} {
-		urls = append(urls, st.URLs[svc]+"/metrics")
+		for name, c := range loadgen.CacheCountsByCache([]string{st.URLs[svc] + "/metrics"}) {
+			out[svc+"/"+name] = c
+		}
 	}
-	return loadgen.CacheCountsByCache(urls)
+	return out
 }
 
 // total sums the counts of every cache.
