@@ -13,6 +13,7 @@ import (
 	"github.com/scalestack/scalestack/apps/post"
 	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/user"
+	"github.com/scalestack/scalestack/apps/worker"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
@@ -257,7 +258,25 @@ func TestANoOpFollowKeepsTheCaches(t *testing.T) {
 	alice, aliceID := signup(t, shared.Gateway(), "steady")
 	_, bobID := signup(t, shared.Gateway(), "steadied")
 	_, carolID := signup(t, shared.Gateway(), "unfollowed")
+	since := shard.NewID(time.Since(shard.Epoch).Milliseconds(), 0, 0)
 	alice.must(http.StatusNoContent, "PUT", "/api/users/"+bobID.String()+"/follow", nil, nil)
+	// The worker handles the follow-created event (it drops bob's cached profile and may backfill
+	// alice's timeline): wait until it has, so that only the no-op follow below could drop a key.
+	testutil.Eventually(t, "the worker handled the follow", 20*time.Second, func() error {
+		n := 0
+		for _, m := range shared.DBs {
+			var c int
+			if err := rootDB(t, m).QueryRow("SELECT COUNT(*) FROM social.processed_events WHERE consumer = ? AND event_id >= ?",
+				worker.GroupFollow, int64(since)).Scan(&c); err != nil {
+				return err
+			}
+			n += c
+		}
+		if n == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 	rc := shared.Apps[service.Gateway].Redis
 	cached := func() int64 {
 		n, err := rc.Do(ctx, rc.B().Exists().Key(user.ProfileKey(aliceID), user.ProfileKey(bobID), feed.PageKey(aliceID)).Build()).AsInt64()
