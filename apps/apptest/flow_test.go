@@ -2,6 +2,7 @@ package apptest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -251,9 +252,10 @@ func TestFeedPageIsCachedUntilItsTimelineChanges(t *testing.T) {
 	}
 }
 
-// TestANoOpFollowKeepsTheCaches: following an already-followed user (or unfollowing one not
-// followed) changes nothing, so the cached profiles and feed page stay.
-func TestANoOpFollowKeepsTheCaches(t *testing.T) {
+// TestFollowsKeepTheCachesWarm: following an already-followed user (or unfollowing one not
+// followed) changes nothing, so the cached profiles and feed page stay; a follow that changes the
+// counts refreshes the two profiles in the cache rather than deleting them.
+func TestFollowsKeepTheCachesWarm(t *testing.T) {
 	ctx := context.Background()
 	alice, aliceID := signup(t, shared.Gateway(), "steady")
 	_, bobID := signup(t, shared.Gateway(), "steadied")
@@ -299,9 +301,28 @@ func TestANoOpFollowKeepsTheCaches(t *testing.T) {
 	if n := cached(); n != 3 {
 		t.Fatalf("a repeated follow and an unfollow of someone not followed dropped %d of the 3 cached entries", 3-n)
 	}
-	// A real change drops them.
+	// A real change refreshes both profiles in the cache with their new counts (readers do not
+	// miss), and drops alice's feed page.
 	alice.must(http.StatusNoContent, "DELETE", "/api/users/"+bobID.String()+"/follow", nil, nil)
-	if n := cached(); n != 0 {
-		t.Fatalf("%d cached entries left after an unfollow that changed the counts, want 0", n)
+	for _, c := range []struct {
+		id    shard.ID
+		field string
+	}{{aliceID, "following"}, {bobID, "followers"}} {
+		raw, err := rc.Do(ctx, rc.B().Get().Key(user.ProfileKey(c.id)).Build()).AsBytes()
+		if err != nil {
+			t.Fatalf("profile %s not in the cache after the unfollow: %v", c.id, err)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(raw, &p); err != nil || p[c.field] != float64(0) {
+			t.Fatalf("cached profile %s after the unfollow: %s (%v), want %s 0", c.id, raw, err, c.field)
+		}
+	}
+	if n, _ := rc.Do(ctx, rc.B().Exists().Key(feed.PageKey(aliceID)).Build()).AsInt64(); n != 0 {
+		t.Fatal("alice's feed page survived her unfollow")
+	}
+	var me user.Profile
+	alice.must(http.StatusOK, "GET", "/api/me", nil, &me)
+	if me.Following != 0 {
+		t.Fatalf("alice reads her own profile after the unfollow with following %d", me.Following)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,11 @@ type Options struct {
 	// they load (and remember what does not exist) in the same keys: a miss then only reads,
 	// instead of writing the value a second time.
 	FilledByLoader bool
+	// Version, when set, reads the version of a value (a number that grows with every change of
+	// what the value shows; false: none). Values are then written only when no newer version was
+	// written before (see SetIfNewer), so a read that loaded an old row from a lagging replica
+	// cannot overwrite a value refreshed after a write.
+	Version func(value []byte) (int64, bool)
 }
 
 // Metrics are the cache's counters; register them once per process.
@@ -69,6 +75,49 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// setIfNewer writes KEYS[1] = ARGV[1] for ARGV[3] ms unless KEYS[2] (the version last written,
+// kept as long) is newer than ARGV[2]; it answers 1 when it wrote. An equal version is the same
+// content, written again (the value may have been evicted without its version).
+var setIfNewer = rueidis.NewLuaScript(`
+local v = tonumber(redis.call('GET', KEYS[2]))
+if v and v > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// versionKey holds the version of key's value; its hash tag puts it in key's cluster slot.
+func versionKey(key string) string { return "{" + key + "}:v" }
+
+// SetIfNewer writes value, of version, under key unless a newer version was written: a write
+// refreshes the cached value (instead of deleting it) without a reader's older copy winning.
+// Like Invalidate, it is for after the write committed; this process's next reads of key go to
+// Redis until Redis' invalidation of the client-side copies has surely arrived.
+func (c *Cache) SetIfNewer(ctx context.Context, key string, value []byte, version int64) error {
+	c.changed(key)
+	if err := c.setIfNewer(ctx, key, value, version).Error(); err != nil {
+		return fmt.Errorf("refreshing %s: %w", key, err)
+	}
+	return nil
+}
+
+func (c *Cache) setIfNewer(ctx context.Context, key string, value []byte, version int64) rueidis.RedisResult {
+	return setIfNewer.Exec(ctx, c.client, []string{key, versionKey(key)},
+		[]string{string(value), strconv.FormatInt(version, 10), strconv.FormatInt(c.ttl(c.opts.TTL).Milliseconds(), 10)})
+}
+
+// store writes a loaded value: versioned values through setIfNewer.
+func (c *Cache) store(ctx context.Context, key string, value []byte) {
+	if c.opts.Version != nil {
+		if v, ok := c.opts.Version(value); ok {
+			// A failed write only costs a later miss.
+			_ = c.setIfNewer(ctx, key, value, v).Error()
+			return
+		}
+	}
+	_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(string(value)).Px(c.ttl(c.opts.TTL)).Build()).Error()
 }
 
 // Cache is a read-through cache of byte values.
@@ -179,8 +228,7 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 		case err != nil:
 			return nil, err
 		}
-		// A failed write only costs a later miss.
-		_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(string(v)).Px(c.ttl(c.opts.TTL)).Build()).Error()
+		c.store(ctx, key, v)
 		return v, nil
 	})
 	if err != nil {
@@ -241,35 +289,40 @@ func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx contex
 		return out, nil
 	}
 	sets := make(rueidis.Commands, 0, len(missing))
+	var versioned []rueidis.LuaExec
 	for j, i := range missing {
 		out[i] = vals[j]
 		if vals[j] == nil {
 			sets = append(sets, c.client.B().Set().Key(keys[i]).Value(negative).Px(c.ttl(c.opts.NegativeTTL)).Build())
-		} else {
-			sets = append(sets, c.client.B().Set().Key(keys[i]).Value(string(vals[j])).Px(c.ttl(c.opts.TTL)).Build())
+			continue
 		}
+		if c.opts.Version != nil {
+			if v, ok := c.opts.Version(vals[j]); ok {
+				versioned = append(versioned, rueidis.LuaExec{Keys: []string{keys[i], versionKey(keys[i])},
+					Args: []string{string(vals[j]), strconv.FormatInt(v, 10), strconv.FormatInt(c.ttl(c.opts.TTL).Milliseconds(), 10)}})
+				continue
+			}
+		}
+		sets = append(sets, c.client.B().Set().Key(keys[i]).Value(string(vals[j])).Px(c.ttl(c.opts.TTL)).Build())
 	}
 	// A failed write only costs a later miss.
-	c.client.DoMulti(ctx, sets...)
+	if len(sets) > 0 {
+		c.client.DoMulti(ctx, sets...)
+	}
+	if len(versioned) > 0 {
+		setIfNewer.ExecMulti(ctx, c.client, versioned...)
+	}
 	return out, nil
 }
 
 // MarkInvalidated makes this process read keys from Redis rather than its client-side copy for
 // a moment: for a process that relayed a write it did not make itself (the gateway), so that the
 // caller's next read sees it even before Redis' invalidation message arrives.
-func (c *Cache) MarkInvalidated(keys ...string) {
-	now := time.Now()
-	for _, k := range keys {
-		c.invalidated.Store(k, now)
-	}
-}
+func (c *Cache) MarkInvalidated(keys ...string) { c.changed(keys...) }
 
-// Invalidate deletes keys after the write that changed them has committed; Redis then tells every
-// client that cached them locally.
-func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
-	if len(keys) == 0 {
-		return nil
-	}
+// changed makes this process read keys around its client-side cache for invalidationWindow, and
+// now and then forgets keys marked longer ago.
+func (c *Cache) changed(keys ...string) {
 	now := time.Now()
 	for _, k := range keys {
 		c.invalidated.Store(k, now)
@@ -282,6 +335,15 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 			return true
 		})
 	}
+}
+
+// Invalidate deletes keys after the write that changed them has committed; Redis then tells every
+// client that cached them locally.
+func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	c.changed(keys...)
 	if err := c.client.Do(ctx, c.client.B().Del().Key(keys...).Build()).Error(); err != nil {
 		return fmt.Errorf("invalidating %d keys: %w", len(keys), err)
 	}

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,5 +225,67 @@ func TestFilledByLoaderDoesNotStoreAgain(t *testing.T) {
 	}
 	if n, _ := mon.Do(ctx, mon.B().Exists().Key("user:8", "user:9").Build()).AsInt64(); n != 0 {
 		t.Fatalf("the reader stored %d of the batch's values the service did not store", n)
+	}
+}
+
+// TestVersionedValuesNeverGoBack: with a Version, a value refreshed after a write is not
+// overwritten by an older one (a reader that loaded the row from a lagging replica, a slower
+// refresh), while the same version is written again after an eviction.
+func TestVersionedValuesNeverGoBack(t *testing.T) {
+	ctx := context.Background()
+	r := localservers.StartRedis(t)
+	version := func(b []byte) (int64, bool) {
+		v, err := strconv.ParseInt(strings.TrimPrefix(strings.TrimSuffix(string(b), "}"), `{"v":`), 10, 64)
+		return v, err == nil
+	}
+	c := New(newClient(t, r.Addr()), Options{Name: "profile", TTL: time.Minute, Version: version}, nil)
+	other := New(newClient(t, r.Addr()), Options{Name: "profile", TTL: time.Minute, Version: version}, nil)
+	read := func(cc *Cache) string {
+		t.Helper()
+		v, err := cc.Get(ctx, "p", func(context.Context) ([]byte, error) { return nil, errors.New("unexpected load") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	if err := c.SetIfNewer(ctx, "p", []byte(`{"v":2}`), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetIfNewer(ctx, "p", []byte(`{"v":1}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := read(other); v != `{"v":2}` {
+		t.Fatalf("after writes of versions 2 then 1: %s", v)
+	}
+	// A reader's load of an older row loses too, through Get and GetMany, once the value is gone.
+	rc := newClient(t, r.Addr())
+	if err := rc.Do(ctx, rc.B().Del().Key("p").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	c.MarkInvalidated("p")
+	if v, err := c.Get(ctx, "p", func(context.Context) ([]byte, error) { return []byte(`{"v":1}`), nil }); err != nil || string(v) != `{"v":1}` {
+		t.Fatalf("the load itself is served: %q %v", v, err)
+	}
+	if _, err := c.GetMany(ctx, []string{"p"}, func(context.Context, []int) ([][]byte, error) { return [][]byte{[]byte(`{"v":1}`)}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rc.Do(ctx, rc.B().Exists().Key("p").Build()).AsInt64(); n != 0 {
+		t.Fatal("a load of version 1 was stored over the memory of version 2")
+	}
+	// The same version again (the value was evicted, its version kept) and newer ones are stored.
+	if _, err := c.GetMany(ctx, []string{"p"}, func(context.Context, []int) ([][]byte, error) { return [][]byte{[]byte(`{"v":2}`)}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v := read(other); v != `{"v":2}` {
+		t.Fatalf("version 2 loaded again after an eviction: %s", v)
+	}
+	if err := c.SetIfNewer(ctx, "p", []byte(`{"v":3}`), 3); err != nil {
+		t.Fatal(err)
+	}
+	if v := read(c); v != `{"v":3}` {
+		t.Fatalf("the writer's own next read after a refresh to version 3: %s", v)
+	}
+	if ttl, _ := rc.Do(ctx, rc.B().Pttl().Key(versionKey("p")).Build()).AsInt64(); ttl <= 0 {
+		t.Fatalf("the version's TTL is %d: it must expire with its value", ttl)
 	}
 }

@@ -260,10 +260,16 @@ func (a *App) buildUser(ctx context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	a.migrateOnStart(s)
-	cs, err := a.caches("profile", "following")
+	// Profiles carry their version (updated_at): a change refreshes the cached copy in place.
+	profiles, err := a.cachesWith(cache.Options{TTL: a.cfg.CacheTTL, Version: user.ProfileVersion}, "profile")
 	if err != nil {
 		return err
 	}
+	cs, err := a.caches("following")
+	if err != nil {
+		return err
+	}
+	cs = append(profiles, cs...)
 	r, err := a.relay(s)
 	if err != nil {
 		return err

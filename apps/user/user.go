@@ -45,6 +45,19 @@ type Profile struct {
 	Followers   int       `json:"followers"`
 	Following   int       `json:"following"`
 	CreatedAt   time.Time `json:"created_at"`
+	// UpdatedAt is when the profile last changed (its counts too): the cached copy's version.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ProfileVersion reads a stored profile's version (its updated_at, in milliseconds).
+func ProfileVersion(b []byte) (int64, bool) {
+	var p struct {
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	if json.Unmarshal(b, &p) != nil || p.UpdatedAt.IsZero() {
+		return 0, false
+	}
+	return p.UpdatedAt.UnixMilli(), true
 }
 
 // Service is the user service.
@@ -366,18 +379,46 @@ func (s *Service) GetProfile(ctx context.Context, id shard.ID) (*Profile, error)
 	return &p, json.Unmarshal(b, &p)
 }
 
+// readProfile reads p's profile (p.ID names it) from q.
+func readProfile(ctx context.Context, q *sql.DB, p *Profile) error {
+	return q.QueryRowContext(ctx, `SELECT u.handle, u.display_name, u.bio, u.created_at, u.updated_at,
+		COALESCE(c.followers, 0), COALESCE(c.following, 0)
+		FROM users u LEFT JOIN follow_counts c ON c.user_id = u.id WHERE u.id = ?`, int64(p.ID)).
+		Scan(&p.Handle, &p.DisplayName, &p.Bio, &p.CreatedAt, &p.UpdatedAt, &p.Followers, &p.Following)
+}
+
+// refreshProfile writes id's profile, as its primary has it after a committed change, into the
+// cache (unless a newer version is there already), so that the change does not cost every reader
+// a miss; if that fails, the cached copy is deleted instead.
+func (s *Service) refreshProfile(ctx context.Context, id shard.ID) error {
+	err := func() error {
+		db, err := s.Shards.Shard(id.Logical())
+		if err != nil {
+			return err
+		}
+		p := &Profile{ID: id}
+		if err := readProfile(ctx, db.Primary, p); err != nil {
+			return err
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		return s.Profiles.SetIfNewer(ctx, ProfileKey(id), b, p.UpdatedAt.UnixMilli())
+	}()
+	if err != nil {
+		return s.Profiles.Invalidate(ctx, ProfileKey(id))
+	}
+	return nil
+}
+
 func (s *Service) loadProfile(ctx context.Context, id shard.ID) (*Profile, error) {
 	db, err := s.Shards.Shard(id.Logical())
 	if err != nil {
 		return nil, cache.ErrNotFound // an ID no shard owns is not a user
 	}
 	p := &Profile{ID: id}
-	read := func(q *sql.DB) error {
-		return q.QueryRowContext(ctx, `SELECT u.handle, u.display_name, u.bio, u.created_at,
-			COALESCE(c.followers, 0), COALESCE(c.following, 0)
-			FROM users u LEFT JOIN follow_counts c ON c.user_id = u.id WHERE u.id = ?`, int64(id)).
-			Scan(&p.Handle, &p.DisplayName, &p.Bio, &p.CreatedAt, &p.Followers, &p.Following)
-	}
+	read := func(q *sql.DB) error { return readProfile(ctx, q, p) }
 	err = s.Shards.ReadShard(ctx, db, id, read)
 	if errors.Is(err, sql.ErrNoRows) {
 		// A replica may not have the row yet: the primary decides before we cache a miss.
@@ -489,7 +530,7 @@ func (s *Service) update(w http.ResponseWriter, r *http.Request) error {
 		return httpx.NotFound("user %s does not exist", id)
 	}
 	res, err := db.Primary.ExecContext(ctx, `UPDATE users SET display_name = COALESCE(?, display_name), bio = COALESCE(?, bio),
-		updated_at = NOW(3) WHERE id = ?`, req.DisplayName, req.Bio, int64(id))
+		updated_at = `+follows.NextUpdatedAt+` WHERE id = ?`, req.DisplayName, req.Bio, int64(id))
 	if err != nil {
 		return err
 	}
@@ -503,7 +544,7 @@ func (s *Service) update(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	s.Shards.MarkWrite(ctx, id)
-	if err := s.Profiles.Invalidate(ctx, ProfileKey(id)); err != nil {
+	if err := s.refreshProfile(ctx, id); err != nil {
 		return err
 	}
 	p, err := s.GetProfile(ctx, id)
@@ -592,7 +633,10 @@ func (s *Service) follow(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) afterFollowChange(ctx context.Context, id, target shard.ID) {
 	s.Shards.MarkWrite(ctx, id)
 	s.Shards.MarkWrite(ctx, target)
-	_ = s.Profiles.Invalidate(ctx, ProfileKey(id), ProfileKey(target))
+	// The counts changed on both profiles: refreshed, not deleted, so that the next readers of
+	// two often-read profiles do not all miss.
+	_ = s.refreshProfile(ctx, id)
+	_ = s.refreshProfile(ctx, target)
 	// The follower's feed page (feed.PageKey, kept by the gateway) goes with the following list:
 	// the next feed read is built with the new list.
 	_ = s.Following.Invalidate(ctx, followingKey(id), feed.PageKey(id))

@@ -25,6 +25,7 @@ func main() {
 	port := flag.Int("port", 8080, "the gateway's port (the web UI and API)")
 	verbose := flag.Bool("v", false, "print the services' logs")
 	flag.Parse()
+	service.SetGCPercent()
 	if !*verbose {
 		slog.SetDefault(slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	}

@@ -52,6 +52,8 @@ func main() {
 	profileDir := flag.String("profile", "", "write CPU, allocation, mutex and block profiles of the measured runs, their top functions and the GC pauses into this directory (make bench-apps PROFILE=1)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Every service runs in this process: it collects garbage as each service binary does.
+	service.SetGCPercent()
 	session := localservers.NewSession("bench-apps")
 	defer session.Close()
 	ctx := context.Background()
