@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -246,30 +247,44 @@ func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx contex
 	out := make([][]byte, len(keys))
 	cmds := make([]rueidis.CacheableTTL, 0, len(keys))
 	idx := make([]int, 0, len(keys))
-	var missing []int
+	// Keys this process changed lately are read from Redis itself (their client-side copies may
+	// not have heard of the change yet), not counted as misses: a hot key written every second
+	// would otherwise go to the database on every read.
+	var fresh rueidis.Commands
+	var freshIdx []int
 	for i, k := range keys {
 		if c.recentlyInvalidated(k) {
-			missing = append(missing, i)
+			fresh = append(fresh, c.client.B().Get().Key(k).Build())
+			freshIdx = append(freshIdx, i)
 			continue
 		}
 		cmds = append(cmds, rueidis.CT(c.client.B().Get().Key(k).Cache(), c.opts.LocalTTL))
 		idx = append(idx, i)
 	}
-	if len(cmds) > 0 {
-		for j, res := range c.client.DoMultiCache(ctx, cmds...) {
-			i := idx[j]
-			v, err := res.ToString()
-			switch {
-			case err == nil && v == negative:
-				c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
-			case err == nil:
-				c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
-				out[i] = []byte(v)
-			default:
-				missing = append(missing, i)
-			}
+	var missing []int
+	take := func(i int, res rueidis.RedisResult) {
+		v, err := res.ToString()
+		switch {
+		case err == nil && v == negative:
+			c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
+		case err == nil:
+			c.metrics.Hits.WithLabelValues(c.opts.Name).Inc()
+			out[i] = []byte(v)
+		default:
+			missing = append(missing, i)
 		}
 	}
+	if len(cmds) > 0 {
+		for j, res := range c.client.DoMultiCache(ctx, cmds...) {
+			take(idx[j], res)
+		}
+	}
+	if len(fresh) > 0 {
+		for j, res := range c.client.DoMulti(ctx, fresh...) {
+			take(freshIdx[j], res)
+		}
+	}
+	slices.Sort(missing)
 	if len(missing) == 0 {
 		return out, nil
 	}

@@ -289,3 +289,29 @@ func TestVersionedValuesNeverGoBack(t *testing.T) {
 		t.Fatalf("the version's TTL is %d: it must expire with its value", ttl)
 	}
 }
+
+// TestBatchReadsOfAKeyJustChangedHitRedis: right after this process refreshed or invalidated a
+// key, batch reads take it from Redis (around the client-side copy), not from the loader: a hot
+// key changed every second must not send every read to the database.
+func TestBatchReadsOfAKeyJustChangedHitRedis(t *testing.T) {
+	ctx := context.Background()
+	r := localservers.StartRedis(t)
+	m := NewMetrics()
+	c := New(newClient(t, r.Addr()), Options{Name: "profile", TTL: time.Minute}, m)
+	if err := c.SetIfNewer(ctx, "hot", []byte(`{"v":1}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	c.MarkInvalidated("hot")
+	vals, err := c.GetMany(ctx, []string{"hot", "cold"}, func(_ context.Context, missing []int) ([][]byte, error) {
+		if len(missing) != 1 || missing[0] != 1 {
+			t.Fatalf("loader asked for %v, want only the cold key", missing)
+		}
+		return [][]byte{[]byte(`{"v":0}`)}, nil
+	})
+	if err != nil || string(vals[0]) != `{"v":1}` || string(vals[1]) != `{"v":0}` {
+		t.Fatalf("batch: %q %v", vals, err)
+	}
+	if h, mi := testutil.ToFloat64(m.Hits), testutil.ToFloat64(m.Misses); h != 1 || mi != 1 {
+		t.Fatalf("hits %v misses %v, want 1 and 1", h, mi)
+	}
+}

@@ -218,7 +218,8 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 		return err
 	}
 	follower, followee := ev.User, data.Followee
-	if _, err := follows.AddFollower(ctx, w.Shards, followee, follower); err != nil {
+	repaired, err := follows.AddFollower(ctx, w.Shards, followee, follower)
+	if err != nil {
 		return err
 	}
 	db, err := w.Shards.Shard(followee.Logical())
@@ -252,7 +253,11 @@ func (w *Worker) Follow(ctx context.Context, ev *events.Event) error {
 			}
 		}
 	}
-	_ = w.Redis.Do(ctx, w.Redis.B().Del().Key(user.ProfileKey(followee)).Build()).Error()
+	if repaired {
+		// The user service could not write the followee's side; now that its count moved, the
+		// cached profile (refreshed by the user service only when it wrote) goes.
+		_ = w.Redis.Do(ctx, w.Redis.B().Del().Key(user.ProfileKey(followee)).Build()).Error()
+	}
 	tx, err := db.Primary.BeginTx(ctx, nil)
 	if err != nil {
 		return err
