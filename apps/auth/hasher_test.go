@@ -89,3 +89,14 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// BenchmarkHashPassword is one argon2id hash with the default parameters: the CPU a signup or a
+// login costs (docs/benchmarks.md divides the mix's signups by it).
+func BenchmarkHashPassword(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := HashPassword("correct horse battery staple", DefaultHashParams); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
