@@ -24,9 +24,9 @@ import (
 // ErrNotFound is what a loader returns for a key that does not exist; it is cached too, briefly.
 var ErrNotFound = errors.New("not found")
 
-// DoNotStore is what a loader returns, with its value, for a value that must be served but not
+// ErrDoNotStore is what a loader returns, with its value, for a value that must be served but not
 // cached (a degraded answer, say): Get returns the value without an error and stores nothing.
-var DoNotStore = errors.New("serve but do not cache")
+var ErrDoNotStore = errors.New("serve but do not cache")
 
 // negative marks a cached miss. It cannot be a serialized value: those start with '{'.
 const negative = "\x00nf"
@@ -215,13 +215,13 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 		c.metrics.Loads.WithLabelValues(c.opts.Name).Inc()
 		v, err := load(ctx)
 		if !store || c.opts.FilledByLoader {
-			if errors.Is(err, DoNotStore) {
+			if errors.Is(err, ErrDoNotStore) {
 				err = nil
 			}
 			return v, err
 		}
 		switch {
-		case errors.Is(err, DoNotStore):
+		case errors.Is(err, ErrDoNotStore):
 			return v, nil
 		case errors.Is(err, ErrNotFound):
 			_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(negative).Px(c.ttl(c.opts.NegativeTTL)).Build()).Error()

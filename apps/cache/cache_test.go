@@ -146,7 +146,7 @@ func TestJitter(t *testing.T) {
 	}
 }
 
-// A value the loader marks DoNotStore (a degraded answer) is served, and the next read loads again.
+// A value the loader marks ErrDoNotStore (a degraded answer) is served, and the next read loads again.
 func TestDoNotStoreServesWithoutCaching(t *testing.T) {
 	ctx := context.Background()
 	r := localservers.StartRedis(t)
@@ -156,7 +156,7 @@ func TestDoNotStoreServesWithoutCaching(t *testing.T) {
 	load := func(context.Context) ([]byte, error) {
 		loads.Add(1)
 		if degraded {
-			return []byte(`{"degraded":["posts"]}`), DoNotStore
+			return []byte(`{"degraded":["posts"]}`), ErrDoNotStore
 		}
 		return []byte(`{"post_ids":[]}`), nil
 	}

@@ -483,7 +483,7 @@ func (g *Gateway) feedPage(ctx context.Context, me shard.ID, limit string) (*fee
 			Degraded []string `json:"degraded"`
 		}
 		if json.Unmarshal(raw, &head) == nil && len(head.Degraded) > 0 {
-			return raw, cache.DoNotStore
+			return raw, cache.ErrDoNotStore
 		}
 		return raw, nil
 	})
