@@ -49,6 +49,7 @@ func main() {
 	concurrency := flag.Int("concurrency", 64, "closed-loop workers")
 	out := flag.String("out", "docs/bench", "where to write the results and the plot")
 	feedPageTTL := flag.Duration("feed-page-ttl", service.Defaults().FeedPageTTL, "how long the gateway keeps a user's first feed page (0: no page cache)")
+	hashSlots := flag.Int("hash-slots", 0, "password hashes the user service runs at once (0: its default, one core fewer than the process has)")
 	profileDir := flag.String("profile", "", "write CPU, allocation, mutex and block profiles of the measured runs, their top functions and the GC pauses into this directory (make bench-apps PROFILE=1)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -67,6 +68,7 @@ func main() {
 			c.RateLimit, c.RateBurst, c.AuthRateLimit, c.AuthRateBurst = 1e6, 1e6, 1e6, 1e6
 			c.CelebrityFollowers = 1000
 			c.FeedPageTTL = *feedPageTTL
+			c.HashSlots = *hashSlots
 		}})
 	shards := st.Apps[service.User].Shards
 	rc := st.Apps[service.User].Redis
