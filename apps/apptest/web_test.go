@@ -187,7 +187,11 @@ func TestWebPageInChromium(t *testing.T) {
 	if err != nil {
 		fail("counting the controls", err)
 	}
-	step("starting from the top", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+	// From the first control of the page, not from wherever the last click left the browser's
+	// starting point (blurring the active element does not move that point in Chromium when the
+	// clicked control was re-rendered meanwhile). The first control counts only when Tab comes
+	// back round to it.
+	step("starting from the top", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll("a, button, input, textarea")].find((e) => e.offsetParent !== null).focus(); window.__seen.clear()`))
 	for range controls + 3 {
 		step("pressing Tab", chromedp.KeyEvent("\t"))
 	}
