@@ -105,18 +105,35 @@ func (c *Cache) SetIfNewer(ctx context.Context, key string, value []byte, versio
 }
 
 func (c *Cache) setIfNewer(ctx context.Context, key string, value []byte, version int64) rueidis.RedisResult {
-	return setIfNewer.Exec(ctx, c.client, []string{key, versionKey(key)},
-		[]string{string(value), strconv.FormatInt(version, 10), strconv.FormatInt(c.ttl(c.opts.TTL).Milliseconds(), 10)})
+	e := c.newerExec(key, value, version)
+	return setIfNewer.Exec(ctx, c.client, e.Keys, e.Args)
 }
 
-// store writes a loaded value: versioned values through setIfNewer.
+// newerExec is the setIfNewer call that writes value, of version, under key.
+func (c *Cache) newerExec(key string, value []byte, version int64) rueidis.LuaExec {
+	return rueidis.LuaExec{Keys: []string{key, versionKey(key)},
+		Args: []string{string(value), strconv.FormatInt(version, 10), strconv.FormatInt(c.ttl(c.opts.TTL).Milliseconds(), 10)}}
+}
+
+// versioned returns the setIfNewer call for a loaded value when the cache reads versions and the
+// value has one; otherwise the value is written with a plain SET.
+func (c *Cache) versioned(key string, value []byte) (rueidis.LuaExec, bool) {
+	if c.opts.Version == nil {
+		return rueidis.LuaExec{}, false
+	}
+	v, ok := c.opts.Version(value)
+	if !ok {
+		return rueidis.LuaExec{}, false
+	}
+	return c.newerExec(key, value, v), true
+}
+
+// store writes a loaded value: versioned values through setIfNewer. A failed write only costs a
+// later miss.
 func (c *Cache) store(ctx context.Context, key string, value []byte) {
-	if c.opts.Version != nil {
-		if v, ok := c.opts.Version(value); ok {
-			// A failed write only costs a later miss.
-			_ = c.setIfNewer(ctx, key, value, v).Error()
-			return
-		}
+	if e, ok := c.versioned(key, value); ok {
+		_ = setIfNewer.Exec(ctx, c.client, e.Keys, e.Args).Error()
+		return
 	}
 	_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(string(value)).Px(c.ttl(c.opts.TTL)).Build()).Error()
 }
@@ -214,15 +231,13 @@ func (c *Cache) load(ctx context.Context, key string, load func(context.Context)
 	res, err, _ := c.group.Do(key, func() (any, error) {
 		c.metrics.Loads.WithLabelValues(c.opts.Name).Inc()
 		v, err := load(ctx)
+		if errors.Is(err, ErrDoNotStore) {
+			return v, nil
+		}
 		if !store || c.opts.FilledByLoader {
-			if errors.Is(err, ErrDoNotStore) {
-				err = nil
-			}
 			return v, err
 		}
 		switch {
-		case errors.Is(err, ErrDoNotStore):
-			return v, nil
 		case errors.Is(err, ErrNotFound):
 			_ = c.client.Do(ctx, c.client.B().Set().Key(key).Value(negative).Px(c.ttl(c.opts.NegativeTTL)).Build()).Error()
 			return nil, ErrNotFound
@@ -311,12 +326,9 @@ func (c *Cache) GetMany(ctx context.Context, keys []string, load func(ctx contex
 			sets = append(sets, c.client.B().Set().Key(keys[i]).Value(negative).Px(c.ttl(c.opts.NegativeTTL)).Build())
 			continue
 		}
-		if c.opts.Version != nil {
-			if v, ok := c.opts.Version(vals[j]); ok {
-				versioned = append(versioned, rueidis.LuaExec{Keys: []string{keys[i], versionKey(keys[i])},
-					Args: []string{string(vals[j]), strconv.FormatInt(v, 10), strconv.FormatInt(c.ttl(c.opts.TTL).Milliseconds(), 10)}})
-				continue
-			}
+		if e, ok := c.versioned(keys[i], vals[j]); ok {
+			versioned = append(versioned, e)
+			continue
 		}
 		sets = append(sets, c.client.B().Set().Key(keys[i]).Value(string(vals[j])).Px(c.ttl(c.opts.TTL)).Build())
 	}

@@ -75,8 +75,8 @@ func change(ctx context.Context, shards *store.Shards, owner shard.ID, stmt stri
 	return n == 1, tx.Commit()
 }
 
-// AddCount moves a user's followers or following count, never below zero, and touches the user
-// (Touch).
+// AddCount moves a user's followers or following count, never below zero, and the user's
+// updated_at (NextUpdatedAt).
 func AddCount(ctx context.Context, tx *sql.Tx, user shard.ID, column string, delta int) error {
 	if column != CountFollowers && column != CountFollowing {
 		return fmt.Errorf("no count %q", column)
@@ -85,20 +85,15 @@ func AddCount(ctx context.Context, tx *sql.Tx, user shard.ID, column string, del
 		column+" = GREATEST("+column+" + ?, 0)", int64(user), delta, delta); err != nil {
 		return err
 	}
-	return Touch(ctx, tx, user)
-}
-
-// Touch moves a user's updated_at past its last value (and to now, when now is later), in the
-// transaction that changes what the user's profile shows: the cached profile's version, which
-// only grows, also when two changes fall in one millisecond or the clock steps back.
-func Touch(ctx context.Context, tx interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, user shard.ID) error {
+	// The user's updated_at moves with the counts: it is the cached profile's version.
 	_, err := tx.ExecContext(ctx, "UPDATE users SET updated_at = "+NextUpdatedAt+" WHERE id = ?", int64(user))
 	return err
 }
 
-// NextUpdatedAt is the SQL expression of a user row's next updated_at.
+// NextUpdatedAt is the SQL expression of a user row's next updated_at, set in the transaction
+// that changes what the user's profile shows: past its last value (and now, when now is later),
+// so the cached profile's version only grows, also when two changes fall in one millisecond or the
+// clock steps back.
 const NextUpdatedAt = "GREATEST(NOW(3), updated_at + INTERVAL 1000 MICROSECOND)"
 
 // FollowerCount is a user's follower count.
