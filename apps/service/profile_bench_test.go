@@ -7,18 +7,30 @@ import (
 	"testing"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel"
 
+	"github.com/scalestack/scalestack/apps/telemetry"
 	"github.com/scalestack/scalestack/apps/user"
 	"github.com/scalestack/scalestack/internal/localservers"
+	"github.com/scalestack/scalestack/pkg/platform"
 	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 // BenchmarkProfileRead measures what a cached profile read costs inside the gateway (no sockets
 // between the client and the gateway; Redis is real): the whole handler, with its middleware
 // (request ID, tracing, RED metrics), rate limit and client-side cache, beside a bare handler
-// doing one Redis GET. `go test -bench ProfileRead -benchmem ./apps/service`.
+// doing one Redis GET. Tracing is set up as in a pod with no trace endpoint: spans carry trace IDs
+// and are not recorded. `go test -bench ProfileRead -benchmem ./apps/service`.
 func BenchmarkProfileRead(b *testing.B) {
 	ctx := context.Background()
+	b.Setenv(platform.EnvTraceEndpoint, "")
+	b.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	prev := otel.GetTracerProvider()
+	shutdown, err := telemetry.SetupTracing(ctx, "gateway")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = shutdown(ctx); otel.SetTracerProvider(prev) }()
 	r := localservers.StartRedis(b)
 	cfg := Defaults()
 	cfg.RedisAddr = r.Addr()

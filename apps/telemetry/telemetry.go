@@ -8,18 +8,22 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -126,20 +130,29 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Middleware wraps a service's mux: request ID, a server span (otelhttp), and the RED metrics
-// labelled by the mux's route pattern (never the raw path: IDs would explode the series).
+// Middleware wraps a service's mux: request ID, a server span, and the RED metrics labelled by
+// the mux's route pattern (never the raw path: IDs would explode the series). The span continues
+// the caller's trace (W3C traceparent) and is named by method and route; its attributes are
+// computed only when it is recorded, so a request whose span is not sampled pays for little more
+// than its trace ID. Probes and /metrics get no span.
 func (m *Metrics) Middleware(service string, mux *http.ServeMux) http.Handler {
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var tracer cachedTracer
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, id)
 		ctx := WithRequestID(r.Context(), id)
-		trace.SpanFromContext(ctx).SetAttributes(attribute.String("request_id", id))
+		span := trace.SpanFromContext(ctx)
+		if traced(r.URL.Path) {
+			ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+			ctx, span = tracer.get().Start(ctx, r.Method, serverKind)
+			defer span.End()
+		}
 		r = r.WithContext(ctx)
 
-		start := time.Now()
 		m.inflight.Inc()
 		sw := &statusWriter{ResponseWriter: w}
 		mux.ServeHTTP(sw, r)
@@ -152,14 +165,88 @@ func (m *Metrics) Middleware(service string, mux *http.ServeMux) http.Handler {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+		m.requests.WithLabelValues(route, r.Method, codeLabel(code)).Inc()
 		m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		if span.IsRecording() {
+			serverSpanDone(span, service, r, id, code)
+		}
 	})
-	return otelhttp.NewHandler(inner, service, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return r.Method + " " + r.URL.Path
-	}), otelhttp.WithFilter(func(r *http.Request) bool {
-		return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
-	}))
+}
+
+// The span kinds' start options, made once: an option is an interface value, which allocates.
+var (
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+// codeLabels are the status codes' label values made once; codeLabel formats any other code.
+var codeLabels = func() map[int]string {
+	m := map[int]string{}
+	for code := 100; code < 600; code++ {
+		if http.StatusText(code) != "" {
+			m[code] = strconv.Itoa(code)
+		}
+	}
+	return m
+}()
+
+func codeLabel(code int) string {
+	if s, ok := codeLabels[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}
+
+// traced says whether a request path gets a server span: not the probes nor the scrapes.
+func traced(path string) bool {
+	return path != "/healthz" && path != "/readyz" && path != "/metrics"
+}
+
+// serverSpanDone names a recorded server span by its route and gives it the HTTP semantic
+// conventions' attributes; a 5xx marks it failed (a 4xx is the client's error, not the server's).
+func serverSpanDone(span trace.Span, service string, r *http.Request, requestID string, code int) {
+	if r.Pattern != "" {
+		// The pattern may carry the method ("GET /v1/users/{id}"); the route is the path part.
+		route := r.Pattern
+		if i := strings.IndexByte(route, ' '); i >= 0 {
+			route = route[i+1:]
+		}
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(semconv.HTTPRoute(route))
+	}
+	span.SetAttributes(
+		semconv.HTTPRequestMethodKey.String(r.Method),
+		semconv.URLPath(r.URL.Path),
+		semconv.HTTPResponseStatusCode(code),
+		semconv.ServerAddress(service),
+		attribute.String("request_id", requestID),
+	)
+	if code >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, http.StatusText(code))
+	}
+}
+
+// cachedTracer is the tracer of the global provider, looked up again only when the provider
+// changes (SetupTracing runs after the handlers are built, and tests install their own).
+type cachedTracer struct {
+	v atomic.Pointer[providerTracer]
+}
+
+type providerTracer struct {
+	provider trace.TracerProvider
+	tracer   trace.Tracer
+}
+
+const instrumentationScope = "github.com/scalestack/scalestack/apps/telemetry"
+
+func (c *cachedTracer) get() trace.Tracer {
+	tp := otel.GetTracerProvider()
+	if pt := c.v.Load(); pt != nil && pt.provider == tp {
+		return pt.tracer
+	}
+	pt := &providerTracer{provider: tp, tracer: tp.Tracer(instrumentationScope)}
+	c.v.Store(pt)
+	return pt.tracer
 }
 
 // Annotate tags the current span with the request's user and shard.
@@ -173,22 +260,77 @@ func UserID(id int64) attribute.KeyValue { return attribute.Int64("user_id", id)
 // Shard is the physical shard a request touched.
 func Shard(i int) attribute.KeyValue { return attribute.Int("shard", i) }
 
-// Transport instruments outgoing calls: trace context and the request ID travel with them.
+// Transport instruments outgoing calls: each gets a client span, and the trace context and the
+// request ID travel with it. The span's attributes are computed only when it is recorded; a
+// recorded span ends when the response body is read to its end or closed.
 func Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return otelhttp.NewTransport(requestIDTransport{base})
+	return &transport{base: base}
 }
 
-type requestIDTransport struct{ base http.RoundTripper }
+type transport struct {
+	base   http.RoundTripper
+	tracer cachedTracer
+}
 
-func (t requestIDTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if id := RequestID(r.Context()); id != "" && r.Header.Get(RequestIDHeader) == "" {
-		r = r.Clone(r.Context())
+func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, span := t.tracer.get().Start(r.Context(), r.Method, clientKind)
+	// A RoundTripper must not change the caller's request: the headers go on a copy.
+	r = r.Clone(ctx)
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(r.Header))
+	if id := RequestID(ctx); id != "" && r.Header.Get(RequestIDHeader) == "" {
 		r.Header.Set(RequestIDHeader, id)
 	}
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if !span.IsRecording() {
+		span.End()
+		return resp, err
+	}
+	span.SetAttributes(
+		semconv.HTTPRequestMethodKey.String(r.Method),
+		semconv.ServerAddress(r.URL.Hostname()),
+		// The path, not the full URL: a query may carry a token.
+		semconv.URLPath(r.URL.Path),
+	)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
+		return resp, err
+	}
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	if resp.StatusCode >= http.StatusBadRequest {
+		span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		span.End()
+		return resp, nil
+	}
+	resp.Body = &spanBody{ReadCloser: resp.Body, span: span}
+	return resp, nil
+}
+
+// spanBody ends its client span once, at the body's end or when it is closed.
+type spanBody struct {
+	io.ReadCloser
+	span trace.Span
+	once sync.Once
+}
+
+func (b *spanBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(func() { b.span.End() })
+	}
+	return n, err
+}
+
+func (b *spanBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { b.span.End() })
+	return err
 }
 
 // SetupTracing installs the global tracer provider: OTLP over HTTP when
