@@ -35,13 +35,14 @@ func main() {
 
 func run() error {
 	var (
-		metricsAddr, probeAddr, appsImage, logFormat, leaderNamespace, watchNamespaces string
-		leaderElect, secureMetrics                                                     bool
-		concurrency, qps, burst                                                        int
+		metricsAddr, probeAddr, pprofAddr, appsImage, logFormat, leaderNamespace, watchNamespaces string
+		leaderElect, secureMetrics                                                                bool
+		concurrency, qps, burst                                                                   int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; \"0\" turns it off.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, for callers the API server authenticates and authorizes.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address of Go's /debug/pprof endpoints, for profiling; empty (the default) turns them off. Bind it to localhost: it is not authenticated.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
 	flag.StringVar(&appsImage, "apps-image", DefaultAppsImage, "Apps image of platforms that do not set spec.apps.image.")
@@ -90,6 +91,7 @@ func run() error {
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "scalestack-operator.scalestack.dev",
 		LeaderElectionNamespace:       leaderNamespace,

@@ -54,6 +54,7 @@ var (
 	reportPath = flag.String("report", "", "also write the markdown report to this file")
 	opEnv      = flag.String("operator-env", "", "extra environment of the operator process only, e.g. GOMEMLIMIT=48MiB")
 	opArgs     = flag.String("operator-args", "", "extra flags of the operator, e.g. --child-event-delay=200ms")
+	profileDir = flag.String("profile", "", "save the operator's heap profile into this directory when each size is Ready (heap-<n>.pb.gz)")
 )
 
 type bench struct {
@@ -66,6 +67,7 @@ type bench struct {
 	kafka      []string
 	opPID      int
 	metricsURL string
+	pprofURL   string
 	report     strings.Builder
 	// breakdowns say, per size, which writes the convergence made.
 	breakdowns []string
@@ -221,6 +223,11 @@ func (b *bench) startOperator() (func(), error) {
 	}
 	op := exec.Command(manager, "--kubeconfig", b.kubeconfig, "--metrics-secure=false",
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--health-probe-bind-address=127.0.0.1:0", "--log-format=json", "--zap-log-level=error")
+	if *profileDir != "" {
+		pprofPort := freePort()
+		b.pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort)
+		op.Args = append(op.Args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort))
+	}
 	op.Args = append(op.Args, strings.Fields(*opArgs)...)
 	op.Stdout, op.Stderr = logFile, logFile
 	if *opEnv != "" {
@@ -302,6 +309,9 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	readyAt := time.Since(start)
 	rss := b.rss()
 	cpu := b.cpuSeconds() - cpuBefore
+	if err := b.saveHeapProfile(fmt.Sprintf("heap-%d.pb.gz", n)); err != nil {
+		return nil, "", err
+	}
 	after, err := b.metrics()
 	if err != nil {
 		return nil, "", err
@@ -545,6 +555,33 @@ func (b *bench) cpuSeconds() float64 {
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100
+}
+
+// saveHeapProfile writes the operator's heap profile into -profile's directory, when it is set.
+func (b *bench) saveHeapProfile(name string) error {
+	if *profileDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+		return err
+	}
+	resp, err := http.Get(b.pprofURL + "/heap")
+	if err != nil {
+		return fmt.Errorf("the operator's heap profile: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the operator's heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(filepath.Join(*profileDir, name))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // rss is the operator's resident memory in MiB.
