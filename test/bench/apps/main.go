@@ -159,8 +159,14 @@ func main() {
 		if f == 0.9 {
 			steadyBefore = cacheCounts(st)
 		}
-		r := record(fmt.Sprintf("scalestack mixed workload at %.0f%% of peak, open loop", 100*f),
-			loadgen.Run(ctx, cfg(st.Gateway(), loadgen.DefaultMix, f*mixed.All.Throughput)))
+		c := cfg(st.Gateway(), loadgen.DefaultMix, f*mixed.All.Throughput)
+		if f == 0.2 {
+			// The signup p99 is read off this run: 2% of 20% of the peak for one run's length is
+			// 50-80 signups, whose p99 is their largest or second largest. Four runs' length gives
+			// it a few hundred.
+			c.Duration = 4 * *run
+		}
+		r := record(fmt.Sprintf("scalestack mixed workload at %.0f%% of peak, open loop", 100*f), loadgen.Run(ctx, c))
 		last = r
 		atFraction[f] = r
 		for _, s := range []*series{&p50, &p95, &p99} {
@@ -208,6 +214,7 @@ func main() {
 		"feed_p95_at_half_mixed_peak_ms": ms(atFraction[0.5].ByOp[loadgen.Feed].P95),
 		"signup_p99_at_20pct_ms":         ms(atFraction[0.2].ByOp[loadgen.Signup].P99),
 		"other_p99_at_20pct_ms":          ms(othersP99(atFraction[0.2])),
+		"signups_at_20pct":               atFraction[0.2].ByOp[loadgen.Signup].Requests,
 	}
 	results["summary"] = summary
 	fmt.Println()
@@ -226,8 +233,8 @@ func main() {
 		100*firstShare(prof), 100*firstShare(last))
 	fmt.Printf("  signup p99 (in the mix)    %s\n", mixed.ByOp[loadgen.Signup].P99.Round(10*time.Microsecond))
 	fmt.Printf("  feed p95 at half of the mixed peak %s\n", atFraction[0.5].ByOp[loadgen.Feed].P95.Round(10*time.Microsecond))
-	fmt.Printf("  signup p99 at 20%% of the mixed peak %s (every other request's p99 beside it: %s)\n",
-		atFraction[0.2].ByOp[loadgen.Signup].P99.Round(10*time.Microsecond), othersP99(atFraction[0.2]).Round(10*time.Microsecond))
+	fmt.Printf("  signup p99 at 20%% of the mixed peak %s of %d signups (every other request's p99 beside it: %s)\n",
+		atFraction[0.2].ByOp[loadgen.Signup].P99.Round(10*time.Microsecond), atFraction[0.2].ByOp[loadgen.Signup].Requests, othersP99(atFraction[0.2]).Round(10*time.Microsecond))
 	fmt.Printf("  feed p95 at 1000 req/s     %s (error rate %.4f%%)\n", at1k.ByOp[loadgen.Feed].P95.Round(10*time.Microsecond), 100*at1k.All.ErrorRate())
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		panic(err)
