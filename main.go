@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"go.uber.org/zap/zapcore"
@@ -33,7 +34,17 @@ func main() {
 	}
 }
 
+// defaultGCPercent is the collector's target when GOGC is not set: the heap may grow by half its
+// live size between collections instead of Go's default of all of it. The operator's live heap is
+// mostly its informers' objects, so this is most of its memory beyond the binary; measured at 50
+// platforms it costs no CPU that shows (docs/benchmarks.md). GOMEMLIMIT, from the container's
+// memory limit, still bounds it from above.
+const defaultGCPercent = 50
+
 func run() error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	var (
 		metricsAddr, probeAddr, pprofAddr, appsImage, logFormat, leaderNamespace, watchNamespaces string
 		leaderElect, secureMetrics                                                                bool

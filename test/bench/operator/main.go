@@ -329,7 +329,7 @@ func (b *bench) size(n, offset int) ([]string, string, error) {
 	}
 	cpuPer1000 := cpu / made * 1000
 	writesPerChild := (after["writes"] - before["writes"]) / made
-	b.breakdowns = append(b.breakdowns, writeBreakdown(n, int(made), before, after))
+	b.breakdowns = append(b.breakdowns, writeBreakdown(n, int(made), before, after), memoryBreakdown(n, rss, after))
 	fmt.Fprintf(os.Stderr, "   operator: children %v, Ready %v, RSS %.1f MiB\n", createdAt.Round(10*time.Millisecond), readyAt.Round(10*time.Millisecond), rss)
 	_ = created
 
@@ -377,12 +377,34 @@ func rendered(sp *scalestackv1alpha1.SocialPlatform) []*unstructured.Unstructure
 	return out
 }
 
+// relabel replaces a label's value wherever it appears in the object (its own labels, its pod
+// template's, its selectors').
+func relabel(v any, key, from, to string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if k == key && e == from {
+				v[k] = to
+				continue
+			}
+			relabel(e, key, from, to)
+		}
+	case []any:
+		for _, e := range v {
+			relabel(e, key, from, to)
+		}
+	}
+}
+
 func childCount(sp *scalestackv1alpha1.SocialPlatform) int { return len(rendered(sp)) }
 
 func (b *bench) baseline(namespaces []string) error {
 	ctx := context.Background()
 	for _, ns := range namespaces {
 		for _, u := range rendered(b.platform(ns)) {
+			// Not ours: the operator's cache takes in every object labelled managed-by it, and the
+			// baseline's would double what it holds for the rest of the run.
+			relabel(u.Object, scalestackv1alpha1.LabelManagedBy, scalestackv1alpha1.ManagedByValue, "bench-baseline")
 			if err := b.k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
 				return fmt.Errorf("baseline %s %s: %w", u.GetKind(), u.GetName(), err)
 			}
@@ -506,7 +528,8 @@ func (b *bench) steadyState(namespaces []string) error {
 		len(namespaces), reconciles, writes, writes/math.Max(reconciles, 1))
 	fmt.Fprintf(&b.report, "Reconcile latency over the whole run (controller-runtime histogram): p50 %.1f ms, p99 %.1f ms.\n\n",
 		after["p50"]*1000, after["p99"]*1000)
-	return nil
+	b.report.WriteString("After the steady-state round:\n" + memoryBreakdown(len(namespaces), b.rss(), after) + "\n")
+	return b.saveHeapProfile("heap-steady.pb.gz")
 }
 
 // unrelatedObjects creates ConfigMaps and Secrets the operator does not own and reports its
@@ -555,6 +578,16 @@ func (b *bench) cpuSeconds() float64 {
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100
+}
+
+// memoryBreakdown says where the operator's resident memory is, from the Go runtime's own
+// figures: the heap's live objects and garbage, the heap goal of the next collection, heap pages
+// kept but free, stacks, and the rest (the binary's pages, the runtime's own structures).
+func memoryBreakdown(n int, rss float64, m map[string]float64) string {
+	mib := func(k string) float64 { return m["mem:"+k] / (1 << 20) }
+	return fmt.Sprintf("- %d platforms, memory: RSS %.1f MiB; heap objects (live and not yet collected) %.1f MiB, next collection at %.1f MiB; heap spans in use %.1f MiB, free but kept %.1f MiB; stacks %.1f MiB; the rest of RSS (binary, runtime) %.1f MiB.\n",
+		n, rss, mib("heap_alloc"), mib("next_gc"), mib("heap_inuse"), mib("heap_idle")-mib("heap_released"), mib("stack_inuse"),
+		rss-mib("heap_inuse")-(mib("heap_idle")-mib("heap_released"))-mib("stack_inuse"))
 }
 
 // saveHeapProfile writes the operator's heap profile into -profile's directory, when it is set.
@@ -618,6 +651,11 @@ func (b *bench) metrics() (map[string]float64, error) {
 		return nil, err
 	}
 	out := map[string]float64{}
+	for _, name := range []string{"heap_alloc", "next_gc", "heap_inuse", "heap_idle", "heap_released", "stack_inuse", "sys"} {
+		for _, m := range families["go_memstats_"+name+"_bytes"].GetMetric() {
+			out["mem:"+name] = m.GetGauge().GetValue()
+		}
+	}
 	for _, m := range families["controller_runtime_reconcile_total"].GetMetric() {
 		out["reconcile_total"] += m.GetCounter().GetValue()
 	}
