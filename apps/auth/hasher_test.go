@@ -77,6 +77,28 @@ func TestHasherBoundsConcurrencyAndQueue(t *testing.T) {
 	if ok, _ := h.Check(context.Background(), "wrong", enc); ok {
 		t.Errorf("a wrong password matched")
 	}
+	// Every hash that got a slot (5 blocked ones, one hash, two checks) is counted in both the
+	// wait and the duration histograms; the refused and the cancelled ones in neither.
+	for _, name := range []string{"scalestack_password_hash_wait_seconds", "scalestack_password_hash_duration_seconds"} {
+		if got := histogramCount(t, reg, name); got != 8 {
+			t.Errorf("%s counted %d hashes, want 8", name, got)
+		}
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("%s is not registered", name)
+	return 0
 }
 
 func waitFor(t *testing.T, cond func() bool) {
