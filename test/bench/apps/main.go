@@ -155,6 +155,7 @@ func main() {
 	var steadyBefore, steadyAfter map[string]loadgen.Counts
 	var last loadgen.Result
 	atFraction := map[float64]loadgen.Result{}
+	var signupsAt20 signupParts
 	for _, f := range []float64{0.2, 0.4, 0.5, 0.6, 0.8, 0.9} {
 		if f == 0.9 {
 			steadyBefore = cacheCounts(st)
@@ -166,7 +167,12 @@ func main() {
 			// it a few hundred.
 			c.Duration = 4 * *run
 		}
+		partsBefore := readSignupParts(st.URLs[service.User] + "/metrics")
 		r := record(fmt.Sprintf("scalestack mixed workload at %.0f%% of peak, open loop", 100*f), loadgen.Run(ctx, c))
+		if f == 0.2 {
+			signupsAt20 = readSignupParts(st.URLs[service.User] + "/metrics").since(partsBefore)
+			say("  %s", signupsAt20)
+		}
 		last = r
 		atFraction[f] = r
 		for _, s := range []*series{&p50, &p95, &p99} {
@@ -215,6 +221,7 @@ func main() {
 		"signup_p99_at_20pct_ms":         ms(atFraction[0.2].ByOp[loadgen.Signup].P99),
 		"other_p99_at_20pct_ms":          ms(othersP99(atFraction[0.2])),
 		"signups_at_20pct":               atFraction[0.2].ByOp[loadgen.Signup].Requests,
+		"signup_parts_at_20pct":          signupsAt20.summary(),
 	}
 	results["summary"] = summary
 	fmt.Println()
@@ -235,6 +242,7 @@ func main() {
 	fmt.Printf("  feed p95 at half of the mixed peak %s\n", atFraction[0.5].ByOp[loadgen.Feed].P95.Round(10*time.Microsecond))
 	fmt.Printf("  signup p99 at 20%% of the mixed peak %s of %d signups (every other request's p99 beside it: %s)\n",
 		atFraction[0.2].ByOp[loadgen.Signup].P99.Round(10*time.Microsecond), atFraction[0.2].ByOp[loadgen.Signup].Requests, othersP99(atFraction[0.2]).Round(10*time.Microsecond))
+	fmt.Printf("    where they spent it: %s\n", signupsAt20)
 	fmt.Printf("  feed p95 at 1000 req/s     %s (error rate %.4f%%)\n", at1k.ByOp[loadgen.Feed].P95.Round(10*time.Microsecond), 100*at1k.All.ErrorRate())
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		panic(err)
