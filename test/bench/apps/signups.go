@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -17,24 +18,29 @@ type hist struct {
 	Buckets    map[float64]float64
 }
 
-// scrapeHist reads the histogram name from the /metrics page at url, summing the series whose
-// labels include every one of match. A page that cannot be read gives an empty histogram.
-func scrapeHist(url, name string, match map[string]string) hist {
-	h := hist{Buckets: map[float64]float64{}}
+// scrapeFamilies reads the /metrics page at url. A page that cannot be read gives no families.
+func scrapeFamilies(url string) map[string]*dto.MetricFamily {
 	resp, err := http.Get(url)
 	if err != nil {
-		return h
+		return nil
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return h
+		return nil
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
 	if err != nil {
-		return h
+		return nil
 	}
+	return families
+}
+
+// histOf is the histogram name of families, summing the series whose labels include every one of
+// match; an absent one is empty.
+func histOf(families map[string]*dto.MetricFamily, name string, match map[string]string) hist {
+	h := hist{Buckets: map[float64]float64{}}
 series:
 	for _, m := range families[name].GetMetric() {
 		labels := map[string]string{}
@@ -86,10 +92,11 @@ func (h hist) over(le float64) float64 {
 type signupParts struct{ Request, HashWait, Hash hist }
 
 func readSignupParts(userMetricsURL string) signupParts {
+	families := scrapeFamilies(userMetricsURL)
 	return signupParts{
-		Request:  scrapeHist(userMetricsURL, "scalestack_http_request_duration_seconds", map[string]string{"route": "POST /v1/users"}),
-		HashWait: scrapeHist(userMetricsURL, "scalestack_password_hash_wait_seconds", nil),
-		Hash:     scrapeHist(userMetricsURL, "scalestack_password_hash_duration_seconds", nil),
+		Request:  histOf(families, "scalestack_http_request_duration_seconds", map[string]string{"route": "POST /v1/users"}),
+		HashWait: histOf(families, "scalestack_password_hash_wait_seconds", nil),
+		Hash:     histOf(families, "scalestack_password_hash_duration_seconds", nil),
 	}
 }
 

@@ -651,7 +651,7 @@ func (b *bench) metrics() (map[string]float64, error) {
 		return nil, err
 	}
 	out := map[string]float64{}
-	for _, name := range []string{"heap_alloc", "next_gc", "heap_inuse", "heap_idle", "heap_released", "stack_inuse", "sys"} {
+	for _, name := range []string{"heap_alloc", "next_gc", "heap_inuse", "heap_idle", "heap_released", "stack_inuse"} {
 		for _, m := range families["go_memstats_"+name+"_bytes"].GetMetric() {
 			out["mem:"+name] = m.GetGauge().GetValue()
 		}
