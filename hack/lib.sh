@@ -18,21 +18,39 @@ start() {
   echo $! >"$lib_state/pids/$name"
 }
 
-# wait_for <what> <seconds> <command...>: poll the command every 0.2s until it succeeds.
+# log_tail <name>: the last lines of the log of the process started as name, indented, if it has one.
+log_tail() {
+  [ -s "$lib_state/logs/$1.log" ] || return 0
+  printf '[%s] last lines of %s:\n' "$lib_name" "$lib_state/logs/$1.log" >&2
+  tail -n 15 "$lib_state/logs/$1.log" | sed 's/^/    /' >&2
+}
+
+# wait_for <what> <seconds> <command...>: poll the command every 0.2s until it succeeds. When what
+# names a started process, a process that exits stops the wait at once, and the error shows the end
+# of its log.
 wait_for() {
   local what=$1 secs=$2; shift 2
   for _ in $(seq 1 $((secs * 5))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    if [ -f "$lib_state/pids/$what" ] && ! pid_alive "$what"; then
+      log_tail "$what"
+      die "$what exited before it became ready; see $lib_state/logs/"
+    fi
     sleep 0.2
   done
+  log_tail "$what"
   die "$what did not become ready within ${secs}s; see $lib_state/logs/"
 }
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on. It is drawn from below the
+# kernel's ephemeral range: a port in that range can be the local end of any outgoing connection
+# (kubectl, the tests' clients), and then a server that binds it fails with "address already in use".
 free_port() {
-  local p
+  local p lo hi
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+  if [ "$lo" -gt 12000 ]; then hi=$lo; lo=10000; else lo=20000; hi=50000; fi
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((lo + RANDOM % (hi - lo)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return

@@ -71,14 +71,26 @@ up() {
   trap 'rc=$?; [ $rc -eq 0 ] || down_all' EXIT
   certs
 
-  local etcd_port etcd_peer api_port
-  etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
-  log "etcd on 127.0.0.1:$etcd_port"
-  start etcd "$bin/etcd" --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
-    --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" --initial-cluster "default=http://127.0.0.1:$etcd_peer" \
-    --unsafe-no-fsync --quota-backend-bytes 4294967296
+  local etcd_port etcd_peer api_port attempt
+  for attempt in 1 2 3; do
+    etcd_port=$(free_port); etcd_peer=$(free_port)
+    [ "$etcd_peer" != "$etcd_port" ] || continue
+    log "etcd on 127.0.0.1:$etcd_port"
+    start etcd "$bin/etcd" --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+      --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" --initial-cluster "default=http://127.0.0.1:$etcd_peer" \
+      --unsafe-no-fsync --quota-backend-bytes 4294967296
+    # A free port can be taken by another process before etcd binds it: pick others.
+    for _ in $(seq 1 150); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$etcd_port") 2>/dev/null || ! pid_alive etcd; then break; fi
+      sleep 0.2
+    done
+    if pid_alive etcd || ! grep -q 'address already in use' "$dir/logs/etcd.log"; then break; fi
+    log "a port etcd needs was taken (attempt $attempt)"
+    rm -rf "$dir/pids/etcd" "$dir/etcd"; mkdir -p "$dir/etcd"
+  done
   wait_for etcd 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$etcd_port"
+  api_port=$(free_port)
 
   log "kube-apiserver on https://127.0.0.1:$api_port"
   local p="$dir/pki"
@@ -96,7 +108,7 @@ up() {
     --kubelet-client-certificate "$p/admin.crt" --kubelet-client-key "$p/admin.key" \
     --max-requests-inflight 2000 --max-mutating-requests-inflight 1000
   )
-  local attempt old i
+  local old i
   for attempt in 1 2 3; do
     # Kept so that restart-apiserver starts it again exactly the same way.
     printf '%q ' "${api_args[@]}" >"$dir/apiserver.args"
