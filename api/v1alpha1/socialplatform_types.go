@@ -119,6 +119,41 @@ type AppsSpec struct {
 	// sent (sign-up works the same).
 	// +optional
 	Email *EmailSpec `json:"email,omitempty"`
+
+	// rateLimit sets the gateway's per-client limits. Unset fields keep the apps' defaults.
+	// +optional
+	RateLimit RateLimitSpec `json:"rateLimit,omitzero"`
+}
+
+// RateLimitSpec sizes the gateway's per-client token buckets, which every gateway replica shares
+// through the cache. A client is the signed-in user, or for public endpoints (profiles, sign-up,
+// sign-in) the caller's address: behind an ingress, the last address in X-Forwarded-For
+// (ingress.trustForwarded). A client over its limit gets 429 with Retry-After.
+type RateLimitSpec struct {
+	// requestsPerSecond is the rate each client may sustain. Defaults to 50.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	RequestsPerSecond *int32 `json:"requestsPerSecond,omitempty"`
+
+	// burst is how many requests a client may make at once before the rate applies. Defaults to 100.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Burst *int32 `json:"burst,omitempty"`
+
+	// authRequestsPerSecond is the rate of sign-ups and sign-ins each address may sustain, on top
+	// of requestsPerSecond: every attempt costs a password hash. Defaults to 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	AuthRequestsPerSecond *int32 `json:"authRequestsPerSecond,omitempty"`
+
+	// authBurst is how many sign-ups and sign-ins an address may make at once. Defaults to 20.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	AuthBurst *int32 `json:"authBurst,omitempty"`
 }
 
 // EmailSpec is the SMTP relay of the apps' outgoing e-mail.

@@ -44,6 +44,13 @@ func AppsConfig(sp *scalestackv1alpha1.SocialPlatform) *corev1ac.ConfigMapApplyC
 	if TrustForwarded(sp) {
 		data[platform.EnvTrustForwarded] = "true"
 	}
+	rl := sp.Spec.Apps.RateLimit
+	for env, v := range map[string]*int32{platform.EnvRateLimit: rl.RequestsPerSecond, platform.EnvRateBurst: rl.Burst,
+		platform.EnvAuthRateLimit: rl.AuthRequestsPerSecond, platform.EnvAuthRateBurst: rl.AuthBurst} {
+		if v != nil {
+			data[env] = fmt.Sprint(*v)
+		}
+	}
 	if sp.Spec.Ingress.Host != "" && sp.Spec.Ingress.TLSSecretName != "" {
 		data[platform.EnvSecureCookies] = "true"
 	}

@@ -332,6 +332,24 @@ func TestAppsConfigEmail(t *testing.T) {
 	}
 }
 
+func TestAppsConfigRateLimit(t *testing.T) {
+	sp := sample(t)
+	d := AppsConfig(sp).Data
+	for _, env := range []string{"SCALESTACK_RATE_LIMIT", "SCALESTACK_RATE_BURST", "SCALESTACK_AUTH_RATE_LIMIT", "SCALESTACK_AUTH_RATE_BURST"} {
+		if v, ok := d[env]; ok {
+			t.Errorf("%s=%q without spec.apps.rateLimit: the apps' defaults should hold", env, v)
+		}
+	}
+	sp.Spec.Apps.RateLimit = scalestackv1alpha1.RateLimitSpec{RequestsPerSecond: ptr.To[int32](500), AuthBurst: ptr.To[int32](40)}
+	d = AppsConfig(sp).Data
+	if d["SCALESTACK_RATE_LIMIT"] != "500" || d["SCALESTACK_AUTH_RATE_BURST"] != "40" {
+		t.Errorf("rate limits: %v", d)
+	}
+	if _, ok := d["SCALESTACK_RATE_BURST"]; ok {
+		t.Errorf("an unset burst was rendered: %v", d)
+	}
+}
+
 func TestConfigHash(t *testing.T) {
 	sp := sample(t)
 	a := HashData(AppsConfig(sp).Data)

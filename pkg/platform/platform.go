@@ -23,6 +23,11 @@ const (
 	EnvKafkaBrokers = "SCALESTACK_KAFKA_BROKERS"
 	// EnvKafkaTopicPrefix goes before every topic and consumer group name (spec.kafka.topicPrefix).
 	EnvKafkaTopicPrefix = "SCALESTACK_KAFKA_TOPIC_PREFIX"
+	// The gateway's per-client limits (spec.apps.rateLimit); unset keeps the apps' defaults.
+	EnvRateLimit     = "SCALESTACK_RATE_LIMIT"
+	EnvRateBurst     = "SCALESTACK_RATE_BURST"
+	EnvAuthRateLimit = "SCALESTACK_AUTH_RATE_LIMIT"
+	EnvAuthRateBurst = "SCALESTACK_AUTH_RATE_BURST"
 	// EnvTrustForwarded: the gateway keys rate limits on X-Forwarded-For (behind an ingress).
 	EnvTrustForwarded = "SCALESTACK_TRUST_FORWARDED"
 	// EnvSecureCookies: the gateway marks its session cookie Secure (served over TLS).

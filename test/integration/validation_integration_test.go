@@ -50,6 +50,10 @@ func TestInvalidManifestsAreRejectedOnCreate(t *testing.T) {
 			sp.Spec.Apps.Email = &scalestackv1alpha1.EmailSpec{SMTPAddress: "smtp.mail.svc:25", From: "welcome"}
 		},
 			[]string{"spec.apps.email.from", "should match"}},
+		{"no requests allowed", func(sp *scalestackv1alpha1.SocialPlatform) {
+			sp.Spec.Apps.RateLimit.RequestsPerSecond = ptr.To[int32](0)
+		},
+			[]string{"spec.apps.rateLimit.requestsPerSecond", "greater than or equal to 1"}},
 		{"unknown engine", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.Engine = "Postgres" },
 			[]string{"spec.database.engine", `supported values: "MariaDB", "MySQL"`}},
 		{"unknown deletion policy", func(sp *scalestackv1alpha1.SocialPlatform) { sp.Spec.Database.DeletionPolicy = "Orphan" },
