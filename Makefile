@@ -83,7 +83,7 @@ update-golden: ## Rewrite the render golden files from the current code.
 ##@ Benchmarks (not tests: they print figures measured side by side; see docs/benchmarks.md)
 
 .PHONY: bench
-bench: bench-operator bench-apps bench-backup ## Run every benchmark.
+bench: bench-operator bench-apps bench-realpods bench-backup ## Run every benchmark.
 
 .PHONY: screenshots
 screenshots: ## The web page in headless Chromium at desktop and phone widths, into docs/screenshots (shown in docs/apps.md).
@@ -91,10 +91,15 @@ screenshots: ## The web page in headless Chromium at desktop and phone widths, i
 	mkdir -p docs/screenshots
 	SCALESTACK_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestWebPageInChromium ./apps/apptest
 
-.PHONY: bench-operator bench-apps bench-backup run-apps
+.PHONY: bench-operator bench-apps bench-realpods bench-backup run-apps
 bench-apps: ## The apps under loadgen's Zipf workload over 1M users vs a bare net/http+Redis ceiling and a phase-1 floor; writes docs/bench/.
 	@hack/test-deps.sh
 	$(GO) run ./test/bench/apps $(if $(PROFILE),-profile docs/bench/profiles) $(BENCH_APPS_ARGS)
+
+bench-realpods: ## The same workload against a platform the operator provisioned in real pods on the real node, beside the apps as host processes (root); writes docs/bench/realpods-results.json.
+	@hack/test-deps.sh
+	hack/build-images.sh >/dev/null
+	K8S_BIN=$$(hack/build-k8s-binaries.sh) $(GO) run ./test/bench/realpods $(BENCH_REALPODS_ARGS)
 
 bench-operator: ## Operator convergence for 1, 50 and 200 platforms vs a plain-client baseline, writes per reconcile, memory.
 	K8S_BIN=$$(hack/build-k8s-binaries.sh) $(GO) run ./test/bench/operator $(BENCH_ARGS)

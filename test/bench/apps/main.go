@@ -30,7 +30,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/rueidis"
 
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/loadgen"
@@ -116,7 +115,7 @@ func main() {
 		}
 		return c
 	}
-	ceiling := serve(ceilingHandler(rc, ids))
+	ceiling := serve(loadgen.CeilingHandler(rc, ids))
 	floor := serve(floorHandler(st.DBs[0], st.AppPass))
 	profiles := loadgen.Mix{loadgen.Profile: 1}
 
@@ -385,25 +384,6 @@ func serve(h http.Handler) string {
 	}
 	go func() { _ = http.Serve(l, h) }()
 	return "http://" + l.Addr().String()
-}
-
-// ceilingHandler answers GET /api/users/{id} with one Redis GET: the least any cached read does.
-func ceilingHandler(rc rueidis.Client, ids []shard.ID) http.Handler {
-	ctx := context.Background()
-	for i := 0; i < len(ids) && i < 100_000; i++ {
-		_ = rc.Do(ctx, rc.B().Set().Key("ceiling:"+ids[i].String()).Value(`{"id":"`+ids[i].String()+`","handle":"u"}`).Build()).Error()
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/users/{id}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := rc.Do(r.Context(), rc.B().Get().Key("ceiling:"+r.PathValue("id")).Build()).ToString()
-		if err != nil && !rueidis.IsRedisNil(err) {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(v))
-	})
-	return mux
 }
 
 // floorHandler is the write-up's phase 1: every profile read is a query on one database.
