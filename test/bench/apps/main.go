@@ -30,7 +30,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/scalestack/scalestack/apps/auth"
 	"github.com/scalestack/scalestack/apps/loadgen"
 	"github.com/scalestack/scalestack/apps/localstack"

@@ -179,7 +179,7 @@ func realPods(ctx context.Context, o options) (f figures, err error) {
 		}
 		c := meta.FindStatusCondition(sp.Status.Conditions, scalestackv1alpha1.ConditionReady)
 		if c == nil || c.Status != metav1.ConditionTrue || sp.Status.ObservedGeneration != sp.Generation {
-			return fmt.Errorf("Ready is %+v", c)
+			return fmt.Errorf("the Ready condition is %+v", c)
 		}
 		return nil
 	}); err != nil {
