@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -115,27 +116,33 @@ type target struct {
 	tokenKey []byte
 	// caughtUp returns once every replica has applied what its primary wrote.
 	caughtUp func(context.Context) error
+	// cpu reads the CPU time of this target's processes by part (readCPU).
+	cpu func() cpuUse
 }
 
 // figures are one side's measurements.
 type figures struct {
-	Seed                string             `json:"seed"`
-	CeilingRPS          float64            `json:"ceiling_rps"`
-	ProfilePeakRPS      float64            `json:"profile_peak_rps"`
-	ProfileP99HalfMs    float64            `json:"profile_p99_at_half_peak_ms"`
-	MixedPeakRPS        float64            `json:"mixed_peak_rps"`
-	MixedErrorRate      float64            `json:"mixed_error_rate"`
-	MixedP95Ms          float64            `json:"mixed_p95_ms"`
-	FeedP95HalfMs       float64            `json:"feed_p95_at_half_mixed_peak_ms"`
-	P99HalfMs           float64            `json:"p99_at_half_mixed_peak_ms"`
-	SignupP99At20Ms     float64            `json:"signup_p99_at_20pct_ms"`
-	SignupsAt20         int                `json:"signups_at_20pct"`
-	OthersP99At20Ms     float64            `json:"other_p99_at_20pct_ms"`
-	HitRatioSteady      float64            `json:"cache_hit_ratio_steady"`
-	HitRatioByCache     map[string]float64 `json:"cache_hit_ratio_steady_by_cache"`
-	ErrorSamples        []string           `json:"error_samples,omitempty"`
-	HalfMixedErrorRate  float64            `json:"error_rate_at_half_mixed_peak"`
-	ProfileClosedErrors float64            `json:"profile_closed_loop_error_rate"`
+	Seed             string             `json:"seed"`
+	CeilingRPS       float64            `json:"ceiling_rps"`
+	ProfilePeakRPS   float64            `json:"profile_peak_rps"`
+	ProfileP99HalfMs float64            `json:"profile_p99_at_half_peak_ms"`
+	MixedPeakRPS     float64            `json:"mixed_peak_rps"`
+	MixedErrorRate   float64            `json:"mixed_error_rate"`
+	MixedP95Ms       float64            `json:"mixed_p95_ms"`
+	FeedP95HalfMs    float64            `json:"feed_p95_at_half_mixed_peak_ms"`
+	P99HalfMs        float64            `json:"p99_at_half_mixed_peak_ms"`
+	SignupP99At20Ms  float64            `json:"signup_p99_at_20pct_ms"`
+	SignupsAt20      int                `json:"signups_at_20pct"`
+	OthersP99At20Ms  float64            `json:"other_p99_at_20pct_ms"`
+	HitRatioSteady   float64            `json:"cache_hit_ratio_steady"`
+	HitRatioByCache  map[string]float64 `json:"cache_hit_ratio_steady_by_cache"`
+	// CPU by part: cores busy with no load, and milliseconds per request in the closed-loop runs.
+	IdleCPU             cpuFigures `json:"idle_cpu_cores"`
+	ProfileCPU          cpuFigures `json:"profile_closed_loop_cpu_ms_per_request"`
+	MixedCPU            cpuFigures `json:"mixed_closed_loop_cpu_ms_per_request"`
+	ErrorSamples        []string   `json:"error_samples,omitempty"`
+	HalfMixedErrorRate  float64    `json:"error_rate_at_half_mixed_peak"`
+	ProfileClosedErrors float64    `json:"profile_closed_loop_error_rate"`
 }
 
 // measure seeds the target and runs make bench-apps' runs that issue 16's table reads, each with
@@ -190,6 +197,15 @@ func measure(ctx context.Context, t target, o options) (figures, error) {
 		return r
 	}
 	profiles := loadgen.Mix{loadgen.Profile: 1}
+	// What the target costs with no load: probes, scrapes, agents, the control plane.
+	idle := t.cpu()
+	select {
+	case <-ctx.Done():
+		return f, ctx.Err()
+	case <-time.After(10 * time.Second):
+	}
+	f.IdleCPU = t.cpu().since(idle).per(10, time.Second)
+	say("CPU cores busy with no load: %s", sortedFigures(f.IdleCPU))
 	say("warming up")
 	warm := cfg(t.gateway, loadgen.DefaultMix, 0)
 	warm.Duration = o.warmup
@@ -203,8 +219,15 @@ func measure(ctx context.Context, t target, o options) (figures, error) {
 	go func() { _ = ceilingSrv.Serve(l) }()
 	ceil := run("ceiling: net/http + one GET on this target's Redis, closed loop", cfg("http://"+l.Addr().String(), profiles, 0))
 	_ = ceilingSrv.Close()
+	c0 := t.cpu()
 	prof := run("profile read, closed loop", cfg(t.gateway, profiles, 0))
+	c1 := t.cpu()
 	mixed := run("mixed workload, closed loop", cfg(t.gateway, loadgen.DefaultMix, 0))
+	c2 := t.cpu()
+	f.ProfileCPU = c1.since(c0).per(float64(prof.All.Requests), time.Millisecond)
+	f.MixedCPU = c2.since(c1).per(float64(mixed.All.Requests), time.Millisecond)
+	say("CPU ms per request, profile run: %s", sortedFigures(f.ProfileCPU))
+	say("CPU ms per request, mixed run: %s", sortedFigures(f.MixedCPU))
 	half := run("profile read at half of its peak, open loop", cfg(t.gateway, profiles, prof.All.Throughput/2))
 	c20 := cfg(t.gateway, loadgen.DefaultMix, 0.2*mixed.All.Throughput)
 	c20.Duration = 4 * o.run // a few hundred signups, as make bench-apps
@@ -270,8 +293,22 @@ func hostProcesses(ctx context.Context, o options) (figures, error) {
 	for _, svc := range []string{service.Gateway, service.User, service.Post, service.Feed} {
 		metrics[svc] = st.URLs[svc] + "/metrics"
 	}
+	self := os.Getpid()
+	cpu := func() cpuUse {
+		return readCPU(func(pid, ppid int, comm string) string {
+			switch {
+			case pid == self:
+				return "bench process: loadgen and every service"
+			case ppid == self && comm == "mariadbd":
+				return "mariadb"
+			case ppid == self && strings.HasPrefix(comm, "redis"):
+				return "redis"
+			}
+			return ""
+		})
+	}
 	return measure(ctx, target{gateway: st.Gateway(), metrics: metrics, shards: st.Apps[service.User].Shards,
-		rc: st.Apps[service.User].Redis, tokenKey: st.Config.TokenKey, caughtUp: st.WaitReplica}, o)
+		rc: st.Apps[service.User].Redis, tokenKey: st.Config.TokenKey, caughtUp: st.WaitReplica, cpu: cpu}, o)
 }
 
 // printSummary prints each figure of both sides and their ratio.
@@ -317,6 +354,37 @@ func printSummary(o options, r map[string]figures) {
 	for _, n := range slices.Sorted(maps.Keys(names)) {
 		row("  "+n+" (%)", 100*h.HitRatioByCache[n], 100*p.HitRatioByCache[n], "%.2f")
 	}
+	for _, run := range []struct {
+		name string
+		h, p cpuFigures
+	}{{"CPU cores busy with no load", h.IdleCPU, p.IdleCPU},
+		{"CPU ms per request, profile read, closed loop", h.ProfileCPU, p.ProfileCPU},
+		{"CPU ms per request, mixed workload, closed loop", h.MixedCPU, p.MixedCPU}} {
+		fmt.Printf("  %s (in parentheses: the kernel's part):\n", run.name)
+		parts := map[string]bool{}
+		for n := range run.h {
+			parts[n] = true
+		}
+		for n := range run.p {
+			parts[n] = true
+		}
+		for _, n := range slices.Sorted(maps.Keys(parts)) {
+			if strings.HasSuffix(n, ", system") {
+				continue
+			}
+			cell := func(m cpuFigures) string {
+				v, ok := m[n]
+				if !ok {
+					return "-"
+				}
+				if sys, ok := m[n+", system"]; ok {
+					return fmt.Sprintf("%.3f (%.3f)", v, sys)
+				}
+				return fmt.Sprintf("%.3f", v)
+			}
+			fmt.Printf("    %-44s %16s %16s\n", n, cell(run.h), cell(run.p))
+		}
+	}
 	fmt.Printf("  seeding: host %s, pods %s\n", h.Seed, p.Seed)
 }
 
@@ -325,4 +393,13 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// sortedFigures formats name=value pairs in name order.
+func sortedFigures(m map[string]float64) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&b, "%s=%.3f  ", k, m[k])
+	}
+	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -291,6 +292,36 @@ func podsTarget(ctx context.Context, k8s client.Client, sp *scalestackv1alpha1.S
 	}
 	if t.rc, err = rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{cache}, Password: cachePW, DisableCache: true}); err != nil {
 		return t, fmt.Errorf("the cache at %s: %w", cache, err)
+	}
+
+	// CPU by part: this process (loadgen), each pod (its processes' cgroup), and the control
+	// plane, the node's agents and the operator together.
+	pods := &corev1.PodList{}
+	if err := k8s.List(ctx, pods, client.InNamespace(ns)); err != nil {
+		return t, err
+	}
+	byUID := map[string]string{}
+	for _, p := range pods.Items {
+		name := strings.TrimPrefix(p.Name, sp.Name+"-")
+		if c := p.Labels[scalestackv1alpha1.LabelComponent]; c != "" && p.Labels["statefulset.kubernetes.io/pod-name"] == "" {
+			name = c
+		} else if n := p.Labels["app.kubernetes.io/name"]; n == "kfake" {
+			name = n
+		}
+		byUID[string(p.UID)] = "pod " + name
+	}
+	self := os.Getpid()
+	agents := []string{"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "containerd-shim", "coredns", "manager"}
+	t.cpu = func() cpuUse {
+		return readCPU(func(pid, _ int, comm string) string {
+			if pid == self {
+				return "bench process: loadgen"
+			}
+			if slices.Contains(agents, comm) {
+				return "control plane, node agents, operator"
+			}
+			return podOf(pid, byUID)
+		})
 	}
 
 	// The replicas have caught up when each has applied its primary's GTID position (MariaDB).
