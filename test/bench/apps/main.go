@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/scalestack/scalestack/apps/auth"
@@ -36,7 +35,6 @@ import (
 	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/store"
 	"github.com/scalestack/scalestack/internal/localservers"
-	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 func main() {
@@ -86,18 +84,7 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	var tmu sync.Mutex
-	tokens := map[shard.ID]string{}
-	token := func(id shard.ID) string {
-		tmu.Lock()
-		defer tmu.Unlock()
-		if t, ok := tokens[id]; ok {
-			return t
-		}
-		t, _ := tok.Issue(id)
-		tokens[id] = t
-		return t
-	}
+	token := loadgen.TokenFor(tok)
 	// Loadgen picks the acting user among the active ones, and targets (profiles, follows) over
 	// the whole million.
 	// seen remembers every profile the gateway was asked for since the seeding, so that each run
@@ -217,7 +204,7 @@ func main() {
 		"error_rate_1k":                  at1k.All.ErrorRate(),
 		"feed_p95_at_half_mixed_peak_ms": ms(atFraction[0.5].ByOp[loadgen.Feed].P95),
 		"signup_p99_at_20pct_ms":         ms(atFraction[0.2].ByOp[loadgen.Signup].P99),
-		"other_p99_at_20pct_ms":          ms(othersP99(atFraction[0.2])),
+		"other_p99_at_20pct_ms":          ms(atFraction[0.2].OthersP99()),
 		"signups_at_20pct":               atFraction[0.2].ByOp[loadgen.Signup].Requests,
 		"signup_parts_at_20pct":          signupsAt20.summary(),
 	}
@@ -239,7 +226,7 @@ func main() {
 	fmt.Printf("  signup p99 (in the mix)    %s\n", mixed.ByOp[loadgen.Signup].P99.Round(10*time.Microsecond))
 	fmt.Printf("  feed p95 at half of the mixed peak %s\n", atFraction[0.5].ByOp[loadgen.Feed].P95.Round(10*time.Microsecond))
 	fmt.Printf("  signup p99 at 20%% of the mixed peak %s of %d signups (every other request's p99 beside it: %s)\n",
-		atFraction[0.2].ByOp[loadgen.Signup].P99.Round(10*time.Microsecond), atFraction[0.2].ByOp[loadgen.Signup].Requests, othersP99(atFraction[0.2]).Round(10*time.Microsecond))
+		atFraction[0.2].ByOp[loadgen.Signup].P99.Round(10*time.Microsecond), atFraction[0.2].ByOp[loadgen.Signup].Requests, atFraction[0.2].OthersP99().Round(10*time.Microsecond))
 	fmt.Printf("    where they spent it: %s\n", signupsAt20)
 	fmt.Printf("  feed p95 at 1000 req/s     %s (error rate %.4f%%)\n", at1k.ByOp[loadgen.Feed].P95.Round(10*time.Microsecond), 100*at1k.All.ErrorRate())
 	if err := os.MkdirAll(*out, 0o755); err != nil {
@@ -254,17 +241,6 @@ func main() {
 		panic(err)
 	}
 	say("wrote %s and %s", filepath.Join(*out, "apps-results.json"), filepath.Join(*out, "apps-latency.svg"))
-}
-
-// othersP99 is the largest p99 of a run's operations other than signups.
-func othersP99(r loadgen.Result) time.Duration {
-	var worst time.Duration
-	for op, st := range r.ByOp {
-		if op != loadgen.Signup {
-			worst = max(worst, st.P99)
-		}
-	}
-	return worst
 }
 
 // firstShare is the share of a run's profile reads that were the first read of their profile.
@@ -410,17 +386,14 @@ func floorHandler(m *localservers.MariaDB, password string) http.Handler {
 	return mux
 }
 
-// cacheCounts reads the cache hit and miss counters of every service that reads the cache, by
-// service and cache ("gateway/profile"): a miss at the gateway is usually a miss at the owning
-// service too, so the services' figures are told apart.
+// cacheCounts reads the cache counters of every service that reads the cache, by service and
+// cache ("gateway/profile").
 func cacheCounts(st *localstack.Stack) map[string]loadgen.Counts {
-	out := map[string]loadgen.Counts{}
+	urls := map[string]string{}
 	for _, svc := range []string{service.Gateway, service.User, service.Post, service.Feed} {
-		for name, c := range loadgen.CacheCountsByCache([]string{st.URLs[svc] + "/metrics"}) {
-			out[svc+"/"+name] = c
-		}
+		urls[svc] = st.URLs[svc] + "/metrics"
 	}
-	return out
+	return loadgen.CacheCountsByService(urls)
 }
 
 // total sums the counts of every cache.

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -40,7 +39,6 @@ import (
 	"github.com/scalestack/scalestack/apps/service"
 	"github.com/scalestack/scalestack/apps/store"
 	"github.com/scalestack/scalestack/internal/localservers"
-	"github.com/scalestack/scalestack/pkg/shard"
 )
 
 type options struct {
@@ -168,18 +166,7 @@ func measure(ctx context.Context, t target, o options) (figures, error) {
 	if err != nil {
 		return f, err
 	}
-	var tmu sync.Mutex
-	tokens := map[shard.ID]string{}
-	token := func(id shard.ID) string {
-		tmu.Lock()
-		defer tmu.Unlock()
-		if s, ok := tokens[id]; ok {
-			return s
-		}
-		s, _ := tok.Issue(id)
-		tokens[id] = s
-		return s
-	}
+	token := loadgen.TokenFor(tok)
 	runs := uint64(0)
 	cfg := func(base string, mix loadgen.Mix, rate float64) loadgen.Config {
 		runs++
@@ -232,9 +219,9 @@ func measure(ctx context.Context, t target, o options) (figures, error) {
 	c20 := cfg(t.gateway, loadgen.DefaultMix, 0.2*mixed.All.Throughput)
 	c20.Duration = 4 * o.run // a few hundred signups, as make bench-apps
 	at20 := run("mixed workload at 20% of its peak, open loop", c20)
-	before := cacheCounts(t.metrics)
+	before := loadgen.CacheCountsByService(t.metrics)
 	at50 := run("mixed workload at 50% of its peak, open loop", cfg(t.gateway, loadgen.DefaultMix, 0.5*mixed.All.Throughput))
-	after := cacheCounts(t.metrics)
+	after := loadgen.CacheCountsByService(t.metrics)
 	if err := ctx.Err(); err != nil {
 		return f, err
 	}
@@ -243,7 +230,7 @@ func measure(ctx context.Context, t target, o options) (figures, error) {
 	f.ProfileP99HalfMs = ms(half.All.P99)
 	f.MixedPeakRPS, f.MixedErrorRate, f.MixedP95Ms = mixed.All.Throughput, mixed.All.ErrorRate(), ms(mixed.All.P95)
 	f.FeedP95HalfMs, f.P99HalfMs, f.HalfMixedErrorRate = ms(at50.ByOp[loadgen.Feed].P95), ms(at50.All.P99), at50.All.ErrorRate()
-	f.SignupP99At20Ms, f.SignupsAt20, f.OthersP99At20Ms = ms(at20.ByOp[loadgen.Signup].P99), at20.ByOp[loadgen.Signup].Requests, ms(othersP99(at20))
+	f.SignupP99At20Ms, f.SignupsAt20, f.OthersP99At20Ms = ms(at20.ByOp[loadgen.Signup].P99), at20.ByOp[loadgen.Signup].Requests, ms(at20.OthersP99())
 	var tb, ta loadgen.Counts
 	f.HitRatioByCache = map[string]float64{}
 	for name, c := range after {
@@ -253,28 +240,6 @@ func measure(ctx context.Context, t target, o options) (figures, error) {
 	}
 	f.HitRatioSteady = ta.Ratio(tb)
 	return f, nil
-}
-
-// cacheCounts reads every service's cache counters, by service and cache ("gateway/profile").
-func cacheCounts(metrics map[string]string) map[string]loadgen.Counts {
-	out := map[string]loadgen.Counts{}
-	for svc, u := range metrics {
-		for name, c := range loadgen.CacheCountsByCache([]string{u}) {
-			out[svc+"/"+name] = c
-		}
-	}
-	return out
-}
-
-// othersP99 is the largest p99 of a run's operations other than signups.
-func othersP99(r loadgen.Result) time.Duration {
-	var worst time.Duration
-	for op, s := range r.ByOp {
-		if op != loadgen.Signup && s.P99 > worst {
-			worst = s.P99
-		}
-	}
-	return worst
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -344,14 +309,7 @@ func printSummary(o options, r map[string]figures) {
 	row("  signups in that run", float64(h.SignupsAt20), float64(p.SignupsAt20), "%.0f")
 	row("  every other request's p99 there (ms)", h.OthersP99At20Ms, p.OthersP99At20Ms, "%.1f")
 	row("cache hit ratio at half the mixed peak (%)", 100*h.HitRatioSteady, 100*p.HitRatioSteady, "%.2f")
-	names := map[string]bool{}
-	for n := range h.HitRatioByCache {
-		names[n] = true
-	}
-	for n := range p.HitRatioByCache {
-		names[n] = true
-	}
-	for _, n := range slices.Sorted(maps.Keys(names)) {
+	for _, n := range sortedUnion(h.HitRatioByCache, p.HitRatioByCache) {
 		row("  "+n+" (%)", 100*h.HitRatioByCache[n], 100*p.HitRatioByCache[n], "%.2f")
 	}
 	for _, run := range []struct {
@@ -361,14 +319,7 @@ func printSummary(o options, r map[string]figures) {
 		{"CPU ms per request, profile read, closed loop", h.ProfileCPU, p.ProfileCPU},
 		{"CPU ms per request, mixed workload, closed loop", h.MixedCPU, p.MixedCPU}} {
 		fmt.Printf("  %s (in parentheses: the kernel's part):\n", run.name)
-		parts := map[string]bool{}
-		for n := range run.h {
-			parts[n] = true
-		}
-		for n := range run.p {
-			parts[n] = true
-		}
-		for _, n := range slices.Sorted(maps.Keys(parts)) {
+		for _, n := range sortedUnion(run.h, run.p) {
 			if strings.HasSuffix(n, ", system") {
 				continue
 			}
@@ -402,4 +353,16 @@ func sortedFigures(m map[string]float64) string {
 		fmt.Fprintf(&b, "%s=%.3f  ", k, m[k])
 	}
 	return b.String()
+}
+
+// sortedUnion is the names in either a or b, sorted.
+func sortedUnion[M ~map[string]float64](a, b M) []string {
+	names := slices.Collect(maps.Keys(a))
+	for n := range b {
+		if _, ok := a[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
