@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -40,4 +41,21 @@ func ServiceAccountKubeconfig(kubectl, adminKubeconfig, repo, dir string) (strin
 	}
 	path := filepath.Join(dir, "operator.kubeconfig")
 	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+// LocalCluster returns a runner of hack/local-cluster.sh's verbs (up, down, ...) for the control
+// plane in clusterDir, with the node mode named by node (kwok, real, both; empty: the script's
+// default or SCALESTACK_NODE). It returns what the verb prints (up: the kubeconfig's path); the
+// script's log goes to stderr.
+func LocalCluster(repo, clusterDir, node string) func(verb string) (string, error) {
+	return func(verb string) (string, error) {
+		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
+		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir)
+		if node != "" {
+			cmd.Env = append(cmd.Env, "SCALESTACK_NODE="+node)
+		}
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
 }

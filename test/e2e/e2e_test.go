@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -65,13 +64,7 @@ func run(m *testing.M) (code int) {
 		_ = os.RemoveAll(workDir)
 	}()
 	clusterDir := filepath.Join(workDir, "cluster")
-	cluster = func(verb string) (string, error) {
-		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
-		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		return strings.TrimSpace(string(out)), err
-	}
+	cluster = testutil.LocalCluster(repo, clusterDir, "")
 	kubeconfig, err := cluster("up")
 	adminKubeconfig = kubeconfig
 	defer func() { _, _ = cluster("down") }()

@@ -84,13 +84,7 @@ func run(m *testing.M) (code int) {
 		_ = os.RemoveAll(workDir)
 	}()
 	clusterDir := filepath.Join(workDir, "cluster")
-	cluster := func(verb string) (string, error) {
-		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
-		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir, "SCALESTACK_NODE=real")
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		return strings.TrimSpace(string(out)), err
-	}
+	cluster := testutil.LocalCluster(repo, clusterDir, "real")
 	kubeconfig, err = cluster("up")
 	defer func() {
 		// Everything the node made must be gone afterwards: containers, namespaces, chains, mounts.

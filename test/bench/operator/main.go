@@ -45,6 +45,7 @@ import (
 
 	scalestackv1alpha1 "github.com/scalestack/scalestack/api/v1alpha1"
 	"github.com/scalestack/scalestack/controllers/render"
+	"github.com/scalestack/scalestack/internal/testutil"
 )
 
 var (
@@ -95,13 +96,7 @@ func run() error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "work dir (logs):", b.work)
-	cluster := func(verb string) (string, error) {
-		cmd := exec.Command(filepath.Join(b.repo, "hack", "local-cluster.sh"), verb)
-		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+filepath.Join(b.work, "cluster"))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		return strings.TrimSpace(string(out)), err
-	}
+	cluster := testutil.LocalCluster(b.repo, filepath.Join(b.work, "cluster"), "")
 	if b.kubeconfig, err = cluster("up"); err != nil {
 		return fmt.Errorf("local control plane: %w", err)
 	}

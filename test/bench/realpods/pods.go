@@ -89,13 +89,7 @@ func realPods(ctx context.Context, o options) (f figures, err error) {
 		return f, err
 	}
 	clusterDir := filepath.Join(work, "cluster")
-	cluster := func(verb string) (string, error) {
-		cmd := exec.Command(filepath.Join(repo, "hack", "local-cluster.sh"), verb)
-		cmd.Env = append(os.Environ(), "SCALESTACK_CLUSTER_DIR="+clusterDir, "SCALESTACK_NODE=real")
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		return strings.TrimSpace(string(out)), err
-	}
+	cluster := testutil.LocalCluster(repo, clusterDir, "real")
 	say("starting the local control plane with a real node in %s", clusterDir)
 	kubeconfig, err := cluster("up")
 	defer func() {
